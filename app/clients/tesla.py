@@ -16,7 +16,7 @@ from typing import Any
 
 import requests
 
-from app.clients.base import HttpClient
+from app.clients.base import HttpClient, redact_text
 from app.clients.errors import BadResponseError, CommandRejectedError
 
 logger = logging.getLogger("app.clients.tesla")
@@ -258,7 +258,8 @@ class TeslaClient(HttpClient):
         if not isinstance(result, Mapping) or "result" not in result:
             raise BadResponseError(self.service, 200, detail=f"{path}: no command `result` in response")
         reason = result.get("reason")
-        reason_text = reason if isinstance(reason, str) else ""
+        # The reason is free text from the device: never let it carry our token into a log or a page.
+        reason_text = redact_text(reason, [self.token])[:500] if isinstance(reason, str) else ""
         if result["result"] is not True:
             logger.warning("%s command %s rejected: %s", self.service, path, reason_text[:200])
             raise CommandRejectedError(self.service, 200, reason=reason_text, detail=f"{path}: {reason_text[:200]}")
