@@ -1,0 +1,114 @@
+"""Tesla-Amber-Sync: the Flask application factory."""
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+
+from flask import Flask, jsonify, redirect, request, url_for
+from flask_login import current_user
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
+
+from app import clock
+from app.crypto import init_app_keys
+from app.extensions import csrf, db, login_manager, migrate
+from config import BASE_DIR, Config, config_for
+
+log = logging.getLogger(__name__)
+
+
+def create_app(config: Config | str | None = None) -> Flask:
+    """Build the app for `config` (a Config object, an environment name, or APP_ENV)."""
+    cfg = config if isinstance(config, Config) else config_for(config)
+    app = Flask(__name__)
+    app.config.from_object(cfg)
+    _configure_logging(app)
+
+    Path(app.config["DATA_DIR"]).mkdir(parents=True, exist_ok=True)
+    app.extensions["crypto"] = init_app_keys(app.config)
+    clock.init_app(app)
+
+    db.init_app(app)
+    migrate.init_app(app, db, directory=str(BASE_DIR / "migrations"))
+    csrf.init_app(app)
+    _configure_login(app)
+
+    from app.security import HttpsAwareSessionInterface
+
+    app.session_interface = HttpsAwareSessionInterface()
+
+    from app.admin import bp as admin_bp
+    from app.auth import bp as auth_bp
+    from app.main import bp as main_bp
+    from app.settings import bp as settings_bp
+
+    app.register_blueprint(main_bp)
+    app.register_blueprint(auth_bp)
+    app.register_blueprint(settings_bp)
+    app.register_blueprint(admin_bp)
+
+    from app.errors import register_error_handlers
+
+    register_error_handlers(app)
+
+    from app.cli import register_cli
+
+    register_cli(app)
+    return app
+
+
+def _configure_logging(app: Flask) -> None:
+    level = getattr(logging, app.config["LOG_LEVEL"], logging.INFO)
+    root = logging.getLogger()
+    if not any(getattr(h, "_tas_handler", False) for h in root.handlers) and not app.testing:
+        handler = logging.StreamHandler(sys.stdout)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        handler._tas_handler = True  # type: ignore[attr-defined]
+        root.addHandler(handler)
+    root.setLevel(level)
+    logging.getLogger("app").setLevel(level)
+
+
+@event.listens_for(Engine, "connect")
+def _sqlite_foreign_keys(dbapi_connection, connection_record) -> None:
+    # SQLite ignores ON DELETE CASCADE unless asked per connection.
+    if type(dbapi_connection).__module__.startswith("sqlite3"):
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()
+
+
+def _configure_login(app: Flask) -> None:
+    from app.models import User
+    from app.security import is_public_endpoint
+
+    login_manager.init_app(app)
+    login_manager.login_view = "auth.login"
+    login_manager.session_protection = "basic"
+
+    @login_manager.user_loader
+    def load_user(identity: str) -> User | None:
+        user_id, _, nonce = identity.partition(":")
+        if not user_id.isdigit() or not nonce:
+            return None
+        user = db.session.get(User, int(user_id))
+        if user is None or user.is_disabled or user.session_nonce != nonce:
+            return None
+        return user
+
+    @login_manager.unauthorized_handler
+    def unauthorized():
+        if request.path.startswith("/api/"):
+            return jsonify(error="Sign in first.", status=401), 401
+        target = request.full_path if request.query_string else request.path
+        return redirect(url_for("auth.login", next=target))
+
+    @app.before_request
+    def require_login():
+        # Every view needs a signed-in user unless marked @public: a new route cannot forget it.
+        if is_public_endpoint(app, request.endpoint):
+            return None
+        if not current_user.is_authenticated:
+            return login_manager.unauthorized()
+        return None

@@ -1,0 +1,179 @@
+"""A user's stored credentials and preferences, validated and applied in one place.
+
+Secrets are write-only from a user's point of view: pages get a `SecretStatus` (saved, ends in …a1b2)
+and never the value. A secret that no configured key can decrypt is kept as it is (never dropped) and
+reported as unreadable, so the user is asked to enter it again."""
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from sqlalchemy import select
+
+from app.crypto import Crypto, DecryptionError, get_crypto
+from app.extensions import db
+from app.models import ENCRYPTED_COLUMNS, User, UserSettings
+from app.validation import (
+    clean_amber_site_id,
+    clean_estimate,
+    clean_tesla_site_id,
+    clean_timezone,
+    clean_token,
+)
+
+log = logging.getLogger(__name__)
+
+# Secret name -> column on UserSettings.
+SECRET_COLUMNS = {
+    "amber_token": "amber_token_enc",
+    "teslemetry_token": "teslemetry_token_enc",
+    "tesla_access_token": "tesla_access_token_enc",
+    "tesla_refresh_token": "tesla_refresh_token_enc",
+}
+SECRET_LABELS = {
+    "amber_token": "Amber API token",
+    "teslemetry_token": "Teslemetry token",
+    "tesla_access_token": "Tesla Fleet access token",
+    "tesla_refresh_token": "Tesla Fleet refresh token",
+}
+HINT_LENGTH = 4
+
+
+class CredentialUnreadable(Exception):
+    """A stored secret exists but cannot be decrypted: the user must enter it again."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        super().__init__(
+            f"The saved {SECRET_LABELS[name]} can no longer be read (the encryption key changed). "
+            "Please enter it again in Settings."
+        )
+
+
+@dataclass(frozen=True)
+class SecretStatus:
+    """What a page may show about a secret: whether it is saved, readable, and its last characters."""
+
+    name: str
+    label: str
+    state: str  # "missing" | "saved" | "unreadable"
+    hint: str | None = None
+
+    @property
+    def saved(self) -> bool:
+        return self.state != "missing"
+
+
+def settings_for(user: User) -> UserSettings:
+    """The user's settings row, created (unsaved until the caller commits) on first use."""
+    if user.settings is None:
+        user.settings = UserSettings()
+    return user.settings
+
+
+def set_secret(settings: UserSettings, name: str, value: str | None) -> None:
+    """Store `value` encrypted with the newest key, or remove the secret when value is None."""
+    column = SECRET_COLUMNS[name]
+    setattr(settings, column, get_crypto().encrypt(value) if value is not None else None)
+
+
+def get_secret(settings: UserSettings | None, name: str) -> str | None:
+    """The decrypted secret, None when not saved; CredentialUnreadable when the key no longer fits."""
+    if settings is None:
+        return None
+    token = getattr(settings, SECRET_COLUMNS[name])
+    if token is None:
+        return None
+    try:
+        return get_crypto().decrypt(token)
+    except DecryptionError as exc:
+        log.warning("User %s: stored %s cannot be decrypted with the configured keys", settings.user_id, name)
+        raise CredentialUnreadable(name) from exc
+
+
+def secret_status(settings: UserSettings | None, name: str) -> SecretStatus:
+    """Describe a secret for display without revealing it."""
+    label = SECRET_LABELS[name]
+    try:
+        value = get_secret(settings, name)
+    except CredentialUnreadable:
+        return SecretStatus(name, label, "unreadable")
+    if value is None:
+        return SecretStatus(name, label, "missing")
+    hint = value[-HINT_LENGTH:] if len(value) > 2 * HINT_LENGTH else None
+    return SecretStatus(name, label, "saved", hint)
+
+
+@dataclass(frozen=True)
+class RotationResult:
+    """How many stored secrets were re-encrypted, and how many no key could read (left unchanged)."""
+
+    rotated: int
+    unreadable: int
+
+
+def rotate_stored_secrets(crypto: Crypto | None = None) -> RotationResult:
+    """Re-encrypt every stored secret with the newest key. The caller commits."""
+    crypto = crypto or get_crypto()
+    rotated = unreadable = 0
+    for model, columns in ENCRYPTED_COLUMNS.items():
+        for row in db.session.scalars(select(model)):
+            for column in columns:
+                token = getattr(row, column)
+                if token is None:
+                    continue
+                try:
+                    setattr(row, column, crypto.rotate(token))
+                    rotated += 1
+                except DecryptionError:
+                    unreadable += 1
+                    log.warning("%s %s.%s cannot be decrypted; left unchanged", model.__name__, row.id, column)
+    return RotationResult(rotated, unreadable)
+
+
+class SettingsError(ValueError):
+    """A settings value was rejected; `field` names it, the message is fit to show."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+def _cleaners() -> dict[str, Callable[[object], object]]:
+    return {
+        "amber_token": lambda v: clean_token(v, "Amber API token"),
+        "teslemetry_token": lambda v: clean_token(v, "Teslemetry token"),
+        "amber_site_id": clean_amber_site_id,
+        "tesla_site_id": clean_tesla_site_id,
+        "site_timezone": clean_timezone,
+        "forecast_estimate": clean_estimate,
+        "sync_enabled": bool,
+    }
+
+
+def apply_settings(user: User, **changes: object) -> list[str]:
+    """Validate and apply changes to a user's settings; return the names changed. The caller commits.
+
+    Secrets given as None are removed; every value is validated before anything is changed."""
+    cleaners = _cleaners()
+    cleaned: dict[str, object] = {}
+    for name, value in changes.items():
+        if name not in cleaners:
+            raise SettingsError(name, f"Unknown setting {name}.")
+        if value is None and name in SECRET_COLUMNS:
+            cleaned[name] = None
+            continue
+        try:
+            cleaned[name] = cleaners[name](value)
+        except ValueError as exc:
+            raise SettingsError(name, str(exc)) from exc
+    settings = settings_for(user)
+    for name, value in cleaned.items():
+        if name in SECRET_COLUMNS:
+            set_secret(settings, name, value)  # type: ignore[arg-type]
+        else:
+            setattr(settings, name, value)
+    if cleaned:
+        log.info("User %s changed settings: %s", user.id, ", ".join(sorted(cleaned)))
+    return sorted(cleaned)

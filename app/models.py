@@ -1,0 +1,126 @@
+"""Database models (SQLAlchemy 2.0 typed mappings). Timestamps are stored as UTC."""
+from __future__ import annotations
+
+import secrets
+from datetime import datetime, timezone
+
+from flask_login import UserMixin
+from sqlalchemy import Boolean, CheckConstraint, DateTime, ForeignKey, Integer, String, Text
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy.types import TypeDecorator
+
+from app.extensions import db
+
+FORECAST_ESTIMATES = ("low", "predicted", "high")
+
+
+def utcnow() -> datetime:
+    """The current time, timezone-aware UTC."""
+    return datetime.now(timezone.utc)
+
+
+class UTCDateTime(TypeDecorator):
+    """Aware UTC datetimes in Python, naive UTC in the database (SQLite keeps no zone)."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        return value.astimezone(timezone.utc).replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect) -> datetime | None:
+        return value.replace(tzinfo=timezone.utc) if value is not None else None
+
+
+def new_session_nonce() -> str:
+    """A random value that, when changed, signs the user out of every other session."""
+    return secrets.token_hex(16)
+
+
+class User(UserMixin, db.Model):
+    """An account. Emails are stored lower-case, so uniqueness is case-insensitive."""
+
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    email: Mapped[str] = mapped_column(String(254), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(255))
+    is_admin: Mapped[bool] = mapped_column(Boolean, default=False)
+    is_disabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    session_nonce: Mapped[str] = mapped_column(String(32), default=new_session_nonce)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+    settings: Mapped[UserSettings] = relationship(
+        back_populates="user", uselist=False, cascade="all, delete-orphan", passive_deletes=True
+    )
+
+    @property
+    def is_active(self) -> bool:  # Flask-Login: a disabled user is signed out everywhere
+        return not self.is_disabled
+
+    def get_id(self) -> str:
+        # The nonce makes a password change or a disable end every other session.
+        return f"{self.id}:{self.session_nonce}"
+
+    def __repr__(self) -> str:
+        return f"<User {self.id}>"
+
+
+class UserSettings(db.Model):
+    """A user's credentials (encrypted, never rendered) and sync preferences."""
+
+    __tablename__ = "user_settings"
+    __table_args__ = (
+        CheckConstraint(
+            "forecast_estimate IN ('low', 'predicted', 'high')", name="forecast_estimate_valid"
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), unique=True)
+
+    amber_token_enc: Mapped[str | None] = mapped_column(Text, nullable=True)
+    amber_site_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+
+    teslemetry_token_enc: Mapped[str | None] = mapped_column(Text, nullable=True)
+    tesla_access_token_enc: Mapped[str | None] = mapped_column(Text, nullable=True)
+    tesla_refresh_token_enc: Mapped[str | None] = mapped_column(Text, nullable=True)
+    tesla_token_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    tesla_region: Mapped[str | None] = mapped_column(String(8), nullable=True)
+    tesla_site_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    site_timezone: Mapped[str | None] = mapped_column(String(64), nullable=True)
+
+    # Off until the user turns it on: pushing a tariff acts on their battery and their bill.
+    sync_enabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    forecast_estimate: Mapped[str] = mapped_column(String(10), default="predicted")
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+    user: Mapped[User] = relationship(back_populates="settings")
+
+
+class LoginThrottle(db.Model):
+    """Failed logins per key ("account:<email>" or "ip:<address>") in the current window.
+
+    Kept in the database so the limit holds across gunicorn workers and app instances."""
+
+    __tablename__ = "login_throttles"
+
+    key: Mapped[str] = mapped_column(String(300), primary_key=True)
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+    window_started_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+# Every encrypted column, by model: `flask keys rotate` re-encrypts exactly these.
+ENCRYPTED_COLUMNS: dict[type, tuple[str, ...]] = {
+    UserSettings: (
+        "amber_token_enc",
+        "teslemetry_token_enc",
+        "tesla_access_token_enc",
+        "tesla_refresh_token_enc",
+    ),
+}
