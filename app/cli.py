@@ -1,0 +1,116 @@
+"""Operator commands: `flask users …` and `flask keys …` (plus Flask-Migrate's `flask db …`)."""
+from __future__ import annotations
+
+import click
+from flask import Flask
+from flask.cli import AppGroup
+from sqlalchemy import select
+
+from app import accounts
+from app.credentials import SettingsError, apply_settings, rotate_stored_secrets, secret_status
+from app.extensions import db
+from app.models import User
+
+users_cli = AppGroup("users", help="Create, list and configure accounts.")
+keys_cli = AppGroup("keys", help="Manage the encryption keys of stored credentials.")
+
+
+def _user_or_fail(email: str) -> User:
+    user = accounts.find_user(email)
+    if user is None:
+        raise click.ClickException(f"No account with email {email!r}.")
+    return user
+
+
+@users_cli.command("create")
+@click.argument("email")
+@click.option("--password", prompt=True, hide_input=True, confirmation_prompt=True, help="The initial password.")
+@click.option("--admin", is_flag=True, help="Make the account an administrator.")
+def create_user(email: str, password: str, admin: bool) -> None:
+    """Create an account."""
+    try:
+        user = accounts.create_user(email, password, is_admin=admin)
+    except accounts.AccountError as exc:
+        db.session.rollback()
+        raise click.ClickException(str(exc)) from exc
+    db.session.commit()
+    click.echo(f"Created {user.email}{' (administrator)' if user.is_admin else ''}.")
+
+
+@users_cli.command("list")
+def list_users() -> None:
+    """List accounts with their role, state and what is configured (never a secret)."""
+    users = db.session.scalars(select(User).order_by(User.email)).all()
+    if not users:
+        click.echo("No accounts yet.")
+        return
+    for user in users:
+        settings = user.settings
+        parts = [
+            user.email,
+            "admin" if user.is_admin else "user",
+            "disabled" if user.is_disabled else "active",
+            f"amber={secret_status(settings, 'amber_token').state}",
+            f"teslemetry={secret_status(settings, 'teslemetry_token').state}",
+            f"sync={'on' if settings and settings.sync_enabled else 'off'}",
+        ]
+        click.echo("  ".join(parts))
+
+
+@users_cli.command("set-password")
+@click.argument("email")
+@click.option("--password", prompt=True, hide_input=True, confirmation_prompt=True, help="The new password.")
+def set_password(email: str, password: str) -> None:
+    """Set a new password (signs the account out everywhere)."""
+    user = _user_or_fail(email)
+    try:
+        accounts.set_password(user, password)
+    except accounts.AccountError as exc:
+        db.session.rollback()
+        raise click.ClickException(str(exc)) from exc
+    db.session.commit()
+    click.echo(f"Password changed for {user.email}.")
+
+
+@users_cli.command("configure")
+@click.argument("email")
+@click.option("--amber-token", help="Amber API token (stored encrypted).")
+@click.option("--amber-site-id", help="Amber site id.")
+@click.option("--teslemetry-token", help="Teslemetry token (stored encrypted).")
+@click.option("--tesla-site-id", help="Tesla energy site id.")
+@click.option("--timezone", "site_timezone", help="Site time zone, e.g. Australia/Sydney.")
+@click.option("--estimate", "forecast_estimate", type=click.Choice(["low", "predicted", "high"]),
+              help="Which Amber forecast to plan with.")
+@click.option("--sync/--no-sync", "sync_enabled", default=None, help="Turn the tariff sync on or off.")
+def configure_user(email: str, **options: object) -> None:
+    """Set a user's credentials and preferences."""
+    user = _user_or_fail(email)
+    changes = {name: value for name, value in options.items() if value is not None}
+    if not changes:
+        raise click.UsageError("Nothing to change: give at least one option.")
+    try:
+        changed = apply_settings(user, **changes)
+    except SettingsError as exc:
+        db.session.rollback()
+        raise click.ClickException(f"{exc.field.replace('_', '-')}: {exc}") from exc
+    db.session.commit()
+    click.echo(f"Updated {user.email}: {', '.join(changed)}.")
+
+
+@keys_cli.command("rotate")
+def rotate_keys() -> None:
+    """Re-encrypt every stored secret with the newest key (the first in FERNET_ENCRYPTION_KEY)."""
+    result = rotate_stored_secrets()
+    db.session.commit()
+    click.echo(f"Re-encrypted {result.rotated} stored secret(s) with the newest key.")
+    if result.unreadable:
+        raise click.ClickException(
+            f"{result.unreadable} stored secret(s) could not be decrypted with any configured key and were "
+            "left unchanged; add the old key to FERNET_ENCRYPTION_KEY or ask those users to re-enter them."
+        )
+
+
+def register_cli(app: Flask) -> None:
+    """Add the command groups to `app`."""
+    app.cli.add_command(users_cli)
+    app.cli.add_command(keys_cli)

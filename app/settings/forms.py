@@ -1,0 +1,55 @@
+"""Forms of the settings page. Token fields are write-only: they never carry a stored value."""
+from __future__ import annotations
+
+from flask_wtf import FlaskForm
+from wtforms import BooleanField, PasswordField, SelectField, StringField, SubmitField
+from wtforms.validators import Length, Optional
+
+from app.form_helpers import Cleaned
+from app.validation import (
+    AUSTRALIAN_TIMEZONES,
+    TOKEN_MAX,
+    clean_amber_site_id,
+    clean_estimate,
+    clean_tesla_site_id,
+    clean_timezone,
+)
+
+
+class AmberForm(FlaskForm):
+    """Amber API token (write-only) and the Amber site to use."""
+
+    token = PasswordField("New Amber API token", validators=[Optional(), Length(max=TOKEN_MAX)])
+    site_id = StringField("Amber site id", validators=[Length(max=64), Cleaned(clean_amber_site_id)])
+    submit = SubmitField("Save Amber settings")
+
+
+class TeslemetryForm(FlaskForm):
+    """Teslemetry token (write-only) and the Tesla energy site to use."""
+
+    token = PasswordField("New Teslemetry token", validators=[Optional(), Length(max=TOKEN_MAX)])
+    site_id = StringField("Tesla energy site id", validators=[Length(max=20), Cleaned(clean_tesla_site_id)])
+    submit = SubmitField("Save Tesla settings")
+
+
+class PreferencesForm(FlaskForm):
+    """Time zone and sync preferences."""
+
+    site_timezone = SelectField(
+        "Site time zone",
+        choices=[("", "The zone Tesla reports for the site")] + [(tz, tz) for tz in AUSTRALIAN_TIMEZONES],
+        validators=[Cleaned(clean_timezone)],
+        validate_choice=False,  # clean_timezone decides (an operator may have set another zone)
+    )
+    forecast_estimate = SelectField(
+        "Amber forecast to plan with",
+        choices=[
+            ("low", "Low (optimistic)"),
+            ("predicted", "Predicted (recommended)"),
+            ("high", "High (cautious)"),
+        ],
+        validators=[Cleaned(clean_estimate)],
+        validate_choice=False,
+    )
+    sync_enabled = BooleanField("Keep my Powerwall's tariff in sync with Amber prices")
+    submit = SubmitField("Save preferences")
