@@ -23,8 +23,7 @@ from app.clients.errors import (
 )
 from app.clients.tesla import FLEET_API_HOSTS
 from app.clients.tesla_auth import (
-    DEFAULT_SCOPES,
-    TOKEN_BASE_URL,
+    TOKEN_URL,
     TeslaAuthClient,
     TokenSet,
     bare_domain,
@@ -39,7 +38,6 @@ from app.clients.tesla_auth import (
 )
 
 FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "reference" / "fixtures"
-TOKEN_URL = f"{TOKEN_BASE_URL}/oauth2/v3/token"
 CLIENT_ID = "11111111-2222-3333-4444-555555555555"
 CLIENT_SECRET = "ta-secret.CLIENT-SECRET-VALUE"
 REDIRECT = "https://app.example.com/tesla/callback"
@@ -332,4 +330,13 @@ def test_discover_region_with_single_override_host(mocked: responses.RequestsMoc
     mocked.get(f"{fake}/api/1/users/region", json={"response": {"region": "na", "fleet_api_base_url": NA}})
     found = discover_region("user-at", [fake], requests.Session())
     assert found.host == fake and found.region == "na"
-    assert DEFAULT_SCOPES == ("openid", "offline_access", "energy_device_data", "energy_cmds")
+
+
+def test_token_url_is_configurable(mocked: responses.RequestsMock) -> None:
+    fake = "http://127.0.0.1:5055/oauth2/v3/token"
+    mocked.post(fake, json={"access_token": "a", "refresh_token": "NA_r2", "expires_in": 60})
+    auth = TeslaAuthClient(CLIENT_ID, CLIENT_SECRET, requests.Session(), token_url=fake)
+    assert auth.refresh("NA_r1").refresh_token == "NA_r2"
+    assert mocked.calls[0].request.url == fake
+    with pytest.raises(ValueError):
+        TeslaAuthClient(CLIENT_ID, token_url="/oauth2/v3/token")

@@ -31,8 +31,8 @@ from app.clients.tesla import FLEET_API_HOSTS, TeslaClient, UserRegion
 logger = logging.getLogger("app.clients.tesla_auth")
 
 AUTH_URL = "https://auth.tesla.com"  # browser authorize; China: https://auth.tesla.cn
-TOKEN_BASE_URL = "https://fleet-auth.prd.vn.cloud.tesla.com"  # older docs: https://auth.tesla.com
-TOKEN_PATH = "/oauth2/v3/token"
+# Full token endpoint URL (our config's TESLA_TOKEN_URL has the same form). Older docs: auth.tesla.com.
+TOKEN_URL = "https://fleet-auth.prd.vn.cloud.tesla.com/oauth2/v3/token"
 DEFAULT_SCOPES: tuple[str, ...] = ("openid", "offline_access", "energy_device_data", "energy_cmds")
 PARTNER_SCOPES: tuple[str, ...] = ("openid", "energy_device_data", "energy_cmds")
 
@@ -136,15 +136,19 @@ class TeslaAuthClient(HttpClient):
         client_secret: str | None = None,
         session: requests.Session | None = None,
         *,
-        token_base_url: str = TOKEN_BASE_URL,
+        token_url: str = TOKEN_URL,
         **kwargs: Any,
     ) -> None:
-        super().__init__(token_base_url, None, session, **kwargs)
+        parts = urlsplit(token_url)
+        if not parts.scheme or not parts.netloc:
+            raise ValueError(f"token_url must be an absolute URL, got {token_url!r}")
+        super().__init__(f"{parts.scheme}://{parts.netloc}", None, session, **kwargs)
+        self.token_path = parts.path or "/oauth2/v3/token"
         self.client_id = client_id
         self.client_secret = client_secret
 
     def __repr__(self) -> str:
-        return f"TeslaAuthClient(client_id={self.client_id!r}, base_url={self.base_url!r})"
+        return f"TeslaAuthClient(client_id={self.client_id!r}, token_url={self.base_url + self.token_path!r})"
 
     def exchange_code(
         self,
@@ -192,7 +196,7 @@ class TeslaAuthClient(HttpClient):
     def _post_token(self, form: Mapping[str, str]) -> TokenSet:
         """The ONLY function that POSTs to the token endpoint (swap its transport here if HTTP/2 is required)."""
         try:
-            body = self.request("POST", TOKEN_PATH, form=form, extra_secrets=[self.client_secret]).body
+            body = self.request("POST", self.token_path, form=form, extra_secrets=[self.client_secret]).body
         except ClientError as exc:
             if exc.code in _AUTH_FAILURE_CODES and not isinstance(exc, AuthenticationError):
                 raise AuthenticationError(self.service, exc.status, detail=exc.detail, code=exc.code) from exc
