@@ -59,15 +59,17 @@ def create_app(config: Config | str | None = None) -> Flask:
 
 
 def _configure_logging(app: Flask) -> None:
+    # Logging is process-wide: tests leave it to pytest's capture instead.
+    if app.testing:
+        return
     level = getattr(logging, app.config["LOG_LEVEL"], logging.INFO)
     root = logging.getLogger()
-    if not any(getattr(h, "_tas_handler", False) for h in root.handlers) and not app.testing:
+    if not any(getattr(h, "_tas_handler", False) for h in root.handlers):
         handler = logging.StreamHandler(sys.stdout)
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
         handler._tas_handler = True  # type: ignore[attr-defined]
         root.addHandler(handler)
     root.setLevel(level)
-    logging.getLogger("app").setLevel(level)
 
 
 @event.listens_for(Engine, "connect")

@@ -50,6 +50,8 @@ def clean_email(value: str | None) -> str:
         raise ValueError("Enter your email address.")
     if len(value) > EMAIL_MAX:
         raise ValueError(f"An email address has at most {EMAIL_MAX} characters.")
+    if "\ufffd" in value:  # what the form parser leaves where the bytes were not valid UTF-8
+        raise ValueError("Enter a valid email address; part of what was sent could not be read.")
     try:
         # No DNS look-up (the app may run offline); .test addresses are allowed for demos and tests.
         result = validate_email(

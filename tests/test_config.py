@@ -1,0 +1,87 @@
+"""Configuration by environment."""
+from __future__ import annotations
+
+import pytest
+
+import config as config_module
+from config import ConfigError, DevelopmentConfig, ProductionConfig, config_for, normalise_database_url
+
+VARIABLES = [
+    "APP_ENV", "DATA_DIR", "DATABASE_URL", "SECRET_KEY", "FERNET_ENCRYPTION_KEY", "AMBER_API_URL",
+    "TESLEMETRY_API_URL", "TESLA_FLEET_API_URL", "TESLA_AUTH_URL", "TESLA_TOKEN_URL", "TESLA_CLIENT_ID",
+    "TESLA_CLIENT_SECRET", "TESLA_REDIRECT_URI", "APP_DOMAIN", "SCHEDULER", "REGISTRATION", "LOG_LEVEL",
+    "SESSION_COOKIE_SECURE",
+]
+
+
+@pytest.fixture()
+def clean_env(monkeypatch):
+    for name in VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    return monkeypatch
+
+
+def test_defaults(clean_env, tmp_path):
+    clean_env.chdir(tmp_path)
+    config = config_for()
+    assert isinstance(config, ProductionConfig) and not config.DEBUG
+    assert config.DATA_DIR.endswith("/data")
+    assert config.SQLALCHEMY_DATABASE_URI == f"sqlite:///{config.DATA_DIR}/tesla_amber_sync.db"
+    assert config.AMBER_API_URL == "https://api.amber.com.au/v1"
+    assert config.TESLEMETRY_API_URL == "https://api.teslemetry.com"
+    assert config.TESLA_FLEET_API_URL is None
+    assert config.TESLA_AUTH_URL == "https://auth.tesla.com"
+    assert config.TESLA_TOKEN_URL == "https://fleet-auth.prd.vn.cloud.tesla.com/oauth2/v3/token"
+    assert config.SCHEDULER == "embedded" and config.REGISTRATION == "first-user"
+    assert config.SECRET_KEY is None and config.FERNET_ENCRYPTION_KEY is None
+
+
+def test_environment_overrides(clean_env, tmp_path):
+    clean_env.setenv("DATA_DIR", str(tmp_path))
+    clean_env.setenv("AMBER_API_URL", "http://127.0.0.1:5055/amber/v1/")
+    clean_env.setenv("TESLA_FLEET_API_URL", "http://127.0.0.1:5055/tesla")
+    clean_env.setenv("SCHEDULER", "OFF")
+    clean_env.setenv("REGISTRATION", "open")
+    clean_env.setenv("DATABASE_URL", "postgresql://u:p@db:5432/tas")
+    config = config_for("development")
+    assert isinstance(config, DevelopmentConfig) and config.DEBUG
+    assert config.DATA_DIR == str(tmp_path)
+    assert config.AMBER_API_URL == "http://127.0.0.1:5055/amber/v1"
+    assert config.TESLA_FLEET_API_URL == "http://127.0.0.1:5055/tesla"
+    assert config.SCHEDULER == "off" and config.REGISTRATION == "open"
+    assert config.SQLALCHEMY_DATABASE_URI == "postgresql+psycopg://u:p@db:5432/tas"
+
+
+@pytest.mark.parametrize(("name", "value"), [("SCHEDULER", "twice"), ("REGISTRATION", "maybe"), ("APP_ENV", "staging")])
+def test_invalid_values_fail_fast_naming_the_variable(clean_env, name, value):
+    clean_env.setenv(name, value)
+    with pytest.raises(ConfigError, match=name):
+        config_for()
+
+
+def test_testing_config_never_runs_the_scheduler(clean_env):
+    clean_env.setenv("SCHEDULER", "embedded")
+    assert config_module.TestingConfig().SCHEDULER == "off"
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("postgres://u@h/d", "postgresql+psycopg://u@h/d"),
+        ("postgresql://u@h/d", "postgresql+psycopg://u@h/d"),
+        ("postgresql+psycopg://u@h/d", "postgresql+psycopg://u@h/d"),
+        ("sqlite:////data/x.db", "sqlite:////data/x.db"),
+    ],
+)
+def test_database_url_uses_psycopg3(url, expected):
+    assert normalise_database_url(url) == expected
+
+
+def test_env_example_documents_every_variable():
+    from pathlib import Path
+
+    lines = (Path(__file__).resolve().parents[1] / ".env.example").read_text().splitlines()
+    for name in VARIABLES:
+        index = next((i for i, line in enumerate(lines) if line.startswith(f"{name}=")), None)
+        assert index is not None, f"{name} is not in .env.example"
+        assert lines[index - 1].startswith("# "), f"{name} has no comment line above it"
