@@ -70,7 +70,7 @@ class TokenStore:
             redirect_uri=redirect_uri,
             scopes=tuple(params.get("scope", "").split()),
             state=params["state"],
-            challenge=params.get("code_challenge"),
+            challenge=params.get("code_challenge") or None,
             method=method,
             expires_at=now + timedelta(seconds=self.code_ttl_seconds),
         )
@@ -140,7 +140,7 @@ class TokenStore:
         claims = {
             "iss": "https://fleet-auth.prd.vn.cloud.tesla.com/oauth2/v3/nts",
             "azp": identity.FLEET_CLIENT_ID,
-            "sub": "00000000-0000-4000-8000-5im0000user01",
+            "sub": "00000000-0000-4000-8000-000051a0user",
             "aud": [audience, f"{audience.rstrip('/')}/userinfo"],
             "scp": list(scopes),
             "iat": int(now.timestamp()),
