@@ -128,7 +128,7 @@ def rotate_stored_secrets(crypto: Crypto | None = None) -> RotationResult:
                     rotated += 1
                 except DecryptionError:
                     unreadable += 1
-                    log.warning("%s %s.%s cannot be decrypted; left unchanged", model.__name__, row.id, column)
+                    log.warning("%s %s.%s cannot be decrypted; left unchanged", model.__name__, getattr(row, "id", "?"), column)
     return RotationResult(rotated, unreadable)
 
 

@@ -5,13 +5,15 @@ import secrets
 from datetime import datetime, timezone
 
 from flask_login import UserMixin
-from sqlalchemy import Boolean, CheckConstraint, DateTime, ForeignKey, Integer, String, Text
+from sqlalchemy import JSON, Boolean, CheckConstraint, DateTime, ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
 
 from app.extensions import db
 
 FORECAST_ESTIMATES = ("low", "predicted", "high")
+TESLA_PATHS = ("teslemetry", "fleet")
+SERVICE_STATES = ("connected", "attention", "not_configured")
 
 
 def utcnow() -> datetime:
@@ -79,6 +81,7 @@ class UserSettings(db.Model):
         CheckConstraint(
             "forecast_estimate IN ('low', 'predicted', 'high')", name="forecast_estimate_valid"
         ),
+        CheckConstraint("tesla_path IN ('teslemetry', 'fleet')", name="tesla_path_valid"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -93,6 +96,8 @@ class UserSettings(db.Model):
     tesla_token_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     tesla_region: Mapped[str | None] = mapped_column(String(8), nullable=True)
     tesla_site_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    # Which way Tesla calls go first; the other one, when configured, is the fallback on auth failure.
+    tesla_path: Mapped[str] = mapped_column(String(16), default="teslemetry", server_default="teslemetry")
     site_timezone: Mapped[str | None] = mapped_column(String(64), nullable=True)
 
     # Off until the user turns it on: pushing a tariff acts on their battery and their bill.
@@ -115,6 +120,64 @@ class LoginThrottle(db.Model):
     window_started_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
+class ServiceStatus(db.Model):
+    """The last known state of one outside service for one user, in words a user understands.
+
+    `details` keeps what the last check discovered (e.g. the sites to choose from); `via` says which
+    Tesla path answered ("teslemetry" or "fleet"), so a fallback is visible."""
+
+    __tablename__ = "service_status"
+    __table_args__ = (
+        UniqueConstraint("user_id", "service", name="uq_service_status_user_service"),
+        CheckConstraint("state IN ('connected', 'attention', 'not_configured')", name="state_valid"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    service: Mapped[str] = mapped_column(String(16))  # "amber" | "tesla"
+    state: Mapped[str] = mapped_column(String(16))
+    message: Mapped[str | None] = mapped_column(Text, nullable=True)
+    via: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    details: Mapped[dict | None] = mapped_column(JSON, nullable=True)
+    checked_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class OAuthState(db.Model):
+    """A pending Tesla Fleet sign-in: single-use `state` (stored hashed) bound to a user, with its PKCE verifier."""
+
+    __tablename__ = "oauth_states"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    state_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    code_verifier_enc: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class TeslaAppKey(db.Model):
+    """This installation's EC P-256 key pair for Tesla partner registration (private key encrypted)."""
+
+    __tablename__ = "tesla_app_keys"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    private_key_enc: Mapped[str] = mapped_column(Text)
+    public_key_pem: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class PartnerRegistration(db.Model):
+    """The outcome of registering this installation's Tesla app in one Fleet API region."""
+
+    __tablename__ = "tesla_partner_registrations"
+
+    region: Mapped[str] = mapped_column(String(8), primary_key=True)
+    domain: Mapped[str] = mapped_column(String(253))
+    ok: Mapped[bool] = mapped_column(Boolean, default=False)
+    message: Mapped[str | None] = mapped_column(Text, nullable=True)
+    attempted_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
 # Every encrypted column, by model: `flask keys rotate` re-encrypts exactly these.
 ENCRYPTED_COLUMNS: dict[type, tuple[str, ...]] = {
     UserSettings: (
@@ -123,4 +186,6 @@ ENCRYPTED_COLUMNS: dict[type, tuple[str, ...]] = {
         "tesla_access_token_enc",
         "tesla_refresh_token_enc",
     ),
+    OAuthState: ("code_verifier_enc",),
+    TeslaAppKey: ("private_key_enc",),
 }

@@ -41,3 +41,21 @@ def test_every_constraint_is_named():
     for table in db.metadata.sorted_tables:
         for constraint in table.constraints:
             assert constraint.name, f"unnamed constraint on {table.name}"
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_check_constraints_exist_after_upgrade(backend, tmp_path):
+    # compare_metadata does not compare CHECK constraints, so check them by name.
+    with fresh_database(backend, tmp_path) as url:
+        app = create_app(make_config(tmp_path, url))
+        with app.app_context():
+            upgrade()
+            with db.engine.connect() as conn:
+                inspector = inspect(conn)
+                for table in db.metadata.sorted_tables:
+                    expected = {
+                        c.name for c in table.constraints if c.__class__.__name__ == "CheckConstraint"
+                    }
+                    found = {c["name"] for c in inspector.get_check_constraints(table.name)}
+                    assert expected <= found, (table.name, expected - found)
+            db.engine.dispose()
