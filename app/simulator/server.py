@@ -4,6 +4,7 @@ URL layout: /amber/v1/... (Amber), /tesla/... (Fleet API), /teslemetry/... (Tesl
 /oauth2/v3/... (Tesla auth), /_sim/... (control)."""
 from __future__ import annotations
 
+import re
 import threading
 import time
 from datetime import datetime
@@ -12,7 +13,7 @@ from typing import Callable
 
 from flask import Flask, Response, current_app, g, jsonify, request
 from werkzeug.exceptions import HTTPException
-from werkzeug.serving import make_server, run_simple
+from werkzeug.serving import WSGIRequestHandler, make_server, run_simple
 
 from .amber_routes import amber, message_response, too_many_requests
 from .control_routes import control
@@ -131,6 +132,22 @@ def _http_error(error: HTTPException) -> Response:
     return response
 
 
+class RedactingRequestHandler(WSGIRequestHandler):
+    """Werkzeug's request log line with `?token=` values (Teslemetry query auth) masked."""
+
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+        # Runs after the response is sent, so rewriting the path only changes what is logged.
+        self.path = re.sub(r"(?i)([?&]token=)[^&]+", r"\1***", self.path)
+        super().log_request(code, size)
+
+
+class QuietRequestHandler(WSGIRequestHandler):
+    """No per-request log lines (in-process use: tests and demo mode keep the app's log readable)."""
+
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+        return None
+
+
 def run_simulator(
     host: str = "127.0.0.1",
     port: int = 5055,
@@ -140,7 +157,8 @@ def run_simulator(
     **config: object,
 ) -> None:
     """Serve the simulator until interrupted (werkzeug's threaded server)."""
-    run_simple(host, port, create_simulator_app(clock, seed, **config), threaded=True)
+    app = create_simulator_app(clock, seed, **config)
+    run_simple(host, port, app, threaded=True, request_handler=RedactingRequestHandler)
 
 
 def start_simulator_thread(
@@ -150,13 +168,15 @@ def start_simulator_thread(
     app: Flask | None = None,
     clock: Callable[[], datetime] | None = None,
     seed: int = DEFAULT_SEED,
+    log_requests: bool = False,
     **config: object,
 ) -> tuple[str, Callable[[], None]]:
     """Serve a simulator (the given `app`, or a new one) in a daemon thread; returns (base_url, stop).
 
-    Port 0 picks a free ephemeral port."""
+    Port 0 picks a free ephemeral port. Reach the state in-process via `app.extensions["simulator"]`."""
     app = app or create_simulator_app(clock, seed, **config)
-    server = make_server(host, port, app, threaded=True)
+    handler = RedactingRequestHandler if log_requests else QuietRequestHandler
+    server = make_server(host, port, app, threaded=True, request_handler=handler)
     thread = threading.Thread(target=server.serve_forever, name="tesla-amber-simulator", daemon=True)
     thread.start()
 
