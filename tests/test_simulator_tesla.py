@@ -450,15 +450,24 @@ def test_export_rule_never_curtails_solar(sim):
 
 
 def test_calendar_history_reports_integrated_energy(sim):
-    sim.post("/_sim/clock", json={"advance_seconds": 24 * 3600})
-    body = sim.get(f"{SITE}/calendar_history?kind=energy&period=day", headers=FLEET).get_json()["response"]
+    sim.post("/_sim/clock", json={"advance_seconds": 24 * 3600})  # 02:00 on the 20th to 02:00 on the 21st
+    path = f"{SITE}/calendar_history?kind=energy&period=week&start_date=2025-11-20T00:00:00%2B11:00"
+    body = sim.get(path, headers=FLEET).get_json()["response"]
     assert body["installation_time_zone"] == "Australia/Sydney"
-    day = next(e for e in body["time_series"] if e["timestamp"].startswith("2025-11-20"))
+    day = body["time_series"][0]
+    assert day["timestamp"] == "2025-11-20T00:00:00+11:00"
     assert day["total_solar_generation"] > 10000
     assert day["total_home_usage"] > 0
+    into_home = sum(day[f"consumer_energy_imported_from_{s}"] for s in ("grid", "solar", "battery"))
+    assert into_home == pytest.approx(day["total_home_usage"], abs=0.1)
+    assert day["total_grid_energy_exported"] == pytest.approx(
+        day["grid_energy_exported_from_solar"] + day["grid_energy_exported_from_battery"], abs=0.1
+    )
     balance = (
         day["total_solar_generation"] + day["total_battery_discharge"] + day["grid_energy_imported"]
         - day["total_battery_charge"] - day["total_grid_energy_exported"]
     )
-    assert balance == pytest.approx(day["total_home_usage"], rel=1e-3)
+    assert balance == pytest.approx(day["total_home_usage"], abs=0.1)
+    hourly = sim.get(f"{SITE}/calendar_history?kind=energy&period=day", headers=FLEET).get_json()["response"]
+    assert [row["timestamp"] for row in hourly["time_series"]] == ["2025-11-21T00:00:00+11:00", "2025-11-21T01:00:00+11:00"]
     assert sim.get(f"{SITE}/calendar_history?kind=power", headers=FLEET).status_code == 400

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import math
 from datetime import datetime, timedelta
+from typing import Callable
 from zoneinfo import ZoneInfo
 
 from .randomness import unit
@@ -44,7 +45,10 @@ def load_w(seed: int, instant: datetime, tz: ZoneInfo) -> float:
     return shape + 250 * unit(seed, "load", _bucket(instant))
 
 
-def mean_over(curve, seed: int, start: datetime, minutes: int, tz: ZoneInfo) -> float:
+Curve = Callable[[int, datetime, ZoneInfo], float]
+
+
+def mean_over(curve: Curve, seed: int, start: datetime, minutes: int, tz: ZoneInfo) -> float:
     """Mean of `curve` over `minutes` from `start`, sampled each minute (for metered energy)."""
     samples = [curve(seed, start + timedelta(minutes=m, seconds=30), tz) for m in range(minutes)]
     return sum(samples) / len(samples)

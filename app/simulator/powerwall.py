@@ -47,7 +47,7 @@ class Powerwall:
     storm_mode_enabled: bool = False
     tariff: dict | None = None
     last_update: datetime | None = None
-    daily_energy: dict[str, dict[str, float]] = field(default_factory=dict)
+    energy_history: dict[datetime, dict[str, float]] = field(default_factory=dict)  # Wh per local hour
     _compiled: CompiledTariff | None = field(default=None, repr=False)
     _day_prices: dict[date, tuple[list[float], list[float]]] = field(default_factory=dict, repr=False)
 
@@ -143,15 +143,28 @@ class Powerwall:
         self.last_update = now
 
     def _record(self, moment: datetime, flows: Flows, seconds: float) -> None:
-        day = moment.astimezone(self.tz).date().isoformat()
-        totals = self.daily_energy.setdefault(day, dict.fromkeys(ENERGY_KEYS, 0.0))
-        wh = seconds / 3600
-        totals["total_solar_generation"] += flows.solar * wh
-        totals["total_home_usage"] += flows.load * wh
-        totals["total_battery_discharge"] += max(flows.battery, 0.0) * wh
-        totals["total_battery_charge"] += max(-flows.battery, 0.0) * wh
-        totals["grid_energy_imported"] += max(flows.grid, 0.0) * wh
-        totals["total_grid_energy_exported"] += max(-flows.grid, 0.0) * wh
+        hour = moment.astimezone(self.tz).replace(minute=0, second=0, microsecond=0)
+        totals = self.energy_history.setdefault(hour, dict.fromkeys(ENERGY_KEYS, 0.0))
+        for key, watts in energy_split(flows).items():
+            totals[key] += watts * seconds / 3600
+
+    def energy_between(self, end: datetime, period: str, start: datetime | None = None) -> list[dict[str, object]]:
+        """calendar_history rows from `start` (default: the local day of `end`) up to `end`, in Wh:
+        hourly for period "day", daily otherwise."""
+        local_end = end.astimezone(self.tz)
+        first = _local_midnight(local_end) if start is None else start.astimezone(self.tz)
+        first = first.replace(minute=0, second=0, microsecond=0)
+        rows: dict[datetime, dict[str, float]] = {}
+        for hour, totals in sorted(self.energy_history.items()):
+            if not first <= hour <= local_end:
+                continue
+            bucket = rows.setdefault(hour if period == "day" else _local_midnight(hour), dict.fromkeys(ENERGY_KEYS, 0.0))
+            for name, value in totals.items():
+                bucket[name] += value
+        return [
+            {"timestamp": key.isoformat(), **{name: round(value, 2) for name, value in totals.items()}}
+            for key, totals in rows.items()
+        ]
 
     # --- wire views ----------------------------------------------------------------------------
 
@@ -243,8 +256,41 @@ class Powerwall:
             "storm_mode_enabled": self.storm_mode_enabled,
             "last_update": self.last_update.isoformat() if self.last_update else None,
             "tariff_content_v2": self.tariff,
-            "daily_energy_wh": self.daily_energy,
+            "energy_today_wh": self.energy_between(self.last_update, "month")[0] if self.energy_history else None,
         }
+
+
+def _local_midnight(local: datetime) -> datetime:
+    return datetime(local.year, local.month, local.day, tzinfo=local.tzinfo)
+
+
+def energy_split(flows: Flows) -> dict[str, float]:
+    """Who fed whom, in W, with solar serving the home first, then the battery, then the grid."""
+    charge, discharge = max(-flows.battery, 0.0), max(flows.battery, 0.0)
+    solar_to_home = min(flows.solar, flows.load)
+    solar_to_battery = min(flows.solar - solar_to_home, charge)
+    solar_to_grid = flows.solar - solar_to_home - solar_to_battery
+    battery_to_home = min(discharge, flows.load - solar_to_home)
+    battery_to_grid = discharge - battery_to_home
+    grid_to_home = flows.load - solar_to_home - battery_to_home
+    grid_to_battery = charge - solar_to_battery
+    return {
+        "solar_energy_exported": flows.solar,
+        "grid_energy_imported": grid_to_home + grid_to_battery,
+        "grid_energy_exported_from_solar": solar_to_grid,
+        "grid_energy_exported_from_battery": battery_to_grid,
+        "battery_energy_exported": discharge,
+        "battery_energy_imported_from_grid": grid_to_battery,
+        "battery_energy_imported_from_solar": solar_to_battery,
+        "consumer_energy_imported_from_grid": grid_to_home,
+        "consumer_energy_imported_from_solar": solar_to_home,
+        "consumer_energy_imported_from_battery": battery_to_home,
+        "total_home_usage": flows.load,
+        "total_battery_charge": charge,
+        "total_battery_discharge": discharge,
+        "total_solar_generation": flows.solar,
+        "total_grid_energy_exported": solar_to_grid + battery_to_grid,
+    }
 
 
 def _self_powered(surplus: float, can_discharge: bool) -> float:
@@ -253,10 +299,7 @@ def _self_powered(surplus: float, can_discharge: bool) -> float:
     return min(-surplus, MAX_POWER_W) if can_discharge else 0.0
 
 
-ENERGY_KEYS = (
-    "total_solar_generation", "total_home_usage", "total_battery_discharge", "total_battery_charge",
-    "grid_energy_imported", "total_grid_energy_exported",
-)
+ENERGY_KEYS = tuple(energy_split(Flows(0.0, 0.0, 0.0, 0.0)))
 
 
 def _periods(*windows: tuple[int, int]) -> dict[str, list[dict[str, int]]]:

@@ -317,7 +317,7 @@ def off_grid_vehicle_charging_reserve(site_id: str) -> Response:
 
 @tesla.get("/api/1/energy_sites/<site_id>/calendar_history")
 def calendar_history(site_id: str) -> Response:
-    """GET calendar_history?kind=energy|backup: daily energy totals the model integrated."""
+    """GET calendar_history?kind=energy|backup: energy the model integrated (hourly for a day, else daily)."""
     sim = _site(site_id)
     kind = request.args.get("kind")
     period = request.args.get("period", "day")
@@ -327,19 +327,13 @@ def calendar_history(site_id: str) -> Response:
         raise TeslaError(400, "invalid_field", "period must be day, week, month, year or lifetime")
     if kind == "backup":
         return _envelope({"events": [], "total_events": 0})
-    first, last = _day_arg("start_date"), _day_arg("end_date")
+    start, end = _time_arg("start_date"), _time_arg("end_date")
     with sim.lock:
-        days = sorted(sim.powerwall.daily_energy.items())
-        series = []
-        for day, totals in days:
-            if (first and day < first) or (last and day > last):
-                continue
-            midnight = datetime.fromisoformat(day).replace(tzinfo=sim.tz)
-            series.append({"timestamp": midnight.isoformat(), **{k: round(v, 1) for k, v in totals.items()}})
+        series = sim.powerwall.energy_between(end or sim.now(), period, start)
     return _envelope({"period": period, "installation_time_zone": sim.tz.key, "time_series": series})
 
 
-def _day_arg(name: str) -> str | None:
+def _time_arg(name: str) -> datetime | None:
     raw = request.args.get(name)
     if not raw:
         return None
@@ -347,9 +341,7 @@ def _day_arg(name: str) -> str | None:
         instant = datetime.fromisoformat(raw.replace("Z", "+00:00"))
     except ValueError as error:
         raise TeslaError(400, "invalid_field", f"{name} must be an RFC 3339 timestamp") from error
-    if instant.tzinfo is not None:
-        instant = instant.astimezone(_sim().tz)
-    return instant.date().isoformat()
+    return instant if instant.tzinfo is not None else instant.replace(tzinfo=_sim().tz)
 
 
 @tesla.post("/api/1/partner_accounts")

@@ -186,24 +186,23 @@ def _compile_side(where: str, side: dict, seasons: list[Season]) -> PriceSchedul
     charges = side.get("energy_charges")
     if not isinstance(charges, dict):
         raise TariffError(f"{where}.energy_charges: must be an object")
-    season_names = {s.name: s for s in seasons}
+    periods_of = {s.name: set(s.minute_periods) for s in seasons}
     rates: dict[str, dict[str, float]] = {}
     for season_name, entry in charges.items():
         here = f"{where}.energy_charges.{season_name}"
         if not isinstance(entry, dict):
             raise TariffError(f"{here}: must be an object")
-        season_rates = entry.get("rates", {})
         if not entry:
             continue  # an empty season object carries no prices
+        season_rates = entry.get("rates", {})
         if not isinstance(season_rates, dict):
             raise TariffError(f"{here}.rates: must be an object")
-        if season_name != "ALL" and season_name not in season_names:
+        if season_name != "ALL" and season_name not in periods_of:
             raise TariffError(f"{here}: prices for a season without time periods")
         for period_name, rate in season_rates.items():
             if not _is_number(rate):
                 raise TariffError(f"{here}.rates.{period_name}: must be a number")
-            known = season_names[season_name].minute_periods if season_name != "ALL" else None
-            if known is not None and period_name != "ALL" and period_name not in set(known):
+            if season_name != "ALL" and period_name != "ALL" and period_name not in periods_of[season_name]:
                 raise TariffError(f"{here}.rates.{period_name}: price for a period without time periods")
         rates[season_name] = {k: float(v) for k, v in season_rates.items()}
     schedule = PriceSchedule(seasons=seasons, rates=rates)
