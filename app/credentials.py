@@ -17,6 +17,7 @@ from app.models import ENCRYPTED_COLUMNS, User, UserSettings
 from app.validation import (
     clean_amber_site_id,
     clean_estimate,
+    clean_tesla_path,
     clean_tesla_site_id,
     clean_timezone,
     clean_token,
@@ -146,6 +147,7 @@ def _cleaners() -> dict[str, Callable[[object], object]]:
         "teslemetry_token": lambda v: clean_token(v, "Teslemetry token"),
         "amber_site_id": clean_amber_site_id,
         "tesla_site_id": clean_tesla_site_id,
+        "tesla_path": clean_tesla_path,
         "site_timezone": clean_timezone,
         "forecast_estimate": clean_estimate,
         "sync_enabled": bool,
@@ -169,6 +171,10 @@ def apply_settings(user: User, **changes: object) -> list[str]:
         except ValueError as exc:
             raise SettingsError(name, str(exc)) from exc
     settings = settings_for(user)
+    if cleaned.get("tesla_path") == "fleet" and not settings.tesla_refresh_token_enc:
+        raise SettingsError("tesla_path", "Connect Tesla through the Fleet API before choosing it.")
+    if "tesla_site_id" in cleaned and cleaned["tesla_site_id"] != settings.tesla_site_id:
+        settings.tesla_reported_timezone = None  # it described the previous site
     for name, value in cleaned.items():
         if name in SECRET_COLUMNS:
             set_secret(settings, name, value)  # type: ignore[arg-type]

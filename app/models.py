@@ -98,7 +98,9 @@ class UserSettings(db.Model):
     tesla_site_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
     # Which way Tesla calls go first; the other one, when configured, is the fallback on auth failure.
     tesla_path: Mapped[str] = mapped_column(String(16), default="teslemetry", server_default="teslemetry")
-    site_timezone: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    site_timezone: Mapped[str | None] = mapped_column(String(64), nullable=True)  # the user's pick
+    # installation_time_zone as Tesla last reported it; it wins over the user's pick when present.
+    tesla_reported_timezone: Mapped[str | None] = mapped_column(String(64), nullable=True)
 
     # Off until the user turns it on: pushing a tariff acts on their battery and their bill.
     sync_enabled: Mapped[bool] = mapped_column(Boolean, default=False)

@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from email_validator import EmailNotValidError, validate_email
 
-from app.models import FORECAST_ESTIMATES
+from app.models import FORECAST_ESTIMATES, TESLA_PATHS
 
 EMAIL_MAX = 254
 PASSWORD_MIN = 8
@@ -135,4 +135,12 @@ def clean_estimate(value: str | None) -> str:
     value = (value or "predicted").strip().lower()
     if value not in FORECAST_ESTIMATES:
         raise ValueError("Choose low, predicted or high.")
+    return value
+
+
+def clean_tesla_path(value: str | None) -> str:
+    """Which way Tesla calls go first: teslemetry or fleet."""
+    value = (value or "teslemetry").strip().lower()
+    if value not in TESLA_PATHS:
+        raise ValueError("Choose Teslemetry or the Tesla Fleet API.")
     return value

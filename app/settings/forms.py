@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from flask_wtf import FlaskForm
-from wtforms import BooleanField, PasswordField, SelectField, StringField, SubmitField
+from wtforms import BooleanField, PasswordField, RadioField, SelectField, StringField, SubmitField
 from wtforms.validators import Length, Optional
 
 from app.form_helpers import Cleaned
@@ -11,6 +11,7 @@ from app.validation import (
     TOKEN_MAX,
     clean_amber_site_id,
     clean_estimate,
+    clean_tesla_path,
     clean_tesla_site_id,
     clean_timezone,
 )
@@ -24,11 +25,18 @@ class AmberForm(FlaskForm):
     submit = SubmitField("Save Amber settings")
 
 
-class TeslemetryForm(FlaskForm):
-    """Teslemetry token (write-only) and the Tesla energy site to use."""
+class TeslaForm(FlaskForm):
+    """Teslemetry token (write-only), the Tesla energy site and which path to use first."""
 
     token = PasswordField("New Teslemetry token", validators=[Optional(), Length(max=TOKEN_MAX)])
     site_id = StringField("Tesla energy site id", validators=[Length(max=20), Cleaned(clean_tesla_site_id)])
+    path = RadioField(
+        "Talk to Tesla through",
+        choices=[("teslemetry", "Teslemetry"), ("fleet", "Tesla Fleet API")],
+        default="teslemetry",
+        validators=[Cleaned(clean_tesla_path)],
+        validate_choice=False,
+    )
     submit = SubmitField("Save Tesla settings")
 
 

@@ -1,22 +1,38 @@
 """Views of the settings blueprint."""
 from __future__ import annotations
 
-from flask import abort, flash, redirect, render_template, request, url_for
+from flask import abort, flash, redirect, render_template, url_for
 from flask_login import current_user
 
+from app import clock
+from app.connections import check_connections, effective_timezone, fleet_configured, statuses
 from app.credentials import SettingsError, apply_settings, secret_status
 from app.extensions import db
 from app.form_helpers import ActionForm
 from app.settings import bp
-from app.settings.forms import AmberForm, PreferencesForm, TeslemetryForm
+from app.settings.forms import AmberForm, PreferencesForm, TeslaForm
 
 REMOVABLE_SECRETS = ("amber_token", "teslemetry_token")
+STATE_WORDS = {"connected": "Connected", "attention": "Needs attention", "not_configured": "Not configured"}
+
+
+def _site_choices(status, current: str | None) -> list[tuple[str, str]]:
+    """Sites found by the last connection check, as (id, label); the current choice is always listed."""
+    sites = list((status.details or {}).get("sites", [])) if status else []
+    choices = [(s["id"], " · ".join(str(v) for v in (s["id"], s.get("name") or s.get("nmi"), s.get("status")) if v)) for s in sites]
+    if current and current not in {c[0] for c in choices}:
+        choices.append((current, f"{current} (not found in the last check)"))
+    return choices
 
 
 def _render(status: int = 200, **forms):
     settings = current_user.settings
     amber = forms.get("amber") or AmberForm(formdata=None, site_id=settings.amber_site_id if settings else "")
-    tesla = forms.get("tesla") or TeslemetryForm(formdata=None, site_id=settings.tesla_site_id if settings else "")
+    tesla = forms.get("tesla") or TeslaForm(
+        formdata=None,
+        site_id=settings.tesla_site_id if settings else "",
+        path=settings.tesla_path if settings else "teslemetry",
+    )
     prefs = forms.get("prefs") or PreferencesForm(
         formdata=None,
         site_timezone=(settings.site_timezone if settings else "") or "",
@@ -25,6 +41,7 @@ def _render(status: int = 200, **forms):
     )
     if settings and settings.site_timezone and settings.site_timezone not in dict(prefs.site_timezone.choices):
         prefs.site_timezone.choices = list(prefs.site_timezone.choices) + [(settings.site_timezone,) * 2]
+    service_status = statuses(current_user)
     return (
         render_template(
             "settings/index.html",
@@ -34,7 +51,13 @@ def _render(status: int = 200, **forms):
             action_form=ActionForm(),
             amber_status=secret_status(settings, "amber_token"),
             teslemetry_status=secret_status(settings, "teslemetry_token"),
-            fleet_status=secret_status(settings, "tesla_access_token"),
+            fleet_connected=fleet_configured(settings),
+            service_status=service_status,
+            state_words=STATE_WORDS,
+            amber_sites=_site_choices(service_status["amber"], settings.amber_site_id if settings else None),
+            tesla_sites=_site_choices(service_status["tesla"], settings.tesla_site_id if settings else None),
+            tesla_timezone=settings.tesla_reported_timezone if settings else None,
+            effective_timezone=effective_timezone(settings),
         ),
         status,
     )
@@ -77,14 +100,14 @@ def save_amber():
 
 @bp.route("/tesla", methods=["POST"])
 def save_tesla():
-    """Save the Teslemetry token (when a new one is typed) and the Tesla energy site id."""
-    form = TeslemetryForm()
+    """Save the Teslemetry token (when a new one is typed), the energy site id and the path."""
+    form = TeslaForm()
     if not form.validate_on_submit():
         return _render(400, tesla=form)
-    changes: dict[str, object] = {"tesla_site_id": form.site_id.data}
+    changes: dict[str, object] = {"tesla_site_id": form.site_id.data, "tesla_path": form.path.data}
     if form.token.data:
         changes["teslemetry_token"] = form.token.data
-    return _save(form, "tesla", changes, {"teslemetry_token": "token", "tesla_site_id": "site_id"})
+    return _save(form, "tesla", changes, {"teslemetry_token": "token", "tesla_site_id": "site_id", "tesla_path": "path"})
 
 
 @bp.route("/preferences", methods=["POST"])
@@ -106,10 +129,22 @@ def remove_secret(name: str):
     """Remove a saved token."""
     if name not in REMOVABLE_SECRETS:
         abort(404)
-    form = ActionForm()
-    if not form.validate_on_submit():
+    if not ActionForm().validate_on_submit():
         abort(400)
     apply_settings(current_user, **{name: None})
     db.session.commit()
     flash(f"{secret_status(None, name).label} removed.", "info")
+    return redirect(url_for("settings.index"))
+
+
+@bp.route("/test", methods=["POST"])
+def test_connection():
+    """Check Amber and Tesla with the saved credentials, list the sites, choose single ones."""
+    if not ActionForm().validate_on_submit():
+        abort(400)
+    results = check_connections(current_user, clock.now())
+    db.session.commit()
+    for service, row in results.items():
+        name = "Amber" if service == "amber" else "Tesla"
+        flash(f"{name}: {STATE_WORDS[row.state].lower()}. {row.message or ''}", "success" if row.state == "connected" else "error")
     return redirect(url_for("settings.index"))

@@ -1,4 +1,4 @@
-"""Service status, Tesla path, OAuth states, Tesla app keys and partner registrations
+"""Service status, Tesla path and reported time zone, OAuth states, Tesla app keys and partner registrations
 
 Revision ID: 0002_connections
 Revises: 0001_accounts
@@ -65,6 +65,7 @@ def upgrade():
 
     with op.batch_alter_table('user_settings', schema=None) as batch_op:
         batch_op.add_column(sa.Column('tesla_path', sa.String(length=16), server_default='teslemetry', nullable=False))
+        batch_op.add_column(sa.Column('tesla_reported_timezone', sa.String(length=64), nullable=True))
         batch_op.create_check_constraint(
             op.f('ck_user_settings_tesla_path_valid'), "tesla_path IN ('teslemetry', 'fleet')"
         )
@@ -73,6 +74,7 @@ def upgrade():
 def downgrade():
     with op.batch_alter_table('user_settings', schema=None) as batch_op:
         batch_op.drop_constraint(op.f('ck_user_settings_tesla_path_valid'), type_='check')
+        batch_op.drop_column('tesla_reported_timezone')
         batch_op.drop_column('tesla_path')
 
     with op.batch_alter_table('service_status', schema=None) as batch_op:

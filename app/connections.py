@@ -1,0 +1,357 @@
+"""A user's connections to Amber and Tesla: build clients from stored credentials, keep Fleet tokens
+fresh, choose the Tesla path (with fallback), and record each service's status in plain words.
+
+Routes, the CLI and (later) the sync call this module; clients stay free of Flask and models."""
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import TypeVar
+
+import requests
+from flask import current_app
+from sqlalchemy import select
+
+from app.clients.amber import AmberClient, AmberSite
+from app.clients.errors import AuthenticationError, ClientError, WrongRegionError
+from app.clients.tesla import EnergySite, TeslaClient, fleet_api_host, teslemetry_client
+from app.clients.tesla_auth import TeslaAuthClient, TokenSet, discover_region
+from app.credentials import CredentialUnreadable, get_secret, set_secret, settings_for
+from app.extensions import db
+from app.models import ServiceStatus, User, UserSettings, utcnow
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+# Refresh a Fleet access token this long before it expires, so no call races its expiry.
+REFRESH_MARGIN = timedelta(minutes=5)
+
+
+class ReconnectNeeded(AuthenticationError):
+    """The Fleet refresh token is gone or refused: only the user can fix it, by connecting again."""
+
+    def __init__(self, detail: str = "refresh token missing or refused") -> None:
+        super().__init__(
+            "tesla_auth",
+            401,
+            detail=detail,
+            user_message="Your Tesla Fleet connection has expired. Please connect Tesla again in Settings.",
+        )
+
+
+class NotConfigured(Exception):
+    """The user has not given what this call needs; the message says what is missing."""
+
+
+def _session() -> requests.Session:
+    return requests.Session()
+
+
+# -- Amber ------------------------------------------------------------------------------------------------
+
+
+def amber_client(user: User) -> AmberClient:
+    """An Amber client with the user's token (NotConfigured / CredentialUnreadable when it can't be had)."""
+    token = get_secret(user.settings, "amber_token")
+    if not token:
+        raise NotConfigured("Add your Amber API token in Settings.")
+    return AmberClient(token, _session(), base_url=current_app.config["AMBER_API_URL"])
+
+
+# -- Tesla: Fleet tokens ----------------------------------------------------------------------------------
+
+
+def tesla_auth_client() -> TeslaAuthClient:
+    """The token-endpoint client for this installation's Fleet app."""
+    config = current_app.config
+    if not config.get("TESLA_CLIENT_ID"):
+        raise NotConfigured("This installation has no Tesla Fleet app (TESLA_CLIENT_ID is not set).")
+    return TeslaAuthClient(
+        config["TESLA_CLIENT_ID"], config.get("TESLA_CLIENT_SECRET"), _session(), token_url=config["TESLA_TOKEN_URL"]
+    )
+
+
+def fleet_host(settings: UserSettings) -> str:
+    """The Fleet API base URL for the user's region (TESLA_FLEET_API_URL overrides every region)."""
+    return fleet_api_host(settings.tesla_region or "na", current_app.config.get("TESLA_FLEET_API_URL"))
+
+
+def fleet_candidate_hosts() -> list[str] | None:
+    """Hosts to try in region discovery: just the override when one is configured."""
+    override = current_app.config.get("TESLA_FLEET_API_URL")
+    return [override] if override else None
+
+
+def save_fleet_tokens(user: User, tokens: TokenSet, now: datetime, region: str | None = None) -> None:
+    """Store a token set; a refresh that returned no new refresh token keeps the old one."""
+    settings = settings_for(user)
+    set_secret(settings, "tesla_access_token", tokens.access_token)
+    if tokens.refresh_token:
+        set_secret(settings, "tesla_refresh_token", tokens.refresh_token)
+    settings.tesla_token_expires_at = tokens.expires_at(now)
+    if region:
+        settings.tesla_region = region.lower()
+
+
+def clear_fleet_tokens(user: User) -> None:
+    """Forget the Fleet connection (tokens, expiry, region)."""
+    settings = settings_for(user)
+    for name in ("tesla_access_token", "tesla_refresh_token"):
+        set_secret(settings, name, None)
+    settings.tesla_token_expires_at = None
+    settings.tesla_region = None
+    if settings.tesla_path == "fleet":
+        settings.tesla_path = "teslemetry"
+
+
+def fleet_configured(settings: UserSettings | None) -> bool:
+    """Whether Fleet tokens are stored (readable or not)."""
+    return bool(settings and settings.tesla_refresh_token_enc)
+
+
+def fleet_access_token(user: User, now: datetime, *, force_refresh: bool = False) -> str:
+    """A Fleet access token valid for at least REFRESH_MARGIN, refreshing (and saving the rotated
+    refresh token at once) when needed."""
+    settings = user.settings
+    if not fleet_configured(settings):
+        raise NotConfigured("Connect your Tesla account through the Fleet API in Settings.")
+    access = get_secret(settings, "tesla_access_token")
+    expires = settings.tesla_token_expires_at
+    if access and not force_refresh and expires is not None and expires - now > REFRESH_MARGIN:
+        return access
+    # Lock the row (PostgreSQL) so two processes do not spend the single-use refresh token twice;
+    # flush first so the re-read keeps this request's own pending changes.
+    db.session.flush()
+    db.session.refresh(settings, with_for_update=True)
+    expires = settings.tesla_token_expires_at
+    access = get_secret(settings, "tesla_access_token")
+    if access and not force_refresh and expires is not None and expires - now > REFRESH_MARGIN:
+        db.session.commit()
+        return access  # another process refreshed while we waited
+    refresh = get_secret(settings, "tesla_refresh_token")
+    if not refresh:
+        raise ReconnectNeeded()
+    try:
+        tokens = tesla_auth_client().refresh(refresh)
+    except AuthenticationError as exc:
+        db.session.rollback()
+        log.warning("User %s: Tesla refused the Fleet refresh token (%s)", user.id, exc.code or exc.status)
+        raise ReconnectNeeded(exc.detail or "refresh refused") from exc
+    save_fleet_tokens(user, tokens, now)
+    # Commit now, not at the edge: a rotated refresh token that is not saved is lost for good.
+    db.session.commit()
+    log.info("User %s: refreshed the Tesla Fleet access token", user.id)
+    return tokens.access_token
+
+
+# -- Tesla: clients and path choice -----------------------------------------------------------------------
+
+
+def configured_tesla_paths(settings: UserSettings | None) -> list[str]:
+    """The Tesla paths the user has credentials for, the chosen one first."""
+    if settings is None:
+        return []
+    available = []
+    if settings.teslemetry_token_enc:
+        available.append("teslemetry")
+    if fleet_configured(settings):
+        available.append("fleet")
+    return sorted(available, key=lambda path: path != settings.tesla_path)
+
+
+def tesla_client(user: User, path: str, now: datetime, *, force_refresh: bool = False) -> TeslaClient:
+    """A Tesla client for one path ("teslemetry" or "fleet")."""
+    settings = user.settings
+    if path == "teslemetry":
+        token = get_secret(settings, "teslemetry_token")
+        if not token:
+            raise NotConfigured("Add your Teslemetry token in Settings.")
+        return teslemetry_client(token, _session(), base_url=current_app.config["TESLEMETRY_API_URL"])
+    token = fleet_access_token(user, now, force_refresh=force_refresh)
+    return TeslaClient(fleet_host(settings), token, _session())
+
+
+@dataclass(frozen=True)
+class TeslaOutcome:
+    """What a Tesla call returned, which path answered, and why the chosen path was not used (if so)."""
+
+    value: object
+    via: str
+    fallback_reason: str | None = None
+
+
+def call_tesla(user: User, operation: Callable[[TeslaClient], T], now: datetime) -> TeslaOutcome:
+    """Run `operation` on the user's chosen Tesla path; on a Fleet 401 refresh once, on 421 find the
+    region again, and when the chosen path fails authentication use the other configured path."""
+    paths = configured_tesla_paths(user.settings)
+    if not paths:
+        raise NotConfigured("Add a Teslemetry token or connect Tesla through the Fleet API in Settings.")
+    fallback_reason = None
+    last_error: Exception | None = None
+    for path in paths:
+        try:
+            value = _call_one_path(user, path, operation, now)
+        except (AuthenticationError, CredentialUnreadable) as exc:
+            last_error = exc
+            fallback_reason = _plain_message(exc)
+            log.warning("User %s: Tesla %s path failed authentication; trying the other path if any", user.id, path)
+            continue
+        return TeslaOutcome(value, path, fallback_reason if path != paths[0] else None)
+    assert last_error is not None
+    raise last_error
+
+
+def _call_one_path(user: User, path: str, operation: Callable[[TeslaClient], T], now: datetime) -> T:
+    client = tesla_client(user, path, now)
+    if path == "teslemetry":
+        return operation(client)
+    try:
+        return operation(client)
+    except WrongRegionError:
+        discovery = discover_region(fleet_access_token(user, now), fleet_candidate_hosts(), _session())
+        user.settings.tesla_region = discovery.region.lower()
+        db.session.commit()
+        return operation(tesla_client(user, path, now))
+    except AuthenticationError as exc:
+        if exc.status != 401:
+            raise
+        return operation(tesla_client(user, path, now, force_refresh=True))
+
+
+# -- Status and discovery ---------------------------------------------------------------------------------
+
+
+def _plain_message(exc: Exception) -> str:
+    if isinstance(exc, ClientError):
+        return exc.user_message
+    return str(exc)
+
+
+def record_status(
+    user: User,
+    service: str,
+    state: str,
+    message: str | None,
+    now: datetime,
+    *,
+    via: str | None = None,
+    details: dict | None = None,
+) -> ServiceStatus:
+    """Create or update the user's status row for `service`. The caller commits."""
+    row = db.session.scalar(select(ServiceStatus).where(ServiceStatus.user_id == user.id, ServiceStatus.service == service))
+    if row is None:
+        row = ServiceStatus(user_id=user.id, service=service)
+        db.session.add(row)
+    row.state, row.message, row.via, row.checked_at = state, message, via, now
+    if details is not None:
+        row.details = details
+    return row
+
+
+def statuses(user: User) -> dict[str, ServiceStatus | None]:
+    """The last recorded status per service ("amber", "tesla")."""
+    rows = db.session.scalars(select(ServiceStatus).where(ServiceStatus.user_id == user.id)).all()
+    by_service = {row.service: row for row in rows}
+    return {"amber": by_service.get("amber"), "tesla": by_service.get("tesla")}
+
+
+def effective_timezone(settings: UserSettings | None) -> str | None:
+    """The zone the tariff is laid out in: Tesla's installation zone, else the user's pick."""
+    if settings is None:
+        return None
+    return settings.tesla_reported_timezone or settings.site_timezone
+
+
+def _site_dict(site: AmberSite) -> dict:
+    return {"id": site.id, "nmi": site.nmi, "network": site.network, "status": site.status}
+
+
+def check_amber(user: User, now: datetime) -> ServiceStatus:
+    """Check the Amber token, list the sites (active first), choose the only one automatically."""
+    settings = settings_for(user)
+    try:
+        sites = amber_client(user).sites()
+    except NotConfigured as exc:
+        return record_status(user, "amber", "not_configured", str(exc), now, details={"sites": []})
+    except (CredentialUnreadable, ClientError) as exc:
+        return record_status(user, "amber", "attention", _plain_message(exc), now)
+    sites = sorted(sites, key=lambda s: (not s.is_active, s.id))
+    details = {"sites": [_site_dict(s) for s in sites]}
+    active = [s for s in sites if s.is_active]
+    if not settings.amber_site_id and len(active) == 1:
+        settings.amber_site_id = active[0].id
+        log.info("User %s: chose the only active Amber site automatically", user.id)
+    if not sites:
+        return record_status(user, "amber", "attention", "Your Amber account has no sites.", now, details=details)
+    if not settings.amber_site_id:
+        return record_status(user, "amber", "attention", "Choose which Amber site to use.", now, details=details)
+    if settings.amber_site_id not in {s.id for s in sites}:
+        return record_status(
+            user, "amber", "attention", "The chosen Amber site is not on this Amber account; choose another.", now, details=details
+        )
+    chosen = next(s for s in sites if s.id == settings.amber_site_id)
+    if not chosen.is_active:
+        return record_status(user, "amber", "attention", f"The chosen Amber site is {chosen.status}.", now, details=details)
+    return record_status(user, "amber", "connected", f"Connected; using site {chosen.id}.", now, details=details)
+
+
+def _energy_site_dict(site: EnergySite) -> dict:
+    return {"id": str(site.energy_site_id), "name": site.site_name}
+
+
+def check_tesla(user: User, now: datetime) -> ServiceStatus:
+    """Check the Tesla path(s), list the energy sites with a battery, choose the only one, read its zone."""
+    settings = settings_for(user)
+    try:
+        outcome = call_tesla(user, lambda client: client.energy_sites(), now)
+    except NotConfigured as exc:
+        return record_status(user, "tesla", "not_configured", str(exc), now, details={"sites": []})
+    except (CredentialUnreadable, ClientError) as exc:
+        return record_status(user, "tesla", "attention", _plain_message(exc), now)
+    sites: list[EnergySite] = outcome.value  # type: ignore[assignment]
+    details = {"sites": [_energy_site_dict(s) for s in sites]}
+    if not settings.tesla_site_id and len(sites) == 1:
+        settings.tesla_site_id = str(sites[0].energy_site_id)
+        log.info("User %s: chose the only Tesla energy site automatically", user.id)
+    via, note = outcome.via, _fallback_note(outcome)
+    if not sites:
+        return record_status(user, "tesla", "attention", "No Powerwall was found on this Tesla account." + note, now, via=via, details=details)
+    if not settings.tesla_site_id:
+        return record_status(user, "tesla", "attention", "Choose which Tesla energy site to use." + note, now, via=via, details=details)
+    if settings.tesla_site_id not in {d["id"] for d in details["sites"]}:
+        return record_status(
+            user, "tesla", "attention", "The chosen Tesla energy site is not on this account; choose another." + note,
+            now, via=via, details=details,
+        )
+    try:
+        info = call_tesla(user, lambda client: client.site_info(settings.tesla_site_id), now).value
+    except (CredentialUnreadable, ClientError) as exc:
+        return record_status(user, "tesla", "attention", _plain_message(exc), now, via=via, details=details)
+    settings.tesla_reported_timezone = info.time_zone or None  # type: ignore[attr-defined]
+    if effective_timezone(settings) is None:
+        return record_status(
+            user, "tesla", "attention", "Tesla does not report your site's time zone: choose it under Preferences." + note,
+            now, via=via, details=details,
+        )
+    return record_status(
+        user, "tesla", "connected", f"Connected through {_path_name(via)}; using site {settings.tesla_site_id}." + note,
+        now, via=via, details=details,
+    )
+
+
+def _path_name(path: str) -> str:
+    return "Teslemetry" if path == "teslemetry" else "the Tesla Fleet API"
+
+
+def _fallback_note(outcome: TeslaOutcome) -> str:
+    if not outcome.fallback_reason:
+        return ""
+    return f" (Your chosen path failed: {outcome.fallback_reason} Using {_path_name(outcome.via)} instead.)"
+
+
+def check_connections(user: User, now: datetime | None = None) -> dict[str, ServiceStatus]:
+    """Check both services and record their status (the 'Test connection' button). The caller commits."""
+    now = now or utcnow()
+    return {"amber": check_amber(user, now), "tesla": check_tesla(user, now)}
