@@ -389,3 +389,27 @@ def test_served_on_a_real_loopback_socket():
         stop()
     with pytest.raises(requests.ConnectionError):
         requests.get(f"{base_url}/amber/v1/sites", timeout=1)
+
+
+def test_concurrent_requests_on_the_threaded_server():
+    from concurrent.futures import ThreadPoolExecutor
+
+    base_url, stop = start_simulator_thread(seed=7, amber_rate_limit=0, teslemetry_rate_limit=0)
+    site = f"{base_url}/teslemetry/api/1/energy_sites/{identity.TESLA_ENERGY_SITE_ID}"
+    tesla = {"Authorization": f"Bearer {identity.TESLEMETRY_TOKEN}"}
+
+    def one(i: int) -> int:
+        with requests.Session() as session:
+            if i % 3 == 0:
+                body = session.get(f"{site}/live_status", headers=tesla, timeout=5).json()["response"]
+                assert body["load_power"] == body["solar_power"] + body["battery_power"] + body["grid_power"]
+                return 200
+            if i % 3 == 1:
+                return session.post(f"{site}/backup", json={"backup_reserve_percent": i % 100}, headers=tesla, timeout=5).status_code
+            return session.get(f"{base_url}{SITE}/prices/current?next=12", headers=AMBER, timeout=5).status_code
+
+    try:
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            assert set(pool.map(one, range(48))) == {200}
+    finally:
+        stop()

@@ -192,11 +192,11 @@ def _compile_side(where: str, side: dict, seasons: list[Season]) -> PriceSchedul
         here = f"{where}.energy_charges.{season_name}"
         if not isinstance(entry, dict):
             raise TariffError(f"{here}: must be an object")
-        if not entry:
-            continue  # an empty season object carries no prices
         season_rates = entry.get("rates", {})
         if not isinstance(season_rates, dict):
             raise TariffError(f"{here}.rates: must be an object")
+        if not season_rates:
+            continue  # {} or {"rates": {}} (placeholder seasons) carry no prices
         if season_name != "ALL" and season_name not in periods_of:
             raise TariffError(f"{here}: prices for a season without time periods")
         for period_name, rate in season_rates.items():
