@@ -195,7 +195,18 @@ def test_estimate_flips_at_the_configured_second(sim, sim_clock, estimate_second
     after = current_general()
     assert after["estimate"] is False
     assert "advancedPrice" not in after
-    assert after["perKwh"] == before["perKwh"]
+    assert after["perKwh"] != before["perKwh"]  # the estimate was provisional
+    assert abs(after["perKwh"] - before["perKwh"]) < 0.1 * abs(after["perKwh"]) + 1.1
+
+
+def test_resolutions_agree_while_the_current_price_is_an_estimate(sim, sim_clock):
+    sim_clock.now = datetime(2025, 11, 20, 3, 10, 5, tzinfo=timezone.utc)
+    half_hour = by_channel(sim.get(f"{SITE}/prices/current?resolution=30", headers=AMBER).get_json())
+    fives = by_channel(sim.get(f"{SITE}/prices/current?previous=2&next=3&resolution=5", headers=AMBER).get_json())
+    assert fives["general"][2]["estimate"] is True
+    for channel in ("general", "feedIn"):
+        expected = mean(r["perKwh"] for r in fives[channel])
+        assert half_hour[channel][0]["perKwh"] == pytest.approx(expected, abs=1e-5)
 
 
 def test_thirty_minute_estimate_is_final_once_the_last_five_minutes_are_confirmed(sim, sim_clock):

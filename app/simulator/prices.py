@@ -91,9 +91,14 @@ NETWORK_CENTS = {"peak": 29.0, "shoulder": 11.7, "offPeak": 8.2}  # network + ma
 
 
 @lru_cache(maxsize=65536)
-def five_minute_values(seed: int, start: datetime, tz: ZoneInfo) -> IntervalValues:
-    """Values of the 5-minute interval starting at `start` (UTC, on a boundary)."""
+def five_minute_values(seed: int, start: datetime, tz: ZoneInfo, estimated: bool = False) -> IntervalValues:
+    """Values of the 5-minute interval starting at `start` (UTC, on a boundary).
+
+    `estimated` gives the provisional price published before AEMO's dispatch price: the spot is off
+    by a few percent, so a client that keeps an estimate after it is confirmed shows a stale price."""
     spot = _spot_5min(seed, start)
+    if estimated:
+        spot += (unit(seed, "estimate-error", start.timestamp()) - 0.5) * 2 * max(1.0, 0.08 * abs(spot))
     network = NETWORK_CENTS[network_period(start.astimezone(tz))]
     nem = start.astimezone(NEM_TZ)
     day = nem.date().isoformat()
@@ -109,11 +114,23 @@ def five_minute_values(seed: int, start: datetime, tz: ZoneInfo) -> IntervalValu
     )
 
 
-def interval_values(seed: int, start: datetime, duration: int, tz: ZoneInfo) -> IntervalValues:
-    """Values of a 5- or 30-minute interval; a 30-minute one is the mean of its six 5-minute ones."""
+def interval_values(
+    seed: int,
+    start: datetime,
+    duration: int,
+    tz: ZoneInfo,
+    now: datetime | None = None,
+    estimate_seconds: float = 0.0,
+) -> IntervalValues:
+    """Values of a 5- or 30-minute interval as published at `now`; a 30-minute interval is the mean of
+    its six 5-minute ones (the one in progress at its estimate while unconfirmed), so resolutions agree."""
+    parts = []
+    for i in range(duration // 5):
+        part_start = start + timedelta(minutes=5 * i)
+        estimated = now is not None and part_start <= now < part_start + timedelta(seconds=estimate_seconds)
+        parts.append(five_minute_values(seed, part_start, tz, estimated))
     if duration == 5:
-        return five_minute_values(seed, start, tz)
-    parts = [five_minute_values(seed, start + timedelta(minutes=5 * i), tz) for i in range(duration // 5)]
+        return parts[0]
 
     def mean(values: list[float], digits: int) -> float:
         return round(sum(values) / len(values), digits)
@@ -207,7 +224,7 @@ def price_interval(
     estimate_seconds: float,
 ) -> dict[str, object]:
     """One price interval in Amber's wire format, typed relative to `now`."""
-    values = interval_values(seed, start, duration, tz)
+    values = interval_values(seed, start, duration, tz, now, estimate_seconds)
     kind = interval_kind(start, duration, now)
     per_kwh = values.general if channel == "general" else values.feed_in
     body: dict[str, object] = {"type": f"{kind}Interval", **time_fields(start, duration)}
