@@ -5,12 +5,13 @@ Pure: no I/O, no clock (`now` is a parameter), no Flask, no models. The rules ar
 
 Vocabulary used throughout:
 * *label*: a wall-clock half hour of the daily template, as minutes after midnight (0, 30, ..., 1410).
-* *key*: one real occurrence of a label, `(local date, label, fold)`. `fold` tells apart the two
-  occurrences of the repeated hour on the day clocks go back (PEP 495).
-* *slot*: one of the 48 labels of the tariff together with the occurrence whose prices it carries.
+* *run*: one real, contiguous stretch of time during which the local clock shows one label on one
+  date. Usually 30 minutes; on the day clocks go back the repeated labels have two runs each.
+* *slot*: one of the 48 labels of the tariff together with the run whose prices it carries.
 """
 from __future__ import annotations
 
+import bisect
 import enum
 import math
 import statistics
@@ -48,18 +49,19 @@ MIN_KNOWN_FORECAST_SLOTS = 4
 SEASON = "Summer"
 DECIMALS = 4
 
-# How far past the current slot start we look for occurrences. The wall-clock day after the current
-# slot lasts 23-25 real hours (DST); 27 h leaves room for that plus a DST-gap neighbour.
-_WALK_SPAN = timedelta(hours=27)
+# How far around `now` we map the local clock. The wall-clock day after the current slot lasts 23-25
+# real hours (DST); 27 h ahead leaves room for that plus a DST-gap neighbour.
+_WALK_BEFORE = timedelta(hours=1)
+_WALK_AFTER = timedelta(hours=27)
 # Every zone in use today has offsets and transitions on a 15-minute grid, so sampling the timeline
-# every 15 minutes sees every local half hour that exists.
+# every 15 minutes (on the UTC quarter hours) finds every boundary between local half hours exactly.
 _WALK_STEP = timedelta(minutes=15)
 _MAX_GAP_SEARCH_MINUTES = 180
 
 _PERIOD_NAMES = tuple(f"PERIOD_{m // 60:02d}_{m % 60:02d}" for m in range(0, 1440, SLOT_MINUTES))
 _KIND_PRIORITY = {IntervalKind.ACTUAL: 0, IntervalKind.CURRENT: 1, IntervalKind.FORECAST: 2}
 
-_Key = tuple[date, int, int]  # (local date, label minutes, fold)
+_Day = tuple[date, int]  # (local date, label minutes)
 
 
 class TariffBuildError(Exception):
@@ -163,8 +165,12 @@ class SlotExplanation:
     wall_from: str  # "HH:MM" local wall clock, as in the tariff
     wall_to: str
     # The real time whose prices the slot carries (for a DST-gap slot: the neighbour it borrowed from).
+    # UTC on purpose: Python compares and subtracts datetimes that share a tzinfo by wall clock,
+    # which is wrong across a DST change. `local_start`/`local_end` are the same instants for display.
     start: datetime
     end: datetime
+    local_start: str  # ISO 8601 with the site's offset, e.g. "2025-11-20T14:00:00+11:00"
+    local_end: str
     current: bool
     intervals: tuple[IntervalUse, ...]
     buy_source: str  # "intervals", "filled" or "dst_gap"
@@ -189,6 +195,8 @@ class SlotExplanation:
             "wall_to": self.wall_to,
             "start": self.start.isoformat(),
             "end": self.end.isoformat(),
+            "local_start": self.local_start,
+            "local_end": self.local_end,
             "current": self.current,
             "intervals": [use.to_dict() for use in self.intervals],
             "buy_source": self.buy_source,
@@ -261,8 +269,6 @@ def _wall(label_minutes: int) -> str:
     return f"{label_minutes // 60 % 24:02d}:{label_minutes % 60:02d}"
 
 
-def _key_of(local: datetime) -> _Key:
-    return (local.date(), local.hour * 60 + local.minute // SLOT_MINUTES * SLOT_MINUTES, local.fold)
 
 
 def _dollars(c_per_kwh: float) -> float:
@@ -282,16 +288,17 @@ def _resolve_zone(site_tz: str | ZoneInfo) -> tuple[ZoneInfo, str]:
 
 
 @dataclass(frozen=True)
-class _Occurrence:
-    key: _Key
-    start: datetime  # first sampled UTC instant with this key
-    end: datetime  # UTC instant after the last sampled one
+class _Run:
+    day: date
+    label: int
+    start: datetime  # UTC, inclusive
+    end: datetime  # UTC, exclusive
 
 
 @dataclass(frozen=True)
 class _SlotPlan:
     label: int
-    occurrence: _Occurrence | None  # None: DST gap with no real neighbour found
+    run: _Run | None  # None: DST gap with no real neighbour found
     gap_from: int | None  # label of the neighbour a DST-gap slot borrows from
 
 
@@ -303,60 +310,56 @@ class _Candidate:
     seconds: float
 
 
-def _walk(window_start: datetime, tz: ZoneInfo) -> dict[_Key, _Occurrence]:
-    """Every local half hour that really occurs in the walk span, with its real start and end."""
-    firsts: dict[_Key, datetime] = {}
-    lasts: dict[_Key, datetime] = {}
-    steps = int(_WALK_SPAN / _WALK_STEP)
-    for step in range(steps):
-        instant = window_start + step * _WALK_STEP
-        key = _key_of(instant.astimezone(tz))
-        firsts.setdefault(key, instant)
-        lasts[key] = instant
-    return {key: _Occurrence(key, firsts[key], lasts[key] + _WALK_STEP) for key in firsts}
+def _runs(now_utc: datetime, tz: ZoneInfo) -> list[_Run]:
+    """The local clock around `now` as consecutive runs of one (date, label, UTC offset)."""
+    origin = now_utc.replace(minute=now_utc.minute // 15 * 15, second=0, microsecond=0) - _WALK_BEFORE
+    steps = int((_WALK_BEFORE + _WALK_AFTER) / _WALK_STEP)
+    runs: list[_Run] = []
+    previous: tuple[date, int, timedelta | None] | None = None
+    run_start = origin
+    for step in range(steps + 1):
+        instant = origin + step * _WALK_STEP
+        local = instant.astimezone(tz)
+        # The offset is part of the identity so that a label repeated right after a clock change
+        # (Lord Howe's 30-minute change) starts a new run instead of stretching the old one.
+        identity = (local.date(), local.hour * 60 + local.minute // SLOT_MINUTES * SLOT_MINUTES, local.utcoffset())
+        if identity != previous:
+            if previous is not None:
+                runs.append(_Run(previous[0], previous[1], run_start, instant))
+            previous, run_start = identity, instant
+    return runs
 
 
-def _plan_slots(
-    today: date, current_label: int, seen: Mapping[_Key, _Occurrence]
-) -> list[_SlotPlan]:
-    """Rules 2 and 3: which real occurrence each of the 48 labels carries, current slot first."""
+def _plan_slots(runs: list[_Run], current: int) -> list[_SlotPlan]:
+    """Rules 2 and 3: which run each of the 48 labels carries, current slot first."""
+    first_run: dict[_Day, _Run] = {}
+    for run in runs[current:]:
+        # The first run at or after the current slot is the next occurrence; on the day clocks go
+        # back this is the repeated hour's first pass.
+        first_run.setdefault((run.day, run.label), run)
+    today, current_label = runs[current].day, runs[current].label
     plans: list[_SlotPlan] = []
     for index in range(SLOTS_PER_DAY):
         minutes = current_label + index * SLOT_MINUTES
         day = today + timedelta(days=minutes // 1440)
         label = minutes % 1440
-        occurrence = _earliest(seen, day, label)
-        if occurrence is not None:
-            plans.append(_SlotPlan(label, occurrence, None))
+        run = first_run.get((day, label))
+        if run is not None:
+            plans.append(_SlotPlan(label, run, None))
             continue
         # The wall-clock time does not exist on that day (clocks went forward): take the nearest
         # real slot by wall-clock distance, the earlier one on a tie.
-        neighbour: _Occurrence | None = None
-        neighbour_label: int | None = None
+        neighbour: _Run | None = None
         base = datetime.combine(day, datetime.min.time()) + timedelta(minutes=label)
         for distance in range(SLOT_MINUTES, _MAX_GAP_SEARCH_MINUTES + 1, SLOT_MINUTES):
             for candidate in (base - timedelta(minutes=distance), base + timedelta(minutes=distance)):
-                candidate_label = candidate.hour * 60 + candidate.minute
-                found = _earliest(seen, candidate.date(), candidate_label)
-                if found is not None:
-                    neighbour, neighbour_label = found, candidate_label
+                neighbour = first_run.get((candidate.date(), candidate.hour * 60 + candidate.minute))
+                if neighbour is not None:
                     break
             if neighbour is not None:
                 break
-        plans.append(_SlotPlan(label, neighbour, neighbour_label if neighbour else label))
+        plans.append(_SlotPlan(label, neighbour, neighbour.label if neighbour else label))
     return plans
-
-
-def _earliest(seen: Mapping[_Key, _Occurrence], day: date, label: int) -> _Occurrence | None:
-    # On the day clocks go back both folds exist; the earlier one is the repeated hour's first
-    # occurrence (or, if that is already past, the second one, which is then the next occurrence).
-    first = seen.get((day, label, 0))
-    second = seen.get((day, label, 1))
-    if first is None:
-        return second
-    if second is None:
-        return first
-    return first if first.start <= second.start else second
 
 
 def _price_of(interval: PriceInterval, estimate: str) -> tuple[float, str] | None:
@@ -401,23 +404,16 @@ def build_tariff(
         raise ValueError("now must be a timezone-aware datetime")
 
     now_utc = now.astimezone(UTC)
-    now_local = now_utc.astimezone(tz)
-    current_key = _key_of(now_local)
-    # Step back by the time elapsed in the local half hour rather than rebuilding a wall-clock time,
-    # which could be ambiguous or nonexistent around a DST change.
-    into_slot = timedelta(
-        minutes=now_local.minute % SLOT_MINUTES,
-        seconds=now_local.second,
-        microseconds=now_local.microsecond,
-    )
-    window_start = now_utc - into_slot
-    seen = _walk(window_start, tz)
-    plans = _plan_slots(current_key[0], current_key[1], seen)
-    wanted: set[_Key] = {plan.occurrence.key for plan in plans if plan.occurrence is not None}
-    walk_end = window_start + _WALK_SPAN
+    runs = _runs(now_utc, tz)
+    run_starts = [run.start for run in runs]
+    current = bisect.bisect_right(run_starts, now_utc) - 1
+    window_start = runs[current].start
+    plans = _plan_slots(runs, current)
+    wanted: set[int] = {id(plan.run) for plan in plans if plan.run is not None}
+    walk_end = runs[-1].end
 
     ignored = {"past": 0, "outside_window": 0, "other_channel": 0, "invalid": 0, "overlap": 0}
-    grouped: dict[tuple[_Key, Channel], list[_Candidate]] = {}
+    grouped: dict[tuple[int, Channel], list[_Candidate]] = {}
     has_feed_in = False
     for interval in intervals:
         if interval.start.tzinfo is None or interval.end.tzinfo is None:
@@ -440,25 +436,26 @@ def build_tariff(
         if seconds <= 0 or priced is None:
             ignored["invalid"] += 1
             continue
-        key = _key_of(start.astimezone(tz))
-        if key not in wanted:
+        # Rule 3: the interval belongs to the local half hour (run) that contains its start.
+        run = runs[bisect.bisect_right(run_starts, start) - 1]
+        if id(run) not in wanted:
             # Later than the slot's next occurrence (tomorrow's repeat of today's slot), or the
             # second pass through the repeated hour on the day clocks go back.
             ignored["outside_window"] += 1
             continue
-        grouped.setdefault((key, channel), []).append(_Candidate(interval, priced[0], priced[1], seconds))
+        grouped.setdefault((id(run), channel), []).append(_Candidate(interval, priced[0], priced[1], seconds))
 
     # Per-slot raw prices (before rule 6) for each channel, from the slot's own occurrence.
-    chosen: dict[tuple[_Key, Channel], list[_Candidate]] = {}
+    chosen: dict[tuple[int, Channel], list[_Candidate]] = {}
     for group_key, candidates in grouped.items():
         kept, dropped = _choose_non_overlapping(candidates)
         ignored["overlap"] += dropped
         chosen[group_key] = kept
 
-    def mean_of(key: _Key | None, channel: Channel) -> tuple[float, list[_Candidate]] | None:
-        if key is None:
+    def mean_of(run: _Run | None, channel: Channel) -> tuple[float, list[_Candidate]] | None:
+        if run is None:
             return None
-        kept = chosen.get((key, channel))
+        kept = chosen.get((id(run), channel))
         if not kept:
             return None
         total = sum(c.seconds for c in kept)
@@ -468,9 +465,8 @@ def build_tariff(
     sell_known: list[float] = []
     raw: list[tuple[tuple[float, list[_Candidate]] | None, tuple[float, list[_Candidate]] | None]] = []
     for index, plan in enumerate(plans):
-        key = plan.occurrence.key if plan.occurrence is not None else None
-        general = mean_of(key, Channel.GENERAL)
-        feed_in = mean_of(key, Channel.FEED_IN)
+        general = mean_of(plan.run, Channel.GENERAL)
+        feed_in = mean_of(plan.run, Channel.FEED_IN)
         raw.append((general, feed_in))
         # Rule 7's basis: forecast slots with their own data, not the current slot (it mixes in
         # actual prices) and not DST-gap slots (they repeat a neighbour and would count it twice).
@@ -552,7 +548,7 @@ def build_tariff(
                         spike_status=interval.spike_status,
                     )
                 )
-        if general is not None and covered < SLOT_MINUTES * 60:
+        if general is not None and plan.run is not None and covered < (plan.run.end - plan.run.start).total_seconds():
             flags.add(SlotFlag.PARTIAL)
 
         # Rule 6, in this order: negative buy, negative sell, then sell above buy.
@@ -579,19 +575,20 @@ def build_tariff(
         name = period_name(plan.label)
         buy_rates[name] = buy
         sell_rates[name] = sell
-        occurrence = plan.occurrence
-        if occurrence is not None:
-            start_local, end_local = occurrence.start.astimezone(tz), occurrence.end.astimezone(tz)
+        if plan.run is not None:
+            start, end = plan.run.start, plan.run.end
         else:
             # Only reachable in zones with an implausibly long DST gap; the slot is filled anyway.
-            start_local = end_local = window_start.astimezone(tz)
+            start = end = window_start
         slots.append(
             SlotExplanation(
                 period=name,
                 wall_from=_wall(plan.label),
                 wall_to=_wall(plan.label + SLOT_MINUTES),
-                start=start_local,
-                end=end_local,
+                start=start,
+                end=end,
+                local_start=start.astimezone(tz).isoformat(),
+                local_end=end.astimezone(tz).isoformat(),
                 current=index == 0,
                 intervals=tuple(sorted(uses, key=lambda u: (u.channel != "general", u.start))),
                 buy_source=buy_source,
@@ -774,13 +771,11 @@ def _validate_side(
             season_rates = {}
         if len(periods) != SLOTS_PER_DAY:
             problems.append(f"{where} has {len(periods)} periods, expected {SLOTS_PER_DAY}")
-        week = [0] * (7 * 1440)
+        week: list[tuple[int, int, int]] = []
         for period, spec in periods.items():
             ranges = _period_ranges(f"{where}.{period}", spec, problems)
             times[str(period)] = tuple(ranges)
-            for day, start, end in ranges:
-                for minute in range(day * 1440 + start, day * 1440 + end):
-                    week[minute] += 1
+            week.extend(ranges)
             rate = season_rates.get(period)
             if period not in season_rates:
                 problems.append(f"{prefix}{period} has no rate")
@@ -860,10 +855,22 @@ def _period_ranges(
     return pieces
 
 
-def _coverage_problems(where: str, week: list[int]) -> list[str]:
+def _coverage_problems(where: str, week: list[tuple[int, int, int]]) -> list[str]:
+    """A gap and an overlap message (first of each) for (day, start, end) pieces of a week."""
     problems: list[str] = []
-    for kind, test in (("gap", lambda count: count == 0), ("overlap", lambda count: count > 1)):
-        minute = next((index for index, count in enumerate(week) if test(count)), None)
+    gap: int | None = None
+    overlap: int | None = None
+    for day in range(7):
+        reached = 0  # minutes of the day covered so far, scanning pieces in start order
+        for _, start, end in sorted(piece for piece in week if piece[0] == day):
+            if start > reached and gap is None:
+                gap = day * 1440 + reached
+            if start < reached and overlap is None:
+                overlap = day * 1440 + start
+            reached = max(reached, end)
+        if reached < 1440 and gap is None:
+            gap = day * 1440 + reached
+    for kind, minute in (("gap", gap), ("overlap", overlap)):
         if minute is not None:
             day, rest = divmod(minute, 1440)
             problems.append(

@@ -180,7 +180,7 @@ def test_golden_fixture_explanation() -> None:
     current = explanation.slots[0]
     assert current.period == "PERIOD_14_00" and current.current
     assert (current.wall_from, current.wall_to) == ("14:00", "14:30")
-    assert current.start.isoformat() == "2025-11-20T14:00:00+11:00"
+    assert current.local_start == "2025-11-20T14:00:00+11:00"
     assert [(u.channel, u.kind, u.field, u.raw_c_per_kwh) for u in current.intervals] == [
         ("general", "current", "perKwh", 8.84314),
         ("feedIn", "current", "perKwh", 2.82288),
@@ -603,8 +603,8 @@ def test_spring_forward_gap_slots_are_explained() -> None:
     assert early.flags[0] is SlotFlag.DST_GAP and early.source_period == "PERIOD_01_30"
     assert late.flags[0] is SlotFlag.DST_GAP and late.source_period == "PERIOD_03_00"
     assert early.buy_source == "dst_gap" and (early.wall_from, early.wall_to) == ("02:00", "02:30")
-    assert early.start.isoformat() == "2026-10-04T01:30:00+10:00"
-    assert late.start.isoformat() == "2026-10-04T03:00:00+11:00"
+    assert early.local_start == "2026-10-04T01:30:00+10:00"
+    assert late.local_start == "2026-10-04T03:00:00+11:00"
     # Gap slots repeat a neighbour, so they are not counted again in the median basis.
     assert explanation.known_forecast_slots_buy == 45
 
@@ -612,10 +612,13 @@ def test_spring_forward_gap_slots_are_explained() -> None:
 def test_fall_back_day_ignores_second_pass_through_repeated_hour() -> None:
     _, explanation = _aligned("Australia/Sydney", utc("2026-04-04T13:10:00Z"))
     slot = explanation.slot("PERIOD_02_00")
-    assert slot.start.isoformat() == "2026-04-05T02:00:00+11:00"
-    assert slot.end.isoformat() == "2026-04-05T02:30:00+11:00"
+    assert slot.local_start == "2026-04-05T02:00:00+11:00"
+    assert slot.local_end == "2026-04-05T02:30:00+11:00"
     # 2 h of past actuals per channel are "past"; the repeated hour's second pass (2 slots) and
     # everything after the window are "outside_window".
+    assert slot.start == utc("2026-04-04T15:00:00Z")
+    # The wall-clock day from 00:00 to 24:00 lasts 25 real hours that day.
+    assert explanation.slots[-1].end - explanation.slots[0].start == timedelta(hours=25)
     ignored = dict(explanation.ignored_intervals)
     assert ignored["past"] == 2 * 4
 
