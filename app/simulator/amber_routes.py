@@ -224,4 +224,5 @@ def renewables(state: str) -> Response:
     if duration not in (5, 30):
         raise AmberError(400, "resolution must be 5 or 30")
     seed = sim.seed + STATE_SEED_OFFSET[state]
-    return jsonify(prices.renewables_current(seed, sim.now(), sim.tz, previous=previous, next_=next_, duration=duration))
+    rows = prices.renewables_current(seed, sim.now(), sim.tz, previous=previous, next_=next_, duration=duration)
+    return jsonify(rows)

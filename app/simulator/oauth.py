@@ -119,7 +119,8 @@ class TokenStore:
         return 200, self._issue(scopes, now, audience, refresh=True, state=None)
 
     def _client_credentials(self, form: dict[str, str], now: datetime) -> TokenReply:
-        if form.get("client_id") != identity.FLEET_CLIENT_ID or form.get("client_secret") != identity.FLEET_CLIENT_SECRET:
+        credentials = (form.get("client_id"), form.get("client_secret"))
+        if credentials != (identity.FLEET_CLIENT_ID, identity.FLEET_CLIENT_SECRET):
             return _error(400, "unauthorized_client", "unknown client_id or wrong client_secret")
         if not form.get("audience"):
             return _error(400, "invalid_request", "audience is required for client_credentials")

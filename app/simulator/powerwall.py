@@ -158,7 +158,8 @@ class Powerwall:
         for hour, totals in sorted(self.energy_history.items()):
             if not first <= hour <= local_end:
                 continue
-            bucket = rows.setdefault(hour if period == "day" else _local_midnight(hour), dict.fromkeys(ENERGY_KEYS, 0.0))
+            key = hour if period == "day" else _local_midnight(hour)
+            bucket = rows.setdefault(key, dict.fromkeys(ENERGY_KEYS, 0.0))
             for name, value in totals.items():
                 bucket[name] += value
         return [
@@ -209,7 +210,7 @@ class Powerwall:
             info["tariff_content_v2"] = copy.deepcopy(self.tariff)
         return info
 
-    def product(self) -> dict[str, object]:
+    def product(self, now: datetime) -> dict[str, object]:
         """The energy-site element of `/api/1/products`."""
         return {
             "energy_site_id": identity.TESLA_ENERGY_SITE_ID,
@@ -224,7 +225,7 @@ class Powerwall:
             "percentage_charged": self.percentage_charged,
             "battery_type": "ac_powerwall",
             "backup_capable": True,
-            "battery_power": 0,
+            "battery_power": round(self.flows_at(now, STEP.total_seconds()).battery),
             "storm_mode_enabled": self.storm_mode_enabled,
             "powerwall_onboarding_settings_set": True,
             "sync_grid_alert_enabled": True,

@@ -99,7 +99,8 @@ def _fault_response(fault: Fault, family: str) -> Response:
             status, AMBER_MESSAGES.get(status, HTTPStatus(status).phrase)
         )
     elif family == "oauth":
-        error = {401: "login_required", 429: "too_many_requests"}.get(status, "server_error" if status >= 500 else "invalid_request")
+        fallback = "server_error" if status >= 500 else "invalid_request"
+        error = {401: "login_required", 429: "too_many_requests"}.get(status, fallback)
         response = jsonify({"error": error, "error_description": "injected fault"})
         response.status_code = status
     elif status == 412:

@@ -169,8 +169,9 @@ def products() -> Response:
     """GET /api/1/products: a vehicle, the Powerwall site and a sparse site."""
     sim = _sim()
     with sim.lock:
-        sim.powerwall.advance(sim.now())
-        site = sim.powerwall.product()
+        now = sim.now()
+        sim.powerwall.advance(now)
+        site = sim.powerwall.product(now)
     vehicle = {
         "id": identity.TESLA_VEHICLE_ID,
         "vehicle_id": identity.TESLA_VEHICLE_ID,
@@ -183,7 +184,9 @@ def products() -> Response:
     }
     sparse = {
         "energy_site_id": identity.TESLA_SPARSE_SITE_ID,
-        "components": {"battery": False, "solar": False, "grid": False, "load_meter": False, "market_type": "residential"},
+        "components": {
+            "battery": False, "solar": False, "grid": False, "load_meter": False, "market_type": "residential",
+        },
     }
     return _envelope([vehicle, site, sparse], count=3)
 
@@ -286,7 +289,8 @@ def grid_import_export(site_id: str) -> Response:
     if disallow is not None and not isinstance(disallow, bool):
         raise TeslaError(400, "invalid_field", "disallow_charge_from_grid_with_solar_installed must be a boolean")
     if rule is not None and rule not in EXPORT_RULES:
-        raise TeslaError(400, "invalid_field", f"customer_preferred_export_rule must be one of {', '.join(EXPORT_RULES)}")
+        choices = ", ".join(EXPORT_RULES)
+        raise TeslaError(400, "invalid_field", f"customer_preferred_export_rule must be one of {choices}")
     with sim.lock:
         if disallow is not None:
             sim.powerwall.grid_charging_allowed = not disallow
