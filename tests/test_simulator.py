@@ -424,3 +424,26 @@ def test_concurrent_requests_on_the_threaded_server():
             assert set(pool.map(one, range(48))) == {200}
     finally:
         stop()
+
+
+def test_request_log_masks_teslemetry_query_tokens(caplog):
+    caplog.set_level("INFO", logger="werkzeug")
+    base_url, stop = start_simulator_thread(seed=7, log_requests=True)
+    try:
+        response = requests.get(f"{base_url}/teslemetry/api/1/products?token={identity.TESLEMETRY_TOKEN}", timeout=5)
+        assert response.status_code == 200
+    finally:
+        stop()
+    assert "/teslemetry/api/1/products?token=***" in caplog.text
+    assert identity.TESLEMETRY_TOKEN not in caplog.text
+
+
+def test_cli_group_offers_run_with_its_options():
+    from click.testing import CliRunner
+
+    from app.simulator.cli import simulator_cli
+
+    result = CliRunner().invoke(simulator_cli, ["run", "--help"])
+    assert result.exit_code == 0
+    for option in ("--port", "--seed", "--estimate-seconds", "--access-token-ttl", "--no-rate-limits"):
+        assert option in result.output
