@@ -158,3 +158,11 @@ def test_several_rules_at_once_and_request_counts(sim):
     codes = [sim.get("/amber/v1/sites", headers=AMBER).status_code for _ in range(3)]
     assert codes == [500, 504, 200]
     assert sim.get("/_sim/state").get_json()["request_counts"]["amber.sites"] == 3
+
+
+def test_402_through_teslemetry_is_subscription_required(sim):
+    add(sim, endpoint="tesla_site_info", status=402)
+    proxied = sim.get(f"/teslemetry/api/1/energy_sites/{identity.TESLA_ENERGY_SITE_ID}/site_info", headers=TESLEMETRY)
+    assert proxied.status_code == 402
+    assert proxied.get_json()["error"] == "subscription_required"
+    assert sim.get(f"{TESLA_SITE}/site_info", headers=FLEET).get_json()["error"] == "payment required"

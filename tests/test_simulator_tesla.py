@@ -471,3 +471,22 @@ def test_calendar_history_reports_integrated_energy(sim):
     hourly = sim.get(f"{SITE}/calendar_history?kind=energy&period=day", headers=FLEET).get_json()["response"]
     assert [row["timestamp"] for row in hourly["time_series"]] == ["2025-11-21T00:00:00+11:00", "2025-11-21T01:00:00+11:00"]
     assert sim.get(f"{SITE}/calendar_history?kind=power", headers=FLEET).status_code == 400
+
+
+def test_grid_outage_islands_the_site_and_uses_the_reserve(sim):
+    command(sim, "backup", {"backup_reserve_percent": 30})
+    assert sim.post("/_sim/powerwall", json={"percentage_charged": 30, "grid_status": "Inactive"}).status_code == 200
+    status = live(sim)
+    assert status["grid_status"] == "Inactive"
+    assert status["island_status"] == "off_grid_unintentional"
+    assert status["grid_power"] == 0
+    assert status["battery_power"] == status["load_power"]  # night: the battery carries the home
+    sim.post("/_sim/clock", json={"advance_seconds": 3600})
+    assert sim.get("/_sim/state").get_json()["powerwall"]["percentage_charged"] < 30  # below reserve is allowed
+    sim.post("/_sim/powerwall", json={"percentage_charged": 0})
+    status = live(sim)
+    assert status["battery_power"] == 0 and status["load_power"] == 0  # empty battery, no sun: lights out
+    sim.post("/_sim/powerwall", json={"grid_status": "Active"})
+    assert live(sim)["grid_status"] == "Active"
+    assert sim.post("/_sim/powerwall", json={"grid_status": "Down"}).status_code == 400
+    assert sim.post("/_sim/powerwall", json={"percentage_charged": 101}).status_code == 400

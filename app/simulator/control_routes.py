@@ -158,15 +158,24 @@ def config_set() -> Response:
 
 @control.post("/powerwall")
 def powerwall_set() -> Response:
-    """Set the state of charge directly: {"percentage_charged": 0..100}."""
+    """Set {"percentage_charged": 0..100} and/or {"grid_status": "Active"|"Inactive"} (grid outage)."""
     body = _body()
-    percent = body.get("percentage_charged") if isinstance(body, dict) else None
-    if isinstance(percent, bool) or not isinstance(percent, (int, float)) or not 0 <= percent <= 100:
+    if not isinstance(body, dict) or not body or set(body) - {"percentage_charged", "grid_status"}:
+        return _bad("expected percentage_charged and/or grid_status")
+    percent = body.get("percentage_charged")
+    is_percent = isinstance(percent, (int, float)) and not isinstance(percent, bool) and 0 <= percent <= 100
+    if percent is not None and not is_percent:
         return _bad("percentage_charged must be a number 0-100")
+    grid = body.get("grid_status")
+    if grid is not None and grid not in ("Active", "Inactive"):
+        return _bad("grid_status must be Active or Inactive")
     sim = _sim()
     with sim.lock:
         sim.powerwall.advance(sim.now())
-        sim.powerwall.set_percentage(float(percent))
+        if percent is not None:
+            sim.powerwall.set_percentage(float(percent))
+        if grid is not None:
+            sim.powerwall.grid_up = grid == "Active"
         return jsonify(sim.powerwall.state())
 
 

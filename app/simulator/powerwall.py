@@ -45,6 +45,7 @@ class Powerwall:
     export_rule: str = "battery_ok"
     grid_charging_allowed: bool = True
     storm_mode_enabled: bool = False
+    grid_up: bool = True
     tariff: dict | None = None
     last_update: datetime | None = None
     energy_history: dict[datetime, dict[str, float]] = field(default_factory=dict)  # Wh per local hour
@@ -98,6 +99,8 @@ class Powerwall:
         """Power flows at `now`, limited so that `seconds` of them keep the SoC within bounds."""
         solar = solar_w(self.seed, now, self.tz)
         load = load_w(self.seed, now, self.tz)
+        if not self.grid_up:
+            return self._islanded(solar, load, seconds)
         surplus = solar - load
         can_discharge = self.mode != "backup" and self.percentage_charged > self.backup_reserve_percent
         battery = _self_powered(surplus, can_discharge)
@@ -121,8 +124,20 @@ class Powerwall:
             grid = 0.0
         return Flows(solar=solar, load=load, battery=battery, grid=grid)
 
-    def _within_energy_bounds(self, battery: float, seconds: float) -> float:
-        floor_wh = 0.0 if self.mode == "backup" else self.backup_reserve_percent / 100 * CAPACITY_WH
+    def _islanded(self, solar: float, load: float, seconds: float) -> Flows:
+        # Grid down: the reserve exists for this, so the battery may go to empty; what it cannot absorb
+        # is curtailed, what it cannot supply is load the home goes without.
+        wanted = max(-MAX_POWER_W, min(MAX_POWER_W, load - solar))
+        battery = self._within_energy_bounds(wanted, seconds, floor_wh=0.0)
+        if battery < load - solar:
+            load = solar + battery
+        else:
+            solar = load - battery
+        return Flows(solar=solar, load=load, battery=battery, grid=0.0)
+
+    def _within_energy_bounds(self, battery: float, seconds: float, floor_wh: float | None = None) -> float:
+        if floor_wh is None:
+            floor_wh = 0.0 if self.mode == "backup" else self.backup_reserve_percent / 100 * CAPACITY_WH
         if battery > 0:
             return min(battery, max(0.0, (self.energy_wh - floor_wh) * 3600 / seconds))
         return max(battery, -max(0.0, (CAPACITY_WH - self.energy_wh) * 3600 / seconds))
@@ -181,12 +196,12 @@ class Powerwall:
             "backup_capable": True,
             "battery_power": battery,
             "load_power": load,
-            "grid_status": "Active",
+            "grid_status": "Active" if self.grid_up else "Inactive",
             "grid_services_active": False,
             "grid_power": load - solar - battery,
             "grid_services_power": 0,
             "generator_power": 0,
-            "island_status": "on_grid",
+            "island_status": "on_grid" if self.grid_up else "off_grid_unintentional",
             "storm_mode_active": False,
             "timestamp": now.astimezone(self.tz).replace(microsecond=0).isoformat(),
             "wall_connectors": [],
@@ -255,6 +270,7 @@ class Powerwall:
             "customer_preferred_export_rule": self.export_rule,
             "grid_charging_allowed": self.grid_charging_allowed,
             "storm_mode_enabled": self.storm_mode_enabled,
+            "grid_up": self.grid_up,
             "last_update": self.last_update.isoformat() if self.last_update else None,
             "tariff_content_v2": self.tariff,
             "energy_today_wh": self.energy_between(self.last_update, "month")[0] if self.energy_history else None,

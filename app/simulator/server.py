@@ -106,6 +106,8 @@ def _fault_response(fault: Fault, family: str) -> Response:
     elif status == 412:
         host = request.host_url.rstrip("/") + "/tesla"
         response = tesla_error_response(TeslaError(412, PARTNER_REGISTRATION_ERROR.format(host=host), bare=True))
+    elif status == 402 and request.blueprint == "teslemetry":
+        response = tesla_error_response(TeslaError(402, "subscription_required"))
     else:
         phrase = TESLA_ERRORS.get(status, HTTPStatus(status).phrase.lower())
         response = tesla_error_response(TeslaError(status, phrase))
