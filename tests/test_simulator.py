@@ -365,6 +365,8 @@ def test_identity_endpoint_lists_the_demo_constants(sim):
     assert body["TESLA_ENERGY_SITE_ID"] == identity.TESLA_ENERGY_SITE_ID
     assert body["SITE_TIME_ZONE"] == "Australia/Sydney"
     assert len(identity.AMBER_TOKEN) == 36 and identity.AMBER_TOKEN.startswith("psk_")
+    assert body["app_settings"]["AMBER_API_URL"] == "http://localhost/amber/v1"
+    assert body["app_settings"]["TESLA_TOKEN_URL"] == "http://localhost/oauth2/v3/token"
 
 
 def test_unknown_paths_answer_json_in_each_api_style(sim):

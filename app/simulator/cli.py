@@ -38,10 +38,10 @@ def run_command(
     if no_rate_limits:
         config.update(amber_rate_limit=0, teslemetry_rate_limit=0)
     base = f"http://{host}:{port}"
-    click.echo(f"Simulator on {base}")
-    click.echo(f"  AMBER_API_URL={base}/amber/v1  token {identity.AMBER_TOKEN}  site {identity.AMBER_SITE_ID}")
-    click.echo(f"  TESLEMETRY_API_URL={base}/teslemetry  token {identity.TESLEMETRY_TOKEN}")
-    click.echo(f"  TESLA_FLEET_API_URL={base}/tesla  TESLA_AUTH_URL={base}  TESLA_TOKEN_URL={base}/oauth2/v3/token")
-    click.echo(f"  energy_site_id {identity.TESLA_ENERGY_SITE_ID}  client_id {identity.FLEET_CLIENT_ID}")
+    click.echo(f"Simulator on {base} (all demo constants: {base}/_sim/identity)")
+    for name, value in identity.app_settings(base).items():
+        click.echo(f"  {name}={value}")
+    click.echo(f"  Amber token {identity.AMBER_TOKEN}, site {identity.AMBER_SITE_ID}")
+    click.echo(f"  Teslemetry token {identity.TESLEMETRY_TOKEN}, energy site {identity.TESLA_ENERGY_SITE_ID}")
     click.echo(f"  control: {base}/_sim/state  /_sim/clock  /_sim/faults  /_sim/config  /_sim/reset")
     run_simulator(host, port, seed=seed, **config)

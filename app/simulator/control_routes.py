@@ -196,4 +196,6 @@ def identity_view() -> Response:
 
 def identity_constants() -> dict[str, object]:
     """identity.py's constants as a dict."""
-    return {name: value for name, value in vars(identity).items() if name.isupper()}
+    constants = {name: value for name, value in vars(identity).items() if name.isupper()}
+    constants["app_settings"] = identity.app_settings(request.host_url)
+    return constants

@@ -31,3 +31,17 @@ DEMO_FLEET_REFRESH_TOKEN = "NA_sim0demo0refresh000000000000000000000000000000000
 
 # Teslemetry: a static console token, no OAuth and no refresh.
 TESLEMETRY_TOKEN = "sim-teslemetry-0c8d7e6f5a4b3c2d1e0f"
+
+
+def app_settings(base_url: str) -> dict[str, str]:
+    """The app's config values (config.py names) that point it at a simulator served at `base_url`."""
+    base = base_url.rstrip("/")
+    return {
+        "AMBER_API_URL": f"{base}/amber/v1",
+        "TESLEMETRY_API_URL": f"{base}/teslemetry",
+        "TESLA_FLEET_API_URL": f"{base}/tesla",
+        "TESLA_AUTH_URL": base,
+        "TESLA_TOKEN_URL": f"{base}/oauth2/v3/token",
+        "TESLA_CLIENT_ID": FLEET_CLIENT_ID,
+        "TESLA_CLIENT_SECRET": FLEET_CLIENT_SECRET,
+    }

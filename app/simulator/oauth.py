@@ -105,6 +105,7 @@ class TokenStore:
                 return _error(400, "invalid_request", "code_verifier does not match code_challenge")
         elif secret is None:
             return _error(400, "invalid_request", "client_secret or PKCE code_verifier required")
+        audience = form.get("audience") or audience
         return 200, self._issue(code.scopes, now, audience, refresh=True, state=code.state)
 
     def _refresh(self, form: dict[str, str], now: datetime, audience: str) -> TokenReply:
