@@ -633,16 +633,27 @@ def test_fall_back_day_ignores_second_pass_through_repeated_hour() -> None:
     [
         ("2026-11-24T02:59:59Z", "PERIOD_12_30", {"PERIOD_12_30": "2026-11-24T02:30Z", "PERIOD_12_00": "2026-11-25T02:00Z"}),
         ("2026-11-24T03:00:00Z", "PERIOD_13_00", {"PERIOD_13_00": "2026-11-24T03:00Z", "PERIOD_12_30": "2026-11-25T02:30Z"}),
+        ("2026-11-24T03:29:59Z", "PERIOD_13_00", {"PERIOD_13_00": "2026-11-24T03:00Z", "PERIOD_13_30": "2026-11-24T03:30Z"}),
         ("2026-11-24T03:29:59.999999Z", "PERIOD_13_00", {"PERIOD_13_00": "2026-11-24T03:00Z"}),
+        ("2026-11-24T03:30:00Z", "PERIOD_13_30", {"PERIOD_13_30": "2026-11-24T03:30Z", "PERIOD_13_00": "2026-11-25T03:00Z"}),
         ("2026-11-24T13:59:00Z", "PERIOD_23_30", {"PERIOD_23_30": "2026-11-24T13:30Z", "PERIOD_00_00": "2026-11-24T14:00Z", "PERIOD_23_00": "2026-11-25T13:00Z"}),
         ("2026-11-24T14:00:00Z", "PERIOD_00_00", {"PERIOD_00_00": "2026-11-24T14:00Z", "PERIOD_23_30": "2026-11-25T13:30Z"}),
     ],
-    ids=["12:59:59", "13:00:00", "13:29:59.999999", "23:59", "00:00"],
+    ids=["12:59:59", "13:00:00", "13:29:59", "13:29:59.999999", "13:30:00", "23:59", "00:00"],
 )
 def test_now_at_slot_boundaries(now: str, current: str, checks: dict[str, str]) -> None:
     tariff, explanation = _aligned("Australia/Brisbane", utc(now))
     assert explanation.slots[0].period == current and explanation.slots[0].current
     for period, start in checks.items():
+        assert buy_rates(tariff)[period] == dollars(CODE(utc(start))), period
+
+
+def test_now_at_23_59_in_sydney_daylight_time() -> None:
+    # 23:59 AEDT = 12:59Z: current slot 23:30 today (12:30Z); 00:00 is tomorrow's (13:00Z), and the
+    # slot before the current one, 23:00, is tomorrow's 23:00 (12:00Z the next day).
+    tariff, explanation = _aligned("Australia/Sydney", utc("2026-11-24T12:59:00Z"))
+    assert explanation.slots[0].period == "PERIOD_23_30"
+    for period, start in {"PERIOD_23_30": "2026-11-24T12:30Z", "PERIOD_00_00": "2026-11-24T13:00Z", "PERIOD_23_00": "2026-11-25T12:00Z"}.items():
         assert buy_rates(tariff)[period] == dollars(CODE(utc(start))), period
 
 
