@@ -6,7 +6,7 @@ HOST ?= 127.0.0.1
 PORT ?= 5001
 export FLASK_APP := run.py
 
-.PHONY: run test install clean
+.PHONY: run test demo install clean
 
 $(BIN)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -19,6 +19,9 @@ install: $(BIN)/.installed
 run: $(BIN)/.installed
 	$(BIN)/flask db upgrade
 	$(BIN)/gunicorn --bind $(HOST):$(PORT) --workers 2 --threads 4 --access-logfile - run:app
+
+demo: $(BIN)/.installed
+	$(BIN)/flask demo --host $(HOST) --port $(PORT)
 
 test: $(BIN)/.installed
 	$(BIN)/python -m pytest

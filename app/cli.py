@@ -110,7 +110,22 @@ def rotate_keys() -> None:
         )
 
 
+@click.command("demo")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=5001, show_default=True, type=int)
+@click.option("--sim-port", default=5055, show_default=True, type=int, help="Port of the local simulator.")
+def demo_command(host: str, port: int, sim_port: int) -> None:
+    """Run the app against the local simulator with a ready demo account (no real accounts needed)."""
+    from app.demo import run_demo
+
+    run_demo(host, port, sim_port)
+
+
 def register_cli(app: Flask) -> None:
     """Add the command groups to `app`."""
+    from app.simulator.cli import simulator_cli
+
     app.cli.add_command(users_cli)
     app.cli.add_command(keys_cli)
+    app.cli.add_command(simulator_cli)
+    app.cli.add_command(demo_command)

@@ -26,7 +26,7 @@ from app.clients.amber import (
 from app.clients.errors import AuthenticationError, BadResponseError, NotFoundError, RateLimitedError, TransientError
 from app.prices import Channel, IntervalKind
 
-FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "reference" / "fixtures"
+from tests.reference import FIXTURES  # noqa: E402
 SITE = "01JCX8Q4V6M2R9T3ZKD5HB7WNE"
 TOKEN = "psk_0123456789abcdef0123456789abcdef"
 RATE_HEADERS = {"RateLimit-Limit": "50", "RateLimit-Remaining": "37", "RateLimit-Reset": "211", "RateLimit-Policy": "50;w=300"}

@@ -37,7 +37,7 @@ from app.clients.tesla import (
     teslemetry_client,
 )
 
-FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "reference" / "fixtures"
+from tests.reference import FIXTURES  # noqa: E402
 HOST = "https://fleet.example.test"
 TOKEN = "eyJhbGciOiJSUzI1NiJ9.USER-ACCESS.TOKEN"
 SITE_ID = 123456

@@ -37,7 +37,7 @@ from app.clients.tesla_auth import (
     register_partner_account,
 )
 
-FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "reference" / "fixtures"
+from tests.reference import FIXTURES  # noqa: E402
 CLIENT_ID = "11111111-2222-3333-4444-555555555555"
 CLIENT_SECRET = "ta-secret.CLIENT-SECRET-VALUE"
 REDIRECT = "https://app.example.com/tesla/callback"

@@ -17,7 +17,7 @@ from app.extensions import db as _db
 from app.models import ServiceStatus, User
 from tests.conftest import csrf_token
 
-FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "reference" / "fixtures"
+from tests.reference import FIXTURES  # noqa: E402
 AMBER = "https://amber.test/v1"
 TESLEMETRY = "https://teslemetry.test"
 FLEET = "https://fleet.test"

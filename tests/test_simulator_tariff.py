@@ -11,7 +11,7 @@ import pytest
 from app.simulator.powerwall import default_site_tariff
 from app.simulator.tou_tariff import TariffError, compile_tariff, normalise, price_problems
 
-FIXTURES = Path("/work/shared/reference/fixtures")
+from tests.reference import FIXTURES  # noqa: E402
 
 
 def period(from_dow: int, to_dow: int, from_hour: int, to_hour: int, from_minute: int = 0, to_minute: int = 0) -> dict:

@@ -15,7 +15,7 @@ NIGHT_SLOT = 4  # PERIOD_02_00
 FLEET = {"Authorization": f"Bearer {identity.DEMO_FLEET_ACCESS_TOKEN}"}
 TESLEMETRY = {"Authorization": f"Bearer {identity.TESLEMETRY_TOKEN}"}
 SITE = f"/tesla/api/1/energy_sites/{identity.TESLA_ENERGY_SITE_ID}"
-FIXTURES = Path("/work/shared/reference/fixtures")
+from tests.reference import FIXTURES  # noqa: E402
 
 
 class ManualClock:

@@ -31,7 +31,7 @@ UTC = timezone.utc
 GENERAL = Channel.GENERAL
 FEED_IN = Channel.FEED_IN
 ACTUAL, CURRENT, FORECAST = IntervalKind.ACTUAL, IntervalKind.CURRENT, IntervalKind.FORECAST
-FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "reference" / "fixtures"  # as the client tests
+from tests.reference import FIXTURES  # noqa: E402
 FIXTURE_NOW = datetime(2025, 11, 20, 3, 12, tzinfo=UTC)  # 14:12 AEDT, 13:12 NEM time
 ALL_PERIODS = [period_name(minutes) for minutes in range(0, 1440, 30)]
 
