@@ -5,7 +5,24 @@ import secrets
 from datetime import datetime, timezone
 
 from flask_login import UserMixin
-from sqlalchemy import JSON, Boolean, CheckConstraint, DateTime, ForeignKey, Integer, String, Text, UniqueConstraint
+from datetime import date
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    CheckConstraint,
+    Date,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    SmallInteger,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy import true
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
 
@@ -14,6 +31,8 @@ from app.extensions import db
 FORECAST_ESTIMATES = ("low", "predicted", "high")
 TESLA_PATHS = ("teslemetry", "fleet")
 SERVICE_STATES = ("connected", "attention", "not_configured")
+EXPORT_PROTECTION_RULES = ("never", "pv_only")
+SYNC_OUTCOMES = ("pushed", "unchanged", "skipped", "failed")
 
 
 def utcnow() -> datetime:
@@ -82,6 +101,8 @@ class UserSettings(db.Model):
             "forecast_estimate IN ('low', 'predicted', 'high')", name="forecast_estimate_valid"
         ),
         CheckConstraint("tesla_path IN ('teslemetry', 'fleet')", name="tesla_path_valid"),
+        CheckConstraint("export_protection_rule IN ('never', 'pv_only')", name="export_protection_rule_valid"),
+        CheckConstraint("change_threshold_cents >= 0", name="change_threshold_cents_valid"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -105,6 +126,11 @@ class UserSettings(db.Model):
     # Off until the user turns it on: pushing a tariff acts on their battery and their bill.
     sync_enabled: Mapped[bool] = mapped_column(Boolean, default=False)
     forecast_estimate: Mapped[str] = mapped_column(String(10), default="predicted")
+    # Push when any slot moved by at least this much (c/kWh); the current slot pushes on any change.
+    change_threshold_cents: Mapped[float] = mapped_column(Float, default=0.5, server_default="0.5")
+    # Stop exports while exporting costs money, then put the user's own export rule back.
+    export_protection: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
+    export_protection_rule: Mapped[str] = mapped_column(String(10), default="never", server_default="never")
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
     user: Mapped[User] = relationship(back_populates="settings")
@@ -178,6 +204,126 @@ class PartnerRegistration(db.Model):
     ok: Mapped[bool] = mapped_column(Boolean, default=False)
     message: Mapped[str | None] = mapped_column(Text, nullable=True)
     attempted_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class SyncState(db.Model):
+    """What the sync remembers per user between ticks (survives restarts)."""
+
+    __tablename__ = "sync_states"
+
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    last_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # The last time the Powerwall was known to hold a tariff built from fresh prices.
+    last_success_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    last_readback_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    fallback_active: Mapped[bool] = mapped_column(Boolean, default=False)
+    fallback_since: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    export_protection_active: Mapped[bool] = mapped_column(Boolean, default=False)
+    export_rule_before: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    export_rule_changed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # Tesla said "wait" (429): no Tesla call before this time.
+    tesla_retry_after: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # Tesla refused the credentials: no Tesla call until the user fixes them (cleared on change).
+    tesla_blocked_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+
+class SyncRun(db.Model):
+    """One sync of one user: what happened, why, and what it cost."""
+
+    __tablename__ = "sync_runs"
+    __table_args__ = (
+        CheckConstraint("outcome IN ('pushed', 'unchanged', 'skipped', 'failed')", name="outcome_valid"),
+        Index("ix_sync_runs_user_id_started_at", "user_id", "started_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    tick_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    outcome: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    amber_calls: Mapped[int] = mapped_column(Integer, default=0)
+    tesla_calls: Mapped[int] = mapped_column(Integer, default=0)
+    pushed: Mapped[bool] = mapped_column(Boolean, default=False)
+    push_latency_ms: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    tariff_push_id: Mapped[int | None] = mapped_column(
+        ForeignKey("tariff_pushes.id", ondelete="SET NULL"), nullable=True
+    )
+
+
+class TariffPush(db.Model):
+    """A tariff sent to a Powerwall, with its hash and the explanation of every slot."""
+
+    __tablename__ = "tariff_pushes"
+    __table_args__ = (Index("ix_tariff_pushes_user_id_created_at", "user_id", "created_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    tesla_site_id: Mapped[str] = mapped_column(String(32))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    kind: Mapped[str] = mapped_column(String(16), default="normal")  # normal | fallback | repair
+    tariff: Mapped[dict] = mapped_column(JSON)
+    tariff_hash: Mapped[str] = mapped_column(String(64))
+    explanation: Mapped[dict | None] = mapped_column(JSON, nullable=True)
+    accepted: Mapped[bool] = mapped_column(Boolean, default=False)
+    tesla_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+
+class StoredPrice(db.Model):
+    """One Amber price interval for one Amber site: actuals, and the latest forecast, upserted."""
+
+    __tablename__ = "price_intervals"
+    __table_args__ = (
+        UniqueConstraint("amber_site_id", "channel", "start_at", "duration_minutes", name="uq_price_intervals_key"),
+        Index("ix_price_intervals_site_start", "amber_site_id", "start_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    amber_site_id: Mapped[str] = mapped_column(String(64))
+    channel: Mapped[str] = mapped_column(String(16))
+    start_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    duration_minutes: Mapped[int] = mapped_column(SmallInteger)
+    kind: Mapped[str] = mapped_column(String(10))
+    per_kwh: Mapped[float] = mapped_column(Float)
+    spot_per_kwh: Mapped[float | None] = mapped_column(Float, nullable=True)
+    advanced_low: Mapped[float | None] = mapped_column(Float, nullable=True)
+    advanced_predicted: Mapped[float | None] = mapped_column(Float, nullable=True)
+    advanced_high: Mapped[float | None] = mapped_column(Float, nullable=True)
+    estimate: Mapped[bool] = mapped_column(Boolean, default=False)
+    spike_status: Mapped[str] = mapped_column(String(16), default="none")
+    descriptor: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    renewables: Mapped[float | None] = mapped_column(Float, nullable=True)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class ApiCallCount(db.Model):
+    """Outside API calls per user, day, service and kind; `billable` counts the ones Tesla bills."""
+
+    __tablename__ = "api_call_counts"
+    __table_args__ = (UniqueConstraint("user_id", "day", "service", "kind", name="uq_api_call_counts_key"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    day: Mapped[date] = mapped_column(Date)
+    service: Mapped[str] = mapped_column(String(16))
+    kind: Mapped[str] = mapped_column(String(48))
+    calls: Mapped[int] = mapped_column(Integer, default=0)
+    billable: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class SchedulerLease(db.Model):
+    """A named lease held by one process at a time (the scheduler leader)."""
+
+    __tablename__ = "scheduler_leases"
+
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(128))
+    acquired_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    renewed_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # The last tick claimed under this lease: a tick runs only if its claim moves this forward.
+    last_tick_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
 
 # Every encrypted column, by model: `flask keys rotate` re-encrypts exactly these.
