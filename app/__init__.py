@@ -42,11 +42,13 @@ def create_app(config: Config | str | None = None) -> Flask:
     from app.auth import bp as auth_bp
     from app.main import bp as main_bp
     from app.settings import bp as settings_bp
+    from app.tesla_oauth import bp as tesla_oauth_bp
 
     app.register_blueprint(main_bp)
     app.register_blueprint(auth_bp)
     app.register_blueprint(settings_bp)
     app.register_blueprint(admin_bp)
+    app.register_blueprint(tesla_oauth_bp)
 
     from app.errors import register_error_handlers
 

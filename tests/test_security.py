@@ -10,7 +10,7 @@ import pytest
 from app.security import safe_next
 from tests.conftest import csrf_token
 
-PUBLIC_ENDPOINTS = {"auth.login", "auth.register", "main.healthz", "static"}
+PUBLIC_ENDPOINTS = {"auth.login", "auth.register", "main.healthz", "static", "tesla_oauth.public_key"}
 
 
 def concrete_path(rule) -> str:
@@ -20,6 +20,7 @@ def concrete_path(rule) -> str:
     path = re.sub(r"<path:[^>]+>", "app.css", path)
     path = re.sub(r"<(?:string:)?action>", "disable", path)
     path = re.sub(r"<(?:string:)?name>", "amber_token", path)
+    path = re.sub(r"<(?:string:)?region>", "na", path)
     return re.sub(r"<[^>]+>", "x", path)
 
 
