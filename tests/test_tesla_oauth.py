@@ -510,3 +510,69 @@ def test_no_secret_reaches_a_page_or_a_log_line(fleet, user_client, admin_client
         assert secret not in logs, secret
         for page in pages:
             assert secret not in page, secret
+
+
+# -- end to end against the local simulator (real sockets, no `responses`) --------------------------------
+
+
+@pytest.fixture(scope="module")
+def simulator_base():
+    from app.simulator.server import start_simulator_thread
+
+    base, stop = start_simulator_thread()
+    yield base
+    stop()
+
+
+@pytest.fixture()
+def simulated(app, simulator_base):
+    import requests
+
+    from app.simulator import identity
+
+    requests.post(f"{simulator_base}/_sim/reset", timeout=5).raise_for_status()
+    app.config.update(identity.app_settings(simulator_base))
+    app.config.update(TESLA_REDIRECT_URI="http://localhost/tesla-fleet/callback", APP_DOMAIN="sync.example.com")
+    return simulator_base
+
+
+def _sign_in_at_simulator(user_client) -> str:
+    """Connect, let the simulator's authorize page approve, and return the callback path it sends back."""
+    import requests
+
+    response = user_client.post("/tesla-fleet/connect", data={"csrf_token": csrf_token(user_client, "/settings")})
+    approved = requests.get(response.headers["Location"], allow_redirects=False, timeout=5)
+    assert approved.status_code == 302, approved.text
+    back = urlsplit(approved.headers["Location"])
+    assert back.path == "/tesla-fleet/callback"
+    return f"{back.path}?{back.query}"
+
+
+def test_connect_end_to_end_against_the_simulator(app, simulated, user_client, user_id):
+    from app.simulator import identity
+
+    response = user_client.get(_sign_in_at_simulator(user_client))
+    assert response.status_code == 302, response.get_data(as_text=True)
+    row = settings_of(app)
+    assert row.tesla_region == "na" and row.tesla_path == "fleet"
+    assert row.tesla_site_id == str(identity.TESLA_ENERGY_SITE_ID)
+    status = tesla_status(app, user_id)
+    assert status.state == "connected" and status.via == "fleet", status.message
+
+
+def test_unregistered_region_then_admin_registers_then_test_connection_works(app, simulated, user_client, admin_client, user_id):
+    import requests
+
+    requests.post(f"{simulated}/_sim/config", json={"fleet_region": "unregistered"}, timeout=5).raise_for_status()
+    assert user_client.get(_sign_in_at_simulator(user_client)).status_code == 302
+    assert "administrator must register the app" in user_client.get("/settings").get_data(as_text=True)
+    assert tesla_status(app, user_id).state == "attention"
+
+    token = csrf_token(admin_client, "/admin/tesla-app")
+    assert admin_client.post("/admin/tesla-app/key", data={"csrf_token": token}).status_code == 302
+    assert admin_client.post("/admin/tesla-app/register/na", data={"csrf_token": token}).status_code == 302
+    assert requests.get(f"{simulated}/_sim/state", timeout=5).json()["partner_registered"] is True
+    assert "Registered sync.example.com" in admin_client.get("/admin/tesla-app").get_data(as_text=True)
+
+    user_client.post("/settings/test", data={"csrf_token": csrf_token(user_client, "/settings")})
+    assert tesla_status(app, user_id).state == "connected"
