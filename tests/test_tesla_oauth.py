@@ -388,6 +388,24 @@ def test_a_refused_new_token_at_discovery_is_not_kept(fleet, user_client, rsps):
     assert_nothing_stored(fleet)
 
 
+def test_a_token_set_without_a_refresh_token_is_refused(fleet, user_client, rsps):
+    state, _ = start(user_client)
+    mock_token(rsps, body=token_body(refresh=None))
+    response = callback(user_client, state)
+    assert response.status_code == 502 and "did not allow offline access" in response.get_data(as_text=True)
+    assert_nothing_stored(fleet)
+
+
+def test_an_unknown_region_name_falls_back_to_the_host_that_answered(fleet, user_client, rsps):
+    state, _ = start(user_client)
+    mock_token(rsps)
+    mock_region(rsps, NA, status=421)
+    mock_region(rsps, EU, region="emea-unknown")
+    mock_sites(rsps, EU)
+    assert callback(user_client, state).status_code == 302
+    assert settings_of(fleet).tesla_region == "eu"
+
+
 def test_callback_requires_sign_in(fleet, client):
     response = callback(client, "some-state")
     assert response.status_code == 302 and "/login" in response.headers["Location"]
@@ -426,6 +444,14 @@ def test_unreadable_fleet_tokens_are_reported_with_a_way_to_connect_again(fleet,
         _db.session.commit()
     page = user_client.get("/settings").get_data(as_text=True)
     assert "can no longer be read" in page and "Connect Tesla account again" in page
+
+
+def test_saved_tokens_without_a_fleet_app_can_still_be_removed(fleet, user_client, user_id, clock):
+    connect_directly(fleet, user_id, clock())
+    fleet.config["TESLA_CLIENT_ID"] = None
+    page = user_client.get("/settings").get_data(as_text=True)
+    assert "no longer has a Fleet app" in page and "Connect Tesla account" not in page
+    assert 'action="/tesla-fleet/disconnect"' in page
 
 
 def test_an_expired_access_token_is_shown_as_renewed_on_next_call(fleet, user_client, user_id, clock):
@@ -473,6 +499,32 @@ def test_an_access_token_is_refreshed_shortly_before_it_expires(fleet, db, user_
     mock_token(rsps, body=token_body("fresh-access", "NA_fresh-refresh"))
     assert fleet_access_token(user, clock()) == "fresh-access"
     assert get_secret(user.settings, "tesla_refresh_token") == "NA_fresh-refresh"
+
+
+def test_a_401_refreshes_once_and_retries_with_the_new_token(fleet, db, user_id, clock, rsps):
+    connect_directly(fleet, user_id, clock())
+    mock_token(rsps, body=token_body("after-401-access", "NA_after-401-refresh"))
+    rsps.add(responses.GET, f"{NA}/api/1/products", json={"error": "token expired (401)"}, status=401)
+    mock_sites(rsps)
+    user = db.session.get(User, user_id)
+    result = check_connections(user, clock())
+    db.session.commit()
+    assert result["tesla"].state == "connected"
+    product_calls = [c for c in rsps.calls if c.request.url.endswith("/api/1/products")]
+    assert [c.request.headers["Authorization"] for c in product_calls] == [f"Bearer {ACCESS}", "Bearer after-401-access"]
+    assert get_secret(user.settings, "tesla_refresh_token") == "NA_after-401-refresh"
+
+
+def test_a_second_401_after_the_refresh_is_not_retried_again(fleet, db, user_id, clock, rsps):
+    connect_directly(fleet, user_id, clock())
+    mock_token(rsps, body=token_body("after-401-access", "NA_after-401-refresh"))
+    rsps.add(responses.GET, f"{NA}/api/1/products", json={"error": "token expired (401)"}, status=401)
+    user = db.session.get(User, user_id)
+    result = check_connections(user, clock())
+    db.session.commit()
+    assert result["tesla"].state == "attention"
+    assert len([c for c in rsps.calls if c.request.url.endswith("/api/1/products")]) == 2
+    assert len([c for c in rsps.calls if c.request.url == TOKEN_URL]) == 1
 
 
 def test_a_refused_refresh_asks_the_user_to_connect_tesla_again(fleet, db, user_client, user_id, clock, rsps):

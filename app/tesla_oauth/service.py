@@ -255,6 +255,13 @@ def complete_authorization(user: User, code: str, code_verifier: str, now: datet
         log.warning("User %s: the Tesla code exchange failed (%s)", user.id, exc.code or exc.status or type(exc).__name__)
         raise ConnectFailed(_exchange_failure_message(exc)) from exc
 
+    if not tokens.refresh_token:
+        # Without one the connection would die with the access token, hours from now.
+        log.warning("User %s: the Tesla code exchange returned no refresh token", user.id)
+        raise ConnectFailed(
+            "Tesla did not allow offline access, so the connection could not be kept. "
+            "Please connect again and allow all the requested permissions."
+        )
     result = ConnectResult()
     notes: list[str] = []
     try:
@@ -275,10 +282,8 @@ def complete_authorization(user: User, code: str, code_verifier: str, now: datet
         result.ok = False
         notes.append(f"Your Tesla region could not be confirmed: {exc.user_message}")
     else:
-        if found.region in FLEET_API_HOSTS or override:
-            region = found.region
-        else:
-            region = _region_of_host(found.host) or region
+        # Only a known region is stored: fleet_host() must be able to map it back to a host.
+        region = found.region if found.region in FLEET_API_HOSTS else (_region_of_host(found.host) or region)
 
     save_fleet_tokens(user, tokens, now, region)
     settings = settings_for(user)
