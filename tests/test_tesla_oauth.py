@@ -628,3 +628,26 @@ def test_unregistered_region_then_admin_registers_then_test_connection_works(app
 
     user_client.post("/settings/test", data={"csrf_token": csrf_token(user_client, "/settings")})
     assert tesla_status(app, user_id).state == "connected"
+
+
+def test_access_logs_do_not_keep_the_callback_code_or_state(app):
+    from app.tesla_oauth.log_redaction import OAuthQueryRedactor
+
+    werkzeug_style = logging.LogRecord(
+        "werkzeug", logging.INFO, __file__, 1, '%s - - [%s] "%s" %s -',
+        ("127.0.0.1", "24/Nov/2026 03:34:16", f"GET /tesla-fleet/callback?code={CODE}&state=abc123 HTTP/1.1", "302"), None,
+    )
+    gunicorn_style = logging.LogRecord(
+        "gunicorn.access", logging.INFO, __file__, 1, '%(h)s "%(r)s" %(s)s',
+        ({"h": "10.0.0.1", "r": f"GET /tesla-fleet/callback?state=abc123&code={CODE} HTTP/1.1", "s": "302"},), None,
+    )
+    for record in (werkzeug_style, gunicorn_style):
+        assert OAuthQueryRedactor().filter(record) is True
+        message = record.getMessage()
+        assert CODE not in message and "abc123" not in message
+        assert "/tesla-fleet/callback?" in message and "code=***" in message and "state=***" in message
+    plain = logging.LogRecord("werkzeug", logging.INFO, __file__, 1, "GET %s", ("/settings?site=1",), None)
+    OAuthQueryRedactor().filter(plain)
+    assert plain.getMessage() == "GET /settings?site=1"
+    for name in ("werkzeug", "gunicorn.access"):
+        assert sum(isinstance(f, OAuthQueryRedactor) for f in logging.getLogger(name).filters) == 1
