@@ -18,7 +18,7 @@ from sqlalchemy import select, text
 from app.clients.tesla import FLEET_API_HOSTS
 from app.clients.tesla_auth import TokenSet
 from app.connections import check_connections, fleet_access_token, save_fleet_tokens
-from app.credentials import get_secret, set_secret
+from app.credentials import get_secret, set_secret, settings_for
 from app.crypto import get_crypto
 from app.extensions import db as _db
 from app.models import OAuthState, ServiceStatus, User, UserSettings
@@ -238,8 +238,6 @@ def test_callback_stores_encrypted_tokens_region_sites_and_chooses_fleet(fleet, 
 def test_callback_keeps_a_teslemetry_users_choice_and_says_they_can_switch(fleet, user_client, user_id, rsps):
     with fleet.app_context():
         user = _db.session.get(User, user_id)
-        from app.credentials import settings_for
-
         set_secret(settings_for(user), "teslemetry_token", "teslemetry-token-abcdef123456")
         _db.session.commit()
     state, _ = start(user_client)
