@@ -35,6 +35,19 @@ def _choice(name: str, default: str, allowed: tuple[str, ...]) -> str:
     return value
 
 
+def _number(name: str, default: float, *, minimum: float, integer: bool = False) -> float:
+    raw = _env(name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw) if integer else float(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a{'n integer' if integer else ' number'} (got {raw!r})") from None
+    if value < minimum:
+        raise ConfigError(f"{name} must be at least {minimum:g} (got {raw!r})")
+    return value
+
+
 def normalise_database_url(url: str) -> str:
     """Use the psycopg 3 driver for plain postgres:// and postgresql:// URLs."""
     for prefix in ("postgres://", "postgresql://"):
@@ -77,6 +90,7 @@ class Config:
         self.APP_DOMAIN = _env("APP_DOMAIN")
 
         self.SCHEDULER = _choice("SCHEDULER", "embedded", SCHEDULER_MODES)
+        self._scheduler_timing()
         self.REGISTRATION = _choice("REGISTRATION", "first-user", REGISTRATION_POLICIES)
         self.LOG_LEVEL = (_env("LOG_LEVEL") or "INFO").upper()
 
@@ -93,6 +107,36 @@ class Config:
         self.LOGIN_WINDOW_SECONDS = 15 * 60
         self.LOGIN_MAX_FAILURES_PER_ACCOUNT = 5
         self.LOGIN_MAX_FAILURES_PER_IP = 20
+
+        # The sync (app/sync.py).
+        self.SYNC_MAX_WORKERS = int(_number("SYNC_MAX_WORKERS", 16, minimum=1, integer=True))
+        self.PRICE_RETENTION_DAYS = int(_number("PRICE_RETENTION_DAYS", 400, minimum=1, integer=True))
+        self.SYNC_USER_DEADLINE_SECONDS = 90  # one user's sync stops before its next call after this
+        self.SYNC_REFRESH_MINUTES = 60  # push an unchanged tariff again after this long
+        self.SYNC_STALE_MINUTES = 45  # after this long without fresh prices, push the flat fallback
+        self.SYNC_READBACK_HOURS = 6  # compare with the tariff read back from Tesla this often
+        self.AMBER_CONFIRM_POLLS = 4  # re-polls for the confirmed 5-minute price (<= 6 Amber calls)
+        self.AMBER_CONFIRM_POLL_SECONDS = 5.0
+        self.EXPORT_PROTECTION_HOLD_MINUTES = 10  # hysteresis before exports are allowed again
+
+    def _scheduler_timing(self) -> None:
+        # Ticks follow Amber's 5-minute intervals; the knobs exist so tests can run ticks every second.
+        tick = int(_number("SCHEDULER_TICK_SECONDS", 300, minimum=1, integer=True))
+        if 3600 % tick:
+            raise ConfigError(f"SCHEDULER_TICK_SECONDS must divide an hour (got {tick})")
+        delay = _number("SCHEDULER_TICK_DELAY_SECONDS", 3, minimum=0)
+        if delay >= tick:
+            raise ConfigError("SCHEDULER_TICK_DELAY_SECONDS must be shorter than SCHEDULER_TICK_SECONDS")
+        ttl = _number("SCHEDULER_LEASE_TTL_SECONDS", 60, minimum=0.1)
+        renew = _number("SCHEDULER_LEASE_RENEW_SECONDS", 15, minimum=0.05)
+        if renew >= ttl:
+            raise ConfigError("SCHEDULER_LEASE_RENEW_SECONDS must be shorter than SCHEDULER_LEASE_TTL_SECONDS")
+        self.SCHEDULER_TICK_SECONDS = tick
+        self.SCHEDULER_TICK_DELAY_SECONDS = delay
+        self.SCHEDULER_LEASE_TTL_SECONDS = ttl
+        self.SCHEDULER_LEASE_RENEW_SECONDS = renew
+        # Tests only: "module:function" called instead of app.sync.run_tick.
+        self.SCHEDULER_TICK_JOB = _env("SCHEDULER_TICK_JOB")
 
 
 class DevelopmentConfig(Config):

@@ -1,4 +1,4 @@
-"""Operator commands: `flask users …` and `flask keys …` (plus Flask-Migrate's `flask db …`)."""
+"""Operator commands: `flask users …`, `flask keys …` and `flask scheduler …` (plus Flask-Migrate's `flask db …`)."""
 from __future__ import annotations
 
 import click
@@ -13,6 +13,8 @@ from app.models import User
 
 users_cli = AppGroup("users", help="Create, list and configure accounts.")
 keys_cli = AppGroup("keys", help="Manage the encryption keys of stored credentials.")
+sync_cli = AppGroup("sync", help="Sync tariffs now, outside the scheduler.")
+scheduler_cli = AppGroup("scheduler", help="Run the scheduler in its own process, or see who leads it.")
 
 
 def _user_or_fail(email: str) -> User:
@@ -110,6 +112,58 @@ def rotate_keys() -> None:
         )
 
 
+@scheduler_cli.command("run")
+def scheduler_run() -> None:
+    """Run the scheduler in the foreground until Ctrl-C or SIGTERM (then set SCHEDULER=off on the web workers)."""
+    from flask import current_app
+
+    from app.scheduler import run_forever
+
+    run_forever(current_app._get_current_object())
+
+
+@scheduler_cli.command("status")
+def scheduler_status() -> None:
+    """Show which process leads the scheduler, the last tick and when the next one is due."""
+    from app.scheduler import status
+
+    state = status()
+    if state.leader is None:
+        click.echo("Leader: none (no scheduler process holds the lease)")
+    else:
+        click.echo(
+            f"Leader: {state.leader.holder} since {state.leader.acquired_at.isoformat()}, "
+            f"lease until {state.leader.expires_at.isoformat()}"
+        )
+    click.echo(f"Last tick: {state.last_tick_at.isoformat() if state.last_tick_at else 'never'}")
+    click.echo(f"Next tick: {state.next_tick_at.isoformat()}")
+
+
+@sync_cli.command("run")
+@click.option("--user", "email", help="Sync this account only.")
+@click.option("--all", "all_users", is_flag=True, help="Sync every account with sync turned on.")
+@click.option("--dry-run", is_flag=True, help="Build the tariff and say what would change; push and record nothing.")
+def sync_run(email: str | None, all_users: bool, dry_run: bool) -> None:
+    """One sync now: prints pushed / unchanged / skipped / failed per user; exits 1 if any failed."""
+    from app.sync import run_tick
+
+    if bool(email) == all_users:
+        raise click.UsageError("Give either --user EMAIL or --all.")
+    ids = [_user_or_fail(email).id] if email else None
+    results = run_tick(None, user_ids=ids, dry_run=dry_run)
+    if not results:
+        click.echo("No account has sync turned on.")
+    for result in results:
+        click.echo(f"{result.email}: {result.outcome} - {result.reason}")
+        if dry_run and result.explanation is not None:
+            click.echo(f"  Tariff for the next 24 hours ({result.explanation.site_tz}), $/kWh:")
+            for slot in result.explanation.slots:
+                flags = ", ".join(flag.value for flag in slot.flags)
+                click.echo(f"  {slot.wall_from}-{slot.wall_to}  buy {slot.buy:8.4f}  sell {slot.sell:8.4f}  {flags}")
+    if any(result.outcome == "failed" for result in results):
+        raise SystemExit(1)
+
+
 @click.command("demo")
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=5001, show_default=True, type=int)
@@ -127,5 +181,7 @@ def register_cli(app: Flask) -> None:
 
     app.cli.add_command(users_cli)
     app.cli.add_command(keys_cli)
+    app.cli.add_command(sync_cli)
+    app.cli.add_command(scheduler_cli)
     app.cli.add_command(simulator_cli)
     app.cli.add_command(demo_command)
