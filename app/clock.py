@@ -1,6 +1,7 @@
 """The app's clock. Code that decides by time calls `now()`; tests replace the clock."""
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from datetime import datetime, timezone
 
@@ -15,10 +16,16 @@ def system_clock() -> datetime:
 
 
 def init_app(app: Flask, clock: Clock | None = None) -> None:
-    """Install the clock on the app (the system clock unless given)."""
+    """Install the clock (the system clock unless given) and the sleep that goes with it."""
     app.extensions["clock"] = clock or system_clock
+    app.extensions["sleep"] = time.sleep
 
 
 def now() -> datetime:
     """The current time according to the app's clock."""
     return current_app.extensions["clock"]()
+
+
+def sleeper() -> Callable[[float], None]:
+    """The app's way to wait (tests replace it with one that only moves their clock)."""
+    return current_app.extensions["sleep"]

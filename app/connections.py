@@ -14,16 +14,19 @@ import requests
 from flask import current_app
 from sqlalchemy import select
 
+from app import clock
 from app.clients.amber import AmberClient, AmberSite
+from app.clients.base import CallRecord
 from app.clients.errors import AuthenticationError, ClientError, WrongRegionError
 from app.clients.tesla import EnergySite, TeslaClient, fleet_api_host, teslemetry_client
 from app.clients.tesla_auth import TeslaAuthClient, TokenSet, discover_region
-from app.credentials import CredentialUnreadable, get_secret, set_secret, settings_for
+from app.credentials import CredentialUnreadable, get_secret, set_secret, settings_for, unblock_tesla
 from app.extensions import db
 from app.models import ServiceStatus, User, UserSettings, utcnow
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+OnCall = Callable[[CallRecord], None] | None  # observes every HTTP call (the sync counts them)
 
 # Refresh a Fleet access token this long before it expires, so no call races its expiry.
 REFRESH_MARGIN = timedelta(minutes=5)
@@ -52,24 +55,31 @@ def _session() -> requests.Session:
 # -- Amber ------------------------------------------------------------------------------------------------
 
 
-def amber_client(user: User) -> AmberClient:
+def amber_client(user: User, on_call: OnCall = None) -> AmberClient:
     """An Amber client with the user's token (NotConfigured / CredentialUnreadable when it can't be had)."""
     token = get_secret(user.settings, "amber_token")
     if not token:
         raise NotConfigured("Add your Amber API token in Settings.")
-    return AmberClient(token, _session(), base_url=current_app.config["AMBER_API_URL"])
+    return AmberClient(
+        token, _session(), base_url=current_app.config["AMBER_API_URL"], on_call=on_call, sleep=clock.sleeper()
+    )
 
 
 # -- Tesla: Fleet tokens ----------------------------------------------------------------------------------
 
 
-def tesla_auth_client() -> TeslaAuthClient:
+def tesla_auth_client(on_call: OnCall = None) -> TeslaAuthClient:
     """The token-endpoint client for this installation's Fleet app."""
     config = current_app.config
     if not config.get("TESLA_CLIENT_ID"):
         raise NotConfigured("This installation has no Tesla Fleet app (TESLA_CLIENT_ID is not set).")
     return TeslaAuthClient(
-        config["TESLA_CLIENT_ID"], config.get("TESLA_CLIENT_SECRET"), _session(), token_url=config["TESLA_TOKEN_URL"]
+        config["TESLA_CLIENT_ID"],
+        config.get("TESLA_CLIENT_SECRET"),
+        _session(),
+        token_url=config["TESLA_TOKEN_URL"],
+        on_call=on_call,
+        sleep=clock.sleeper(),
     )
 
 
@@ -93,6 +103,7 @@ def save_fleet_tokens(user: User, tokens: TokenSet, now: datetime, region: str |
     settings.tesla_token_expires_at = tokens.expires_at(now)
     if region:
         settings.tesla_region = region.lower()
+    unblock_tesla(user)
 
 
 def clear_fleet_tokens(user: User) -> None:
@@ -111,7 +122,7 @@ def fleet_configured(settings: UserSettings | None) -> bool:
     return bool(settings and settings.tesla_refresh_token_enc)
 
 
-def fleet_access_token(user: User, now: datetime, *, force_refresh: bool = False) -> str:
+def fleet_access_token(user: User, now: datetime, *, force_refresh: bool = False, on_call: OnCall = None) -> str:
     """A Fleet access token valid for at least REFRESH_MARGIN, refreshing (and saving the rotated
     refresh token at once) when needed."""
     settings = user.settings
@@ -134,7 +145,7 @@ def fleet_access_token(user: User, now: datetime, *, force_refresh: bool = False
     if not refresh:
         raise ReconnectNeeded()
     try:
-        tokens = tesla_auth_client().refresh(refresh)
+        tokens = tesla_auth_client(on_call).refresh(refresh)
     except AuthenticationError as exc:
         db.session.rollback()
         log.warning("User %s: Tesla refused the Fleet refresh token (%s)", user.id, exc.code or exc.status)
@@ -161,16 +172,20 @@ def configured_tesla_paths(settings: UserSettings | None) -> list[str]:
     return sorted(available, key=lambda path: path != settings.tesla_path)
 
 
-def tesla_client(user: User, path: str, now: datetime, *, force_refresh: bool = False) -> TeslaClient:
+def tesla_client(
+    user: User, path: str, now: datetime, *, force_refresh: bool = False, on_call: OnCall = None
+) -> TeslaClient:
     """A Tesla client for one path ("teslemetry" or "fleet")."""
     settings = user.settings
     if path == "teslemetry":
         token = get_secret(settings, "teslemetry_token")
         if not token:
             raise NotConfigured("Add your Teslemetry token in Settings.")
-        return teslemetry_client(token, _session(), base_url=current_app.config["TESLEMETRY_API_URL"])
-    token = fleet_access_token(user, now, force_refresh=force_refresh)
-    return TeslaClient(fleet_host(settings), token, _session())
+        return teslemetry_client(
+            token, _session(), base_url=current_app.config["TESLEMETRY_API_URL"], on_call=on_call, sleep=clock.sleeper()
+        )
+    token = fleet_access_token(user, now, force_refresh=force_refresh, on_call=on_call)
+    return TeslaClient(fleet_host(settings), token, _session(), on_call=on_call, sleep=clock.sleeper())
 
 
 @dataclass(frozen=True)
@@ -182,7 +197,9 @@ class TeslaOutcome:
     fallback_reason: str | None = None
 
 
-def call_tesla(user: User, operation: Callable[[TeslaClient], T], now: datetime) -> TeslaOutcome:
+def call_tesla(
+    user: User, operation: Callable[[TeslaClient], T], now: datetime, on_call: OnCall = None
+) -> TeslaOutcome:
     """Run `operation` on the user's chosen Tesla path; on a Fleet 401 refresh once, on 421 find the
     region again, and when the chosen path fails authentication use the other configured path."""
     paths = configured_tesla_paths(user.settings)
@@ -192,7 +209,7 @@ def call_tesla(user: User, operation: Callable[[TeslaClient], T], now: datetime)
     last_error: Exception | None = None
     for path in paths:
         try:
-            value = _call_one_path(user, path, operation, now)
+            value = _call_one_path(user, path, operation, now, on_call)
         except (AuthenticationError, CredentialUnreadable) as exc:
             last_error = exc
             fallback_reason = _plain_message(exc)
@@ -203,21 +220,24 @@ def call_tesla(user: User, operation: Callable[[TeslaClient], T], now: datetime)
     raise last_error
 
 
-def _call_one_path(user: User, path: str, operation: Callable[[TeslaClient], T], now: datetime) -> T:
-    client = tesla_client(user, path, now)
+def _call_one_path(
+    user: User, path: str, operation: Callable[[TeslaClient], T], now: datetime, on_call: OnCall
+) -> T:
+    client = tesla_client(user, path, now, on_call=on_call)
     if path == "teslemetry":
         return operation(client)
     try:
         return operation(client)
     except WrongRegionError:
-        discovery = discover_region(fleet_access_token(user, now), fleet_candidate_hosts(), _session())
+        token = fleet_access_token(user, now, on_call=on_call)
+        discovery = discover_region(token, fleet_candidate_hosts(), _session(), on_call=on_call, sleep=clock.sleeper())
         user.settings.tesla_region = discovery.region.lower()
         db.session.commit()
-        return operation(tesla_client(user, path, now))
+        return operation(tesla_client(user, path, now, on_call=on_call))
     except AuthenticationError as exc:
         if exc.status != 401:
             raise
-        return operation(tesla_client(user, path, now, force_refresh=True))
+        return operation(tesla_client(user, path, now, force_refresh=True, on_call=on_call))
 
 
 # -- Status and discovery ---------------------------------------------------------------------------------
@@ -268,11 +288,11 @@ def _site_dict(site: AmberSite) -> dict:
     return {"id": site.id, "nmi": site.nmi, "network": site.network, "status": site.status}
 
 
-def check_amber(user: User, now: datetime) -> ServiceStatus:
+def check_amber(user: User, now: datetime, on_call: OnCall = None) -> ServiceStatus:
     """Check the Amber token, list the sites (active first), choose the only one automatically."""
     settings = settings_for(user)
     try:
-        sites = amber_client(user).sites()
+        sites = amber_client(user, on_call).sites()
     except NotConfigured as exc:
         return record_status(user, "amber", "not_configured", str(exc), now, details={"sites": []})
     except (CredentialUnreadable, ClientError) as exc:
@@ -301,11 +321,11 @@ def _energy_site_dict(site: EnergySite) -> dict:
     return {"id": str(site.energy_site_id), "name": site.site_name}
 
 
-def check_tesla(user: User, now: datetime) -> ServiceStatus:
+def check_tesla(user: User, now: datetime, on_call: OnCall = None) -> ServiceStatus:
     """Check the Tesla path(s), list the energy sites with a battery, choose the only one, read its zone."""
     settings = settings_for(user)
     try:
-        outcome = call_tesla(user, lambda client: client.energy_sites(), now)
+        outcome = call_tesla(user, lambda client: client.energy_sites(), now, on_call)
     except NotConfigured as exc:
         return record_status(user, "tesla", "not_configured", str(exc), now, details={"sites": []})
     except (CredentialUnreadable, ClientError) as exc:
@@ -326,7 +346,7 @@ def check_tesla(user: User, now: datetime) -> ServiceStatus:
             now, via=via, details=details,
         )
     try:
-        info = call_tesla(user, lambda client: client.site_info(settings.tesla_site_id), now).value
+        info = call_tesla(user, lambda client: client.site_info(settings.tesla_site_id), now, on_call).value
     except (CredentialUnreadable, ClientError) as exc:
         return record_status(user, "tesla", "attention", _plain_message(exc), now, via=via, details=details)
     settings.tesla_reported_timezone = info.time_zone or None  # type: ignore[attr-defined]
@@ -335,6 +355,7 @@ def check_tesla(user: User, now: datetime) -> ServiceStatus:
             user, "tesla", "attention", "Tesla does not report your site's time zone: choose it under Preferences." + note,
             now, via=via, details=details,
         )
+    unblock_tesla(user)
     return record_status(
         user, "tesla", "connected", f"Connected through {_path_name(via)}; using site {settings.tesla_site_id}." + note,
         now, via=via, details=details,

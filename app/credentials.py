@@ -13,7 +13,7 @@ from sqlalchemy import select
 
 from app.crypto import Crypto, DecryptionError, get_crypto
 from app.extensions import db
-from app.models import ENCRYPTED_COLUMNS, User, UserSettings
+from app.models import ENCRYPTED_COLUMNS, SyncState, User, UserSettings
 from app.validation import (
     clean_amber_site_id,
     clean_estimate,
@@ -180,6 +180,16 @@ def apply_settings(user: User, **changes: object) -> list[str]:
             set_secret(settings, name, value)  # type: ignore[arg-type]
         else:
             setattr(settings, name, value)
+    if cleaned.keys() & {"teslemetry_token", "tesla_path"}:
+        unblock_tesla(user)
     if cleaned:
         log.info("User %s changed settings: %s", user.id, ", ".join(sorted(cleaned)))
     return sorted(cleaned)
+
+
+def unblock_tesla(user: User) -> None:
+    """Let the sync call Tesla again after the user changed what it had refused."""
+    state = db.session.get(SyncState, user.id) if user.id is not None else None
+    if state is not None and state.tesla_blocked_reason:
+        state.tesla_blocked_reason = None
+        log.info("User %s: Tesla credentials changed; the sync may call Tesla again", user.id)

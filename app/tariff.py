@@ -26,6 +26,7 @@ from app.prices import Channel, IntervalKind, PriceInterval
 __all__ = [
     "ESTIMATES",
     "MIN_KNOWN_FORECAST_SLOTS",
+    "PERIOD_NAMES",
     "SEASON",
     "Adjustment",
     "IntervalUse",
@@ -36,6 +37,8 @@ __all__ = [
     "TariffPolicy",
     "build_tariff",
     "period_name",
+    "tariff_from_rates",
+    "tariff_rates",
     "validate_tariff",
 ]
 
@@ -59,6 +62,7 @@ _WALK_STEP = timedelta(minutes=15)
 _MAX_GAP_SEARCH_MINUTES = 180
 
 _PERIOD_NAMES = tuple(f"PERIOD_{m // 60:02d}_{m % 60:02d}" for m in range(0, 1440, SLOT_MINUTES))
+PERIOD_NAMES = _PERIOD_NAMES  # public: the 48 period names in wall-clock order
 # Enum members bound once: attribute lookups on Enum classes are slow enough to show in the benchmark.
 _GENERAL, _FEED_IN = Channel.GENERAL, Channel.FEED_IN
 _FORECAST = IntervalKind.FORECAST
@@ -678,6 +682,36 @@ def _tariff_document(
         **buy_side,
         "sell_tariff": {"name": policy.sell_name, "utility": policy.utility, **sell_side},
     }
+
+
+def tariff_from_rates(policy: TariffPolicy, buy: Mapping[str, float], sell: Mapping[str, float]) -> dict[str, Any]:
+    """A tariff document with the given per-period rates ($/kWh), e.g. the sync's flat fallback."""
+    missing = [name for name in _PERIOD_NAMES if name not in buy or name not in sell]
+    if missing:
+        raise ValueError(f"rates missing for {len(missing)} periods, e.g. {missing[0]}")
+    return _tariff_document(policy, buy, sell)
+
+
+def tariff_rates(tariff: Mapping[str, Any]) -> tuple[dict[str, float], dict[str, float]]:
+    """The per-period buy and sell rates of a tariff (ours, or one read back from Tesla, whose season
+    name and formatting may differ); empty dicts where the document has none."""
+
+    def side_rates(side: Any) -> dict[str, float]:
+        if not isinstance(side, Mapping):
+            return {}
+        charges = side.get("energy_charges")
+        if not isinstance(charges, Mapping):
+            return {}
+        rates: dict[str, float] = {}
+        for season, body in charges.items():
+            if season == "ALL" or not isinstance(body, Mapping) or not isinstance(body.get("rates"), Mapping):
+                continue
+            for name, value in body["rates"].items():
+                if _is_rate(value):
+                    rates[str(name)] = float(value)
+        return rates
+
+    return side_rates(tariff), side_rates(tariff.get("sell_tariff") if isinstance(tariff, Mapping) else None)
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -79,6 +79,7 @@ def app(tmp_path, database_url, clock) -> Iterator[Flask]:
     """The app on a clean database with an injected clock."""
     application = create_app(make_config(tmp_path, database_url))
     application.extensions["clock"] = clock
+    application.extensions["sleep"] = lambda seconds: clock.advance(seconds=seconds)
     with application.app_context():
         if database_url not in _created:
             _db.drop_all()

@@ -1,0 +1,720 @@
+"""The sync: keep one user's Powerwall tariff in step with Amber's prices, and a tick that syncs
+everybody. A plain function that the scheduler, the CLI, a "Sync now" button and tests all call.
+
+One user's sync: fetch Amber prices (once per Amber site per tick, shared, re-polled briefly until
+the current 5-minute price is confirmed) -> build the tariff -> compare with the last accepted one ->
+push if needed -> record. Every failure keeps the last good tariff on the Powerwall and says why."""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor, TimeoutError as FuturesTimeout, wait
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from flask import Flask, current_app
+from sqlalchemy import delete, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+from app import clock
+from app.clients.amber import AmberClient
+from app.clients.base import CallRecord
+from app.clients.errors import (
+    AuthenticationError,
+    ClientError,
+    CommandRejectedError,
+    RateLimitedError,
+)
+from app.connections import (
+    NotConfigured,
+    amber_client,
+    call_tesla,
+    check_amber,
+    check_tesla,
+    configured_tesla_paths,
+    effective_timezone,
+    record_status,
+)
+from app.credentials import CredentialUnreadable
+from app.extensions import db
+from app.models import (
+    ApiCallCount,
+    ServiceStatus,
+    StoredPrice,
+    SyncRun,
+    SyncState,
+    TariffPush,
+    User,
+    UserSettings,
+)
+from app.prices import Channel, IntervalKind, PriceInterval
+from app.sync_rules import (
+    PushDecision,
+    decide_export_protection,
+    decide_push,
+    fallback_tariff,
+    is_stale,
+    tariff_hash,
+    tariffs_differ,
+)
+from app.tariff import SlotFlag, TariffBuildError, TariffExplanation, TariffPolicy, build_tariff
+
+log = logging.getLogger(__name__)
+
+TESLA_SERVICES = ("tesla", "teslemetry", "tesla_auth")
+# Keep this many Amber requests of the account's 50-per-5-minutes budget for everything else.
+AMBER_BUDGET_RESERVE = 10
+
+
+class DeadlineExceeded(Exception):
+    """A user's sync ran past its deadline; it stops before the next outside call."""
+
+
+# -- results ----------------------------------------------------------------------------------------------
+
+
+@dataclass
+class SyncResult:
+    """The outcome of one user's sync, in words for the history, the CLI and the dashboard."""
+
+    user_id: int
+    email: str
+    outcome: str  # pushed | unchanged | skipped | failed
+    reason: str
+    pushed: bool = False
+    push_latency_ms: int | None = None
+    amber_calls: int = 0
+    tesla_calls: int = 0
+    tariff_push_id: int | None = None
+    tariff: dict[str, Any] | None = None  # what was (or, on a dry run, would be) pushed
+    explanation: TariffExplanation | None = None
+    decision: PushDecision | None = None
+
+
+class _Stop(Exception):
+    """Ends a sync early with an outcome (internal control flow)."""
+
+    def __init__(self, outcome: str, reason: str) -> None:
+        super().__init__(reason)
+        self.outcome = outcome
+        self.reason = reason
+
+
+# -- call counting ----------------------------------------------------------------------------------------
+
+
+def call_kind(path: str) -> str:
+    """A short name for an API path without ids, e.g. "time_of_use_settings" or "prices_current"."""
+    parts = [p for p in path.split("/") if p and p not in ("api", "1", "v1", "oauth2", "v3")]
+    named = [p for p in parts if not p.isdigit() and not (len(p) >= 20 and p.isalnum())]
+    if not named:
+        return "other"
+    if named[-1] == "current" and len(named) >= 2:
+        return f"{named[-2]}_current"
+    return named[-1][:48]
+
+
+class CallCounter:
+    """Collects the HTTP calls of one user's sync (thread-safe)."""
+
+    def __init__(self) -> None:
+        self.records: list[CallRecord] = []
+        self._lock = threading.Lock()
+
+    def __call__(self, record: CallRecord) -> None:
+        with self._lock:
+            self.records.append(record)
+
+    def count(self, services: Iterable[str]) -> int:
+        wanted = set(services)
+        return sum(1 for r in self.records if r.service in wanted)
+
+    def by_kind(self) -> Counter[tuple[str, str, bool]]:
+        return Counter((r.service, call_kind(r.path), r.billable) for r in self.records)
+
+
+# -- Amber prices, fetched once per site per tick ---------------------------------------------------------
+
+
+@dataclass
+class SiteFetch:
+    """Amber data for one site in one tick."""
+
+    intervals: list[PriceInterval] = field(default_factory=list)
+    confirmed: bool = False
+    error: Exception | None = None
+
+
+def _current_price_confirmed(intervals: list[PriceInterval], now: datetime) -> bool:
+    """Whether the 5-minute general price of `now` is confirmed (nothing to wait for if Amber gives
+    no 5-minute current interval, e.g. a 30-minute site)."""
+    for interval in intervals:
+        if (
+            interval.channel is Channel.GENERAL
+            and interval.kind is IntervalKind.CURRENT
+            and interval.duration_minutes == 5
+            and interval.start <= now < interval.end
+        ):
+            return not interval.estimate
+    return True
+
+
+def fetch_site_prices(
+    client: AmberClient,
+    site_id: str,
+    now: Callable[[], datetime],
+    sleep: Callable[[float], None],
+    *,
+    polls: int,
+    poll_interval: float,
+) -> SiteFetch:
+    """30-minute prices for the next 24 h and 5-minute prices near term; re-poll the 5-minute ones
+    (at most `polls` times) until the current price is confirmed, staying inside Amber's budget."""
+    far = client.current_prices(site_id, next_intervals=48, resolution=30).intervals
+    near = client.current_prices(site_id, previous_intervals=6, next_intervals=12, resolution=5).intervals
+    for _ in range(polls):
+        if _current_price_confirmed(near, now()):
+            break
+        budget = client.rate_limit
+        if budget is not None and budget.remaining is not None and budget.remaining <= AMBER_BUDGET_RESERVE:
+            log.info("Amber budget low (%s left); not waiting for the confirmed price", budget.remaining)
+            break
+        sleep(poll_interval)
+        near = client.current_prices(site_id, previous_intervals=6, next_intervals=12, resolution=5).intervals
+    return SiteFetch(near + far, _current_price_confirmed(near, now()))
+
+
+class PriceFeed:
+    """Amber prices for one tick, fetched once per Amber site and shared by every user of that site."""
+
+    def __init__(self, now: Callable[[], datetime], sleep: Callable[[float], None], polls: int, poll_interval: float):
+        self._now, self._sleep, self._polls, self._poll_interval = now, sleep, polls, poll_interval
+        self._lock = threading.Lock()
+        self._site_locks: dict[str, threading.Lock] = {}
+        self._fetched: dict[str, SiteFetch] = {}
+
+    def get(self, site_id: str, client_factory: Callable[[], AmberClient]) -> tuple[SiteFetch, bool]:
+        """The site's data and whether this caller fetched it (and so owns storing and counting it)."""
+        with self._lock:
+            site_lock = self._site_locks.setdefault(site_id, threading.Lock())
+        with site_lock:
+            if site_id in self._fetched:
+                return self._fetched[site_id], False
+            try:
+                fetch = fetch_site_prices(
+                    client_factory(), site_id, self._now, self._sleep, polls=self._polls, poll_interval=self._poll_interval
+                )
+            except (AuthenticationError, CredentialUnreadable, NotConfigured) as exc:
+                # This caller's token is the problem: another user of the site may fetch with theirs.
+                return SiteFetch(error=exc), True
+            except ClientError as exc:
+                fetch = SiteFetch(error=exc)
+            self._fetched[site_id] = fetch
+            return fetch, True
+
+
+# -- storage helpers --------------------------------------------------------------------------------------
+
+
+def _upsert(model, rows: list[dict[str, Any]], key: list[str], update: list[str]) -> None:
+    if not rows:
+        return
+    insert = pg_insert if db.engine.dialect.name == "postgresql" else sqlite_insert
+    statement = insert(model)
+    statement = statement.on_conflict_do_update(
+        index_elements=key, set_={name: getattr(statement.excluded, name) for name in update}
+    )
+    db.session.execute(statement, rows)
+
+
+def store_prices(site_id: str, intervals: list[PriceInterval], now: datetime) -> None:
+    """Upsert every interval on (site, channel, start, duration): actuals and the latest forecast."""
+    rows: dict[tuple, dict[str, Any]] = {}
+    for interval in intervals:
+        key = (interval.channel.value, interval.start, interval.duration_minutes)
+        advanced = interval.advanced_price
+        rows[key] = {
+            "amber_site_id": site_id,
+            "channel": interval.channel.value,
+            "start_at": interval.start,
+            "duration_minutes": interval.duration_minutes,
+            "kind": interval.kind.value,
+            "per_kwh": interval.per_kwh,
+            "spot_per_kwh": interval.spot_per_kwh,
+            "advanced_low": advanced.low if advanced else None,
+            "advanced_predicted": advanced.predicted if advanced else None,
+            "advanced_high": advanced.high if advanced else None,
+            "estimate": interval.estimate,
+            "spike_status": interval.spike_status,
+            "descriptor": interval.descriptor,
+            "renewables": interval.renewables,
+            "updated_at": now,
+        }
+    columns = [c for c in next(iter(rows.values())) if c not in ("amber_site_id", "channel", "start_at", "duration_minutes")] if rows else []
+    _upsert(StoredPrice, list(rows.values()), ["amber_site_id", "channel", "start_at", "duration_minutes"], columns)
+
+
+def purge_old_prices(now: datetime) -> int:
+    """Delete stored prices older than PRICE_RETENTION_DAYS; return how many."""
+    cutoff = now - timedelta(days=current_app.config["PRICE_RETENTION_DAYS"])
+    result = db.session.execute(delete(StoredPrice).where(StoredPrice.start_at < cutoff))
+    return result.rowcount or 0
+
+
+def _record_call_counts(user: User, counter: CallCounter, day: date) -> None:
+    for (service, kind, billable), count in counter.by_kind().items():
+        row = db.session.scalar(
+            select(ApiCallCount).where(
+                ApiCallCount.user_id == user.id,
+                ApiCallCount.day == day,
+                ApiCallCount.service == service,
+                ApiCallCount.kind == kind,
+            )
+        )
+        if row is None:
+            row = ApiCallCount(user_id=user.id, day=day, service=service, kind=kind, calls=0, billable=0)
+            db.session.add(row)
+        row.calls += count
+        if billable and service in TESLA_SERVICES:
+            row.billable += count
+
+
+def sync_state(user: User) -> SyncState:
+    """The user's sync state row, created on first use."""
+    state = db.session.get(SyncState, user.id)
+    if state is None:
+        state = SyncState(user_id=user.id)
+        db.session.add(state)
+        db.session.flush()
+    return state
+
+
+def last_accepted_push(user: User, site_id: str) -> TariffPush | None:
+    """The newest tariff Tesla accepted for this user's site."""
+    return db.session.scalar(
+        select(TariffPush)
+        .where(TariffPush.user_id == user.id, TariffPush.tesla_site_id == site_id, TariffPush.accepted.is_(True))
+        .order_by(TariffPush.created_at.desc(), TariffPush.id.desc())
+        .limit(1)
+    )
+
+
+def _set_status(user: User, service: str, state: str, message: str, now: datetime) -> None:
+    row = db.session.scalar(select(ServiceStatus).where(ServiceStatus.user_id == user.id, ServiceStatus.service == service))
+    if row is None or row.state != state or row.message != message:
+        record_status(user, service, state, message, now, via=row.via if row else None)
+
+
+# -- one user's sync --------------------------------------------------------------------------------------
+
+
+class _UserSync:
+    """One run of one user's sync; holds what the steps share."""
+
+    def __init__(self, user: User, now: datetime, feed: PriceFeed, dry_run: bool, deadline: datetime) -> None:
+        self.user = user
+        self.settings: UserSettings = user.settings
+        self.now = now
+        self.feed = feed
+        self.dry_run = dry_run
+        self.deadline = deadline
+        self.counter = CallCounter()
+        self.state = sync_state(user)
+        self._commit()
+        self.config = current_app.config
+        self.result = SyncResult(user.id, user.email, "skipped", "")
+        self.notes: list[str] = []
+        self.last_via: str | None = None
+
+    def _commit(self) -> None:
+        # Never hold a write transaction across an outside call: on SQLite it would block every
+        # other user's sync for as long as Amber or Tesla takes to answer. A dry run writes nothing.
+        if not self.dry_run:
+            db.session.commit()
+
+    # each outside step checks the deadline first, so a slow user stops instead of running on
+    def _check_deadline(self) -> None:
+        if clock.now() > self.deadline:
+            raise DeadlineExceeded()
+
+    def run(self) -> SyncResult:
+        try:
+            self._sync()
+        except _Stop as stop:
+            self.result.outcome, self.result.reason = stop.outcome, stop.reason
+        if self.notes:
+            self.result.reason = " ".join([self.result.reason, *self.notes]).strip()
+        self.result.amber_calls = self.counter.count(["amber"])
+        self.result.tesla_calls = self.counter.count(TESLA_SERVICES)
+        return self.result
+
+    def _sync(self) -> None:
+        settings = self.settings
+        if settings is None:
+            raise _Stop("skipped", "Nothing is set up yet: add your Amber and Tesla details in Settings.")
+        if not settings.sync_enabled and not self.dry_run:
+            raise _Stop("skipped", "Sync is turned off in Settings.")
+        self._ensure_sites()
+        tz = effective_timezone(settings)
+        intervals = self._prices()
+        try:
+            tariff, explanation = build_tariff(
+                intervals, ZoneInfo(tz), self.now, TariffPolicy(estimate=settings.forecast_estimate)
+            )
+        except TariffBuildError as exc:
+            self._watchdog()
+            raise _Stop("failed", f"{exc} The last good tariff stays on the Powerwall.") from exc
+        self.result.tariff, self.result.explanation = tariff, explanation
+        self._tesla_gate()
+        decision = self._decide(tariff, explanation)
+        self.result.decision = decision
+        if self.dry_run:
+            raise _Stop("pushed" if decision.push else "unchanged", f"Dry run: {decision.reason}")
+        if decision.push:
+            self._push(tariff, explanation, "normal", decision.reason)
+            self.result.outcome, self.result.reason = "pushed", decision.reason
+        else:
+            self.result.outcome, self.result.reason = "unchanged", decision.reason
+        self.state.last_success_at = self.now
+        self.state.fallback_active, self.state.fallback_since = False, None
+        self._export_protection(explanation)
+
+    # -- steps --
+
+    def _ensure_sites(self) -> None:
+        """Choose a single Amber/Tesla site automatically; ask the user when there are several."""
+        settings = self.settings
+        try:
+            if not settings.amber_token_enc:
+                raise _Stop("skipped", "Add your Amber API token in Settings.")
+            if not settings.amber_site_id:
+                self._check_deadline()
+                status = check_amber(self.user, self.now, self.counter)
+                if not settings.amber_site_id:
+                    raise _Stop("skipped", status.message or "Choose your Amber site in Settings.")
+            if not configured_tesla_paths(settings):
+                raise _Stop("skipped", "Add a Teslemetry token or connect Tesla in Settings.")
+            if not settings.tesla_site_id or effective_timezone(settings) is None:
+                if self.state.tesla_blocked_reason:
+                    raise _Stop("skipped", f"Tesla needs attention: {self.state.tesla_blocked_reason}")
+                self._check_deadline()
+                status = check_tesla(self.user, self.now, self.counter)
+                if not settings.tesla_site_id or effective_timezone(settings) is None:
+                    raise _Stop("skipped", status.message or "Choose your Tesla energy site in Settings.")
+        except CredentialUnreadable as exc:
+            raise _Stop("skipped", str(exc)) from exc
+        finally:
+            self._commit()
+
+    def _prices(self) -> list[PriceInterval]:
+        self._check_deadline()
+        site_id = self.settings.amber_site_id
+        fetch, owner = self.feed.get(site_id, lambda: amber_client(self.user, self.counter))
+        if fetch.error is not None:
+            message = fetch.error.user_message if isinstance(fetch.error, ClientError) else str(fetch.error)
+            if owner and not self.dry_run:
+                _set_status(self.user, "amber", "attention", message, self.now)
+            self._watchdog()
+            raise _Stop("failed", f"Amber prices could not be read: {message} The last good tariff stays on the Powerwall.")
+        if owner and not self.dry_run:
+            store_prices(site_id, fetch.intervals, self.now)
+            _set_status(self.user, "amber", "connected", f"Connected; using site {site_id}.", self.now)
+            self._commit()
+        if not fetch.confirmed:
+            self.notes.append("(Amber had not confirmed the current 5-minute price yet; its estimate was used.)")
+        return fetch.intervals
+
+    def _tesla_gate(self) -> None:
+        """No Tesla call while Tesla asked us to wait, or while the credentials need the user."""
+        if self.state.tesla_blocked_reason:
+            raise _Stop("skipped", f"Tesla needs attention: {self.state.tesla_blocked_reason} Prices were still recorded.")
+        if self.state.tesla_retry_after and self.state.tesla_retry_after > self.now:
+            local = self.state.tesla_retry_after.strftime("%H:%M:%S UTC")
+            raise _Stop("skipped", f"Tesla asked us to slow down; the next push is after {local}.")
+
+    def _decide(self, tariff: dict, explanation: TariffExplanation) -> PushDecision:
+        last = last_accepted_push(self.user, self.settings.tesla_site_id)
+        decision = decide_push(
+            tariff,
+            explanation.slots[0].period,
+            last.tariff if last else None,
+            last.created_at if last else None,
+            last.kind if last else None,
+            self.now,
+            threshold_cents=self.settings.change_threshold_cents,
+            refresh_age=timedelta(minutes=self.config["SYNC_REFRESH_MINUTES"]),
+        )
+        if decision.push or last is None or self.dry_run:
+            return decision
+        readback_due = self.state.last_readback_at is None or self.now - self.state.last_readback_at >= timedelta(
+            hours=self.config["SYNC_READBACK_HOURS"]
+        )
+        if not readback_due:
+            return decision
+        info = self._tesla(lambda c: c.site_info(self.settings.tesla_site_id))
+        self.state.last_readback_at = self.now
+        if tariffs_differ(last.tariff, info.tariff_content_v2):
+            return PushDecision(True, "The tariff on the Powerwall was changed outside this app; putting the synced one back.")
+        return decision
+
+    def _tesla(self, operation: Callable[[Any], Any]) -> Any:
+        """Call Tesla, turning its errors into a stopped sync that keeps the last good tariff."""
+        self._check_deadline()
+        try:
+            outcome = call_tesla(self.user, operation, self.now, self.counter)
+            self.last_via = outcome.via
+            return outcome.value
+        except RateLimitedError as exc:
+            wait = exc.retry_after if exc.retry_after is not None else 60.0
+            self.state.tesla_retry_after = self.now + timedelta(seconds=wait)
+            raise _Stop("failed", f"Tesla asked us to slow down; waiting {int(wait)} s before calling again.") from exc
+        except (AuthenticationError, CredentialUnreadable) as exc:
+            message = exc.user_message if isinstance(exc, ClientError) else str(exc)
+            self.state.tesla_blocked_reason = message
+            _set_status(self.user, "tesla", "attention", message, self.now)
+            raise _Stop("failed", f"{message} No more Tesla calls until that is fixed.") from exc
+        except CommandRejectedError:
+            raise
+        except ClientError as exc:
+            raise _Stop("failed", f"{exc.user_message} The last good tariff stays on the Powerwall.") from exc
+        except NotConfigured as exc:
+            raise _Stop("skipped", str(exc)) from exc
+
+    def _push(self, tariff: dict, explanation: TariffExplanation | None, kind: str, reason: str) -> TariffPush:
+        push = TariffPush(
+            user_id=self.user.id,
+            tesla_site_id=self.settings.tesla_site_id,
+            created_at=self.now,
+            kind=kind,
+            tariff=tariff,
+            tariff_hash=tariff_hash(tariff),
+            explanation=explanation.to_dict() if explanation else None,
+            accepted=False,
+        )
+        started = time.monotonic()
+        try:
+            self._tesla(lambda c: c.set_tariff(self.settings.tesla_site_id, tariff))
+        except CommandRejectedError as exc:
+            push.tesla_reason = exc.reason or "no reason given"
+            db.session.add(push)
+            db.session.flush()
+            raise _Stop("failed", f"Tesla refused the tariff: {push.tesla_reason}. The last good tariff stays.") from exc
+        # Added only now: a push that never reached Tesla is not recorded as one.
+        push.accepted = True
+        db.session.add(push)
+        db.session.flush()
+        self.result.pushed = True
+        self.result.push_latency_ms = int((time.monotonic() - started) * 1000)
+        self.result.tariff_push_id = push.id
+        via = "Teslemetry" if self.last_via == "teslemetry" else "the Tesla Fleet API"
+        _set_status(self.user, "tesla", "connected", f"Connected through {via}; using site {self.settings.tesla_site_id}.", self.now)
+        log.info("User %s: pushed a %s tariff (%s)", self.user.id, kind, reason)
+        return push
+
+    def _watchdog(self) -> None:
+        """If the Powerwall has been steering on old prices for too long, push a flat fallback once."""
+        if self.dry_run or self.state.fallback_active:
+            return
+        limit = timedelta(minutes=self.config["SYNC_STALE_MINUTES"])
+        if not is_stale(self.state.last_success_at, None, self.now, limit):
+            return
+        site_id = self.settings.tesla_site_id if self.settings else None
+        last = last_accepted_push(self.user, site_id) if site_id else None
+        if last is None:
+            return
+        fallback = fallback_tariff(last.tariff, TariffPolicy(estimate=self.settings.forecast_estimate))
+        if fallback is None or self.state.tesla_blocked_reason:
+            return
+        if self.state.tesla_retry_after and self.state.tesla_retry_after > self.now:
+            return
+        minutes = self.config["SYNC_STALE_MINUTES"]
+        try:
+            self._push(fallback, None, "fallback", "stale data")
+        except _Stop as stop:
+            self.notes.append(f"Prices are over {minutes} minutes old and the safe fallback could not be pushed: {stop.reason}")
+            return
+        self.state.fallback_active, self.state.fallback_since = True, self.now
+        self.notes.append(
+            f"Prices could not be refreshed for over {minutes} minutes, so a safe flat tariff (the median price) "
+            "was pushed; normal pushes resume when prices return."
+        )
+
+    def _export_protection(self, explanation: TariffExplanation) -> None:
+        """Stop exports while exporting costs money; put the user's own rule back afterwards."""
+        slots = explanation.slots
+        current_costs = SlotFlag.EXPORT_COSTS_MONEY in slots[0].flags
+        next_costs = len(slots) > 1 and SlotFlag.EXPORT_COSTS_MONEY in slots[1].flags
+        settings, state = self.settings, self.state
+        site_id = settings.tesla_site_id
+
+        def decide(user_rule: str | None):
+            return decide_export_protection(
+                enabled=settings.export_protection,
+                active=state.export_protection_active,
+                current_costs_money=current_costs,
+                next_costs_money=next_costs,
+                user_rule=user_rule,
+                protect_rule=settings.export_protection_rule,
+                active_since=state.export_rule_changed_at,
+                now=self.now,
+                min_hold=timedelta(minutes=self.config["EXPORT_PROTECTION_HOLD_MINUTES"]),
+            )
+
+        try:
+            if state.export_protection_active:
+                action = decide(state.export_rule_before)
+                if action.action == "restore":
+                    rule = state.export_rule_before or "battery_ok"
+                    self._tesla(lambda c: c.set_grid_import_export(site_id, export_rule=rule))
+                    state.export_protection_active, state.export_rule_before = False, None
+                    state.export_rule_changed_at = self.now
+            else:
+                if not (settings.export_protection and current_costs):
+                    return
+                recently_checked = state.export_rule_changed_at is not None and self.now - state.export_rule_changed_at < timedelta(minutes=30)
+                if recently_checked and state.export_rule_before in ("never", settings.export_protection_rule):
+                    return  # the user's own rule already limits exports; checked a moment ago
+                user_rule = self._tesla(lambda c: c.site_info(site_id)).export_rule
+                action = decide(user_rule)
+                if action.action == "activate":
+                    self._tesla(lambda c: c.set_grid_import_export(site_id, export_rule=settings.export_protection_rule))
+                    state.export_protection_active = True
+                # While inactive, export_rule_before remembers the rule last seen on the Powerwall.
+                state.export_rule_before, state.export_rule_changed_at = user_rule, self.now
+        except (_Stop, CommandRejectedError) as exc:
+            reason = exc.reason if isinstance(exc, _Stop) else f"Tesla refused: {exc.reason}"
+            self.notes.append(f"Export protection could not be applied: {reason}")
+            return
+        if action.action in ("activate", "restore"):
+            self.notes.append(action.reason)
+
+
+def sync_user(
+    user_id: int,
+    *,
+    tick_at: datetime | None = None,
+    feed: PriceFeed | None = None,
+    dry_run: bool = False,
+    sleep: Callable[[float], None] | None = None,
+) -> SyncResult:
+    """Sync one user now and record the run (a dry run records nothing and pushes nothing)."""
+    config = current_app.config
+    sleep = sleep or clock.sleeper()
+    now = clock.now()
+    feed = feed or PriceFeed(clock.now, sleep, config["AMBER_CONFIRM_POLLS"], config["AMBER_CONFIRM_POLL_SECONDS"])
+    user = db.session.get(User, user_id)
+    if user is None:
+        return SyncResult(user_id, "?", "skipped", "No such account.")
+    deadline = now + timedelta(seconds=config["SYNC_USER_DEADLINE_SECONDS"])
+    run = _UserSync(user, now, feed, dry_run, deadline)
+    try:
+        result = run.run()
+    except DeadlineExceeded:
+        db.session.rollback()
+        result = SyncResult(user_id, user.email, "failed", "The sync took too long and was stopped; the last good tariff stays.")
+    except Exception:
+        log.exception("User %s: unexpected error during sync", user_id)
+        db.session.rollback()
+        result = SyncResult(user_id, user.email, "failed", "Unexpected error (details in the server log); the last good tariff stays.")
+    if dry_run:
+        db.session.rollback()
+        return result
+    _record_run(user_id, result, tick_at, now, run.counter)
+    return result
+
+
+def _record_run(user_id: int, result: SyncResult, tick_at: datetime | None, started: datetime, counter: CallCounter) -> None:
+    user = db.session.get(User, user_id)
+    state = sync_state(user)
+    state.last_attempt_at = started
+    db.session.add(
+        SyncRun(
+            user_id=user_id,
+            tick_at=tick_at,
+            started_at=started,
+            finished_at=clock.now(),
+            outcome=result.outcome,
+            reason=result.reason[:4000],
+            amber_calls=result.amber_calls,
+            tesla_calls=result.tesla_calls,
+            pushed=result.pushed,
+            push_latency_ms=result.push_latency_ms,
+            tariff_push_id=result.tariff_push_id,
+        )
+    )
+    tz = effective_timezone(user.settings)
+    day = started.astimezone(ZoneInfo(tz)).date() if tz else started.date()
+    _record_call_counts(user, counter, day)
+    db.session.commit()
+
+
+# -- the tick ---------------------------------------------------------------------------------------------
+
+
+def users_to_sync() -> list[int]:
+    """Ids of active accounts with sync turned on."""
+    return list(
+        db.session.scalars(
+            select(User.id)
+            .join(UserSettings, UserSettings.user_id == User.id)
+            .where(User.is_disabled.is_(False), UserSettings.sync_enabled.is_(True))
+            .order_by(User.id)
+        )
+    )
+
+
+def _sync_in_context(app: Flask, user_id: int, tick_at: datetime | None, feed: PriceFeed, dry_run: bool, sleep) -> SyncResult:
+    # Each user gets its own app context, hence its own database session.
+    with app.app_context():
+        try:
+            return sync_user(user_id, tick_at=tick_at, feed=feed, dry_run=dry_run, sleep=sleep)
+        finally:
+            db.session.remove()
+
+
+def run_tick(
+    tick_at: datetime | None = None,
+    *,
+    user_ids: list[int] | None = None,
+    dry_run: bool = False,
+    sleep: Callable[[float], None] | None = None,
+) -> list[SyncResult]:
+    """Sync every user (or `user_ids`) over a bounded thread pool; one slow or failing user never
+    delays or breaks another. Returns one result per user, in user order."""
+    app = current_app._get_current_object()
+    config = app.config
+    sleep = sleep or clock.sleeper()
+    ids = users_to_sync() if user_ids is None else user_ids
+    db.session.remove()  # the workers use their own sessions
+    feed = PriceFeed(clock.now, sleep, config["AMBER_CONFIRM_POLLS"], config["AMBER_CONFIRM_POLL_SECONDS"])
+    results: dict[int, SyncResult] = {}
+    if ids:
+        pool = ThreadPoolExecutor(max_workers=min(config["SYNC_MAX_WORKERS"], len(ids)), thread_name_prefix="sync")
+        futures = {pool.submit(_sync_in_context, app, uid, tick_at, feed, dry_run, sleep): uid for uid in ids}
+        # Each sync stops itself at its deadline; this bound only guards against a stuck HTTP call.
+        done, pending = wait(futures, timeout=config["SYNC_USER_DEADLINE_SECONDS"] + 60)
+        for future in done:
+            uid = futures[future]
+            try:
+                results[uid] = future.result()
+            except Exception:  # sync_user catches everything; this is the last line of defence
+                log.exception("User %s: sync crashed", uid)
+                results[uid] = SyncResult(uid, "?", "failed", "Unexpected error (details in the server log).")
+        for future in pending:
+            uid = futures[future]
+            results[uid] = SyncResult(uid, "?", "failed", "Still running after the deadline; it will be recorded when it ends.")
+        pool.shutdown(wait=False, cancel_futures=True)
+    if not dry_run:
+        purged = purge_old_prices(clock.now())
+        db.session.commit()
+        if purged:
+            log.info("Deleted %s stored prices older than the retention period", purged)
+    summary = Counter(r.outcome for r in results.values())
+    log.info("Tick %s: %s", tick_at.isoformat() if tick_at else "manual", dict(summary) or "no users")
+    return [results[uid] for uid in ids if uid in results]

@@ -1,0 +1,153 @@
+"""Pure decisions of the sync: when to push, what to push when data is stale, when to stop exports.
+
+No Flask, no database, no clock: every function takes what it decides on as arguments, so the rules
+are tested table-driven."""
+from __future__ import annotations
+
+import hashlib
+import json
+import statistics
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from app.tariff import PERIOD_NAMES, TariffPolicy, tariff_from_rates, tariff_rates
+
+
+def tariff_hash(tariff: Mapping[str, Any]) -> str:
+    """A stable fingerprint of a tariff document."""
+    return hashlib.sha256(json.dumps(tariff, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class PushDecision:
+    """Whether to push, and why, in words for the sync history."""
+
+    push: bool
+    reason: str
+
+
+def _hhmm(period: str) -> str:
+    return period.removeprefix("PERIOD_").replace("_", ":")
+
+
+def decide_push(
+    new_tariff: Mapping[str, Any],
+    current_period: str,
+    last_tariff: Mapping[str, Any] | None,
+    last_push_at: datetime | None,
+    last_kind: str | None,
+    now: datetime,
+    *,
+    threshold_cents: float,
+    refresh_age: timedelta,
+) -> PushDecision:
+    """Push when there is no previous tariff, the last one was a fallback, the current slot changed at
+    all, any slot changed by at least `threshold_cents`, or the last push is older than `refresh_age`."""
+    if last_tariff is None or last_push_at is None:
+        return PushDecision(True, "First tariff for this Powerwall.")
+    if last_kind == "fallback":
+        return PushDecision(True, "Fresh prices are back; replacing the safe fallback tariff.")
+    new_buy, new_sell = tariff_rates(new_tariff)
+    old_buy, old_sell = tariff_rates(last_tariff)
+    if (new_buy.get(current_period), new_sell.get(current_period)) != (
+        old_buy.get(current_period),
+        old_sell.get(current_period),
+    ):
+        return PushDecision(True, f"The price of the current half hour ({_hhmm(current_period)}) changed.")
+    changed = []
+    for period in PERIOD_NAMES:
+        delta = max(
+            abs(new_buy.get(period, 0.0) - old_buy.get(period, 0.0)),
+            abs(new_sell.get(period, 0.0) - old_sell.get(period, 0.0)),
+        )
+        # Rates are $/kWh; the threshold is c/kWh. A tiny epsilon absorbs float noise at the boundary.
+        if delta * 100 >= threshold_cents - 1e-9:
+            changed.append((delta, period))
+    if changed:
+        delta, period = max(changed)
+        return PushDecision(
+            True,
+            f"{len(changed)} half hour(s) changed by {threshold_cents:g} c/kWh or more "
+            f"(most at {_hhmm(period)}: {delta * 100:.1f} c/kWh).",
+        )
+    age = now - last_push_at
+    if age >= refresh_age:
+        return PushDecision(True, f"Refresh: the last push was {int(age.total_seconds() // 60)} minutes ago.")
+    return PushDecision(False, "No price changed enough to be worth a push.")
+
+
+def tariffs_differ(ours: Mapping[str, Any], read_back: Mapping[str, Any] | None) -> bool:
+    """Whether the tariff read back from Tesla holds other rates than ours (someone edited it).
+
+    Only the per-period rates are compared: Tesla normalises the rest of the document on read-back."""
+    if read_back is None:
+        return True
+    ours_buy, ours_sell = tariff_rates(ours)
+    theirs_buy, theirs_sell = tariff_rates(read_back)
+
+    def same(a: Mapping[str, float], b: Mapping[str, float]) -> bool:
+        return a.keys() == b.keys() and all(abs(a[k] - b[k]) < 0.00005 for k in a)
+
+    return not (same(ours_buy, theirs_buy) and same(ours_sell, theirs_sell))
+
+
+def fallback_tariff(last_good: Mapping[str, Any], policy: TariffPolicy) -> dict[str, Any] | None:
+    """A flat tariff at the median of the last good tariff's prices: no slot invites grid charging or
+    forced export while the app is steering blind. None when there is nothing to take a median of."""
+    buy, sell = tariff_rates(last_good)
+    if not buy:
+        return None
+    flat_buy = round(statistics.median(buy.values()), 4)
+    flat_sell = round(min(statistics.median(sell.values()) if sell else 0.0, flat_buy), 4)
+    return tariff_from_rates(
+        policy, {p: flat_buy for p in PERIOD_NAMES}, {p: max(flat_sell, 0.0) for p in PERIOD_NAMES}
+    )
+
+
+def is_stale(last_success_at: datetime | None, since: datetime | None, now: datetime, limit: timedelta) -> bool:
+    """Whether the Powerwall has been steering on old prices for longer than `limit`.
+
+    `since` is when syncing began for this user (a brand-new user is not stale)."""
+    reference = last_success_at or since
+    return reference is not None and now - reference > limit
+
+
+@dataclass(frozen=True)
+class ExportAction:
+    """What export protection should do this tick: "activate", "restore" or "none", and why."""
+
+    action: str
+    reason: str
+
+
+def decide_export_protection(
+    *,
+    enabled: bool,
+    active: bool,
+    current_costs_money: bool,
+    next_costs_money: bool,
+    user_rule: str | None,
+    protect_rule: str,
+    active_since: datetime | None,
+    now: datetime,
+    min_hold: timedelta,
+) -> ExportAction:
+    """Stop exports while exporting costs money; restore the user's rule when it stops.
+
+    Hysteresis: protection switches on as soon as the current half hour costs money to export, and
+    off only when neither the current nor the next half hour does and it has held for `min_hold`."""
+    if active:
+        if not enabled:
+            return ExportAction("restore", "Negative feed-in protection was turned off.")
+        if current_costs_money or next_costs_money:
+            return ExportAction("none", "Exporting still costs money.")
+        if active_since is not None and now - active_since < min_hold:
+            return ExportAction("none", "Waiting a little before allowing exports again.")
+        return ExportAction("restore", "Exporting earns money again; your export setting is restored.")
+    if enabled and current_costs_money:
+        if user_rule in (None, "never") or user_rule == protect_rule:
+            return ExportAction("none", "Exports are already limited by your own setting.")
+        return ExportAction("activate", "Exporting costs money now; exports are stopped until it earns again.")
+    return ExportAction("none", "")

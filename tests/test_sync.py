@@ -1,0 +1,454 @@
+"""The sync engine against fakes: Amber through `responses` (scriptable prices), Tesla through the
+local simulator over loopback, one shared frozen clock, and a sleep that only moves that clock."""
+from __future__ import annotations
+
+import threading
+import time
+from datetime import datetime, timedelta, timezone
+
+import pytest
+import requests
+import responses
+from sqlalchemy import func, select
+
+from app.credentials import apply_settings
+from app.extensions import db as _db
+from app.models import ApiCallCount, ServiceStatus, StoredPrice, SyncRun, SyncState, TariffPush, User
+from app.simulator import identity
+from app.simulator.server import create_simulator_app, start_simulator_thread
+from app.sync import run_tick, sync_user
+from app.tariff import tariff_rates
+from tests.amber_fake import FakeAmber, flat
+from tests.conftest import FakeClock, create_user
+
+AMBER_URL = "https://amber.test/v1"
+SITE = "01JCX8Q4V6M2R9T3ZKD5HB7WNE"
+TESLA_SITE = str(identity.TESLA_ENERGY_SITE_ID)
+NOW = datetime(2026, 11, 24, 3, 12, 40, tzinfo=timezone.utc)  # 14:12:40 in Sydney (AEDT)
+SHARED = FakeClock(NOW)
+
+
+def fake_sleep(seconds: float) -> None:
+    SHARED.advance(seconds=seconds)
+
+
+@pytest.fixture(scope="module")
+def simulator():
+    base, stop = start_simulator_thread(app=create_simulator_app(clock=lambda: SHARED.current))
+    yield base
+    stop()
+
+
+class Env:
+    def __init__(self, app, amber: FakeAmber, simulator: str, mock):
+        self.app, self.amber, self.simulator, self.mock = app, amber, simulator, mock
+
+    def tick(self, **kwargs):
+        with self.app.app_context():
+            return run_tick(SHARED.current, sleep=fake_sleep, **kwargs)
+
+    def sim(self, path: str = "state", **kwargs):
+        method = "post" if "json" in kwargs else "get"
+        response = getattr(requests, method)(f"{self.simulator}/_sim/{path}", timeout=5, **kwargs)
+        response.raise_for_status()
+        return response.json()
+
+    def pushed_tariff(self):
+        return self.sim()["powerwall"]["tariff_content_v2"]
+
+    def runs(self, user_id=None):
+        with self.app.app_context():
+            query = select(SyncRun).order_by(SyncRun.id)
+            if user_id:
+                query = query.where(SyncRun.user_id == user_id)
+            rows = _db.session.scalars(query).all()
+            _db.session.expunge_all()
+            return rows
+
+    def state(self, user_id):
+        with self.app.app_context():
+            row = _db.session.get(SyncState, user_id)
+            _db.session.expunge_all()
+            return row
+
+
+def configure(app, user_id, **overrides):
+    with app.app_context():
+        user = _db.session.get(User, user_id)
+        values = dict(
+            amber_token="psk_0123456789abcdef0123456789abcdef",
+            amber_site_id=SITE,
+            teslemetry_token=identity.TESLEMETRY_TOKEN,
+            tesla_site_id=TESLA_SITE,
+            site_timezone="Australia/Sydney",
+            sync_enabled=True,
+        )
+        values.update(overrides)
+        apply_settings(user, **values)
+        _db.session.commit()
+
+
+@pytest.fixture()
+def env(app, user_id, simulator):
+    SHARED.current = NOW
+    requests.post(f"{simulator}/_sim/reset", timeout=5).raise_for_status()
+    app.extensions["clock"] = SHARED
+    app.extensions["sleep"] = fake_sleep
+    app.config.update(identity.app_settings(simulator))
+    app.config.update(AMBER_API_URL=AMBER_URL, SYNC_MAX_WORKERS=4)
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
+        mock.add_passthru(simulator)
+        amber = FakeAmber(AMBER_URL, SITE, lambda: SHARED.current)
+        amber.install(mock)
+        configure(app, user_id)
+        yield Env(app, amber, simulator, mock)
+
+
+# -- the normal path ---------------------------------------------------------------------------------------
+
+
+def test_first_tick_pushes_a_tariff_tesla_accepts_and_records_it(env, user_id):
+    env.amber.price_fn = flat(30.0, -8.0)
+    [result] = env.tick()
+    assert result.outcome == "pushed", result.reason
+    assert "First tariff" in result.reason
+    buy, sell = tariff_rates(env.pushed_tariff())
+    assert set(buy.values()) == {0.3} and set(sell.values()) == {0.08}
+    [run] = env.runs()
+    assert run.pushed and run.outcome == "pushed" and run.push_latency_ms is not None
+    assert run.amber_calls == 2 and run.tesla_calls == 1
+    with env.app.app_context():
+        push = _db.session.scalar(select(TariffPush))
+        assert push.accepted and len(push.explanation["slots"]) == 48 and len(push.tariff_hash) == 64
+        assert _db.session.scalar(select(func.count(StoredPrice.id))) > 0
+        counts = {(r.service, r.kind): (r.calls, r.billable) for r in _db.session.scalars(select(ApiCallCount))}
+        assert counts[("teslemetry", "time_of_use_settings")] == (1, 1)
+        assert counts[("amber", "prices_current")] == (2, 0)
+
+
+def test_unchanged_prices_do_not_push_again_until_the_refresh_age(env):
+    env.tick()
+    SHARED.advance(minutes=5)
+    [result] = env.tick()
+    assert result.outcome == "unchanged" and not result.pushed
+    assert len(env.sim()["tou_pushes"]) == 1
+    SHARED.advance(minutes=56)
+    [result] = env.tick()
+    assert result.outcome == "pushed" and "Refresh" in result.reason
+
+
+def test_small_changes_wait_and_big_ones_push(env):
+    env.tick()
+    far = lambda start, minutes: (30.4 if (start.hour, start.minute // 30) == (8, 0) else 30.0, -8.0)  # 19:00 AEDT, +0.4c
+    env.amber.price_fn = far
+    SHARED.advance(minutes=5)
+    assert env.tick()[0].outcome == "unchanged"
+    env.amber.price_fn = lambda start, minutes: (31.0 if (start.hour, start.minute // 30) == (8, 0) else 30.0, -8.0)
+    SHARED.advance(minutes=5)
+    [result] = env.tick()
+    assert result.outcome == "pushed" and "19:00" in result.reason
+    assert tariff_rates(env.pushed_tariff())[0]["PERIOD_19_00"] == 0.31
+
+
+def test_any_change_of_the_current_slot_pushes(env):
+    env.tick()
+    env.amber.price_fn = lambda start, minutes: (30.1 if start <= SHARED.current < start + timedelta(minutes=minutes) or (start.hour == 3 and start.minute < 30) else 30.0, -8.0)
+    SHARED.advance(minutes=5)
+    [result] = env.tick()
+    assert result.outcome == "pushed" and "current half hour (14:00)" in result.reason
+
+
+def test_the_sync_waits_for_the_confirmed_price_within_the_amber_budget(env):
+    env.amber.estimate_until = NOW + timedelta(seconds=12)
+    [result] = env.tick()
+    assert result.outcome == "pushed"
+    assert "estimate was used" not in result.reason
+    assert env.amber.calls == ["prices/30", "prices/5", "prices/5", "prices/5", "prices/5"]  # 5 s polls
+    assert SHARED.current == NOW + timedelta(seconds=15)
+
+
+def test_never_more_than_six_amber_calls_when_the_price_stays_an_estimate(env):
+    env.amber.estimate_until = NOW + timedelta(hours=1)
+    [result] = env.tick()
+    assert len(env.amber.calls) == 6
+    assert result.outcome == "pushed" and "estimate was used" in result.reason
+
+
+def test_re_polling_stops_when_the_amber_budget_runs_low(env):
+    env.amber.estimate_until = NOW + timedelta(hours=1)
+    env.amber.remaining = 13
+    env.tick()
+    assert len(env.amber.calls) == 3  # 2 calls and 1 re-poll bring it to the reserve of 10: stop
+
+
+def test_amber_is_fetched_once_per_site_per_tick_for_all_its_users(env, app, user_id):
+    others = [create_user(app, f"house{n}@example.com") for n in range(3)]
+    for other in others:
+        configure(app, other)
+    results = env.tick()
+    assert len(results) == 4 and {r.outcome for r in results} == {"pushed"}
+    assert env.amber.calls.count("prices/30") == 1 and env.amber.calls.count("prices/5") == 1
+    assert sum(r.amber_calls for r in results) == 2  # attributed to the user who fetched
+
+
+def test_sites_are_chosen_automatically_when_there_is_exactly_one(env, app, user_id):
+    configure(app, user_id, amber_site_id=None)
+    [result] = env.tick()
+    assert result.outcome == "pushed", result.reason
+    with app.app_context():
+        assert _db.session.get(User, user_id).settings.amber_site_id == SITE
+
+
+def test_disabled_sync_and_missing_credentials_are_skipped_with_a_reason(env, app, user_id):
+    configure(app, user_id, sync_enabled=False)
+    with app.app_context():
+        result = sync_user(user_id, sleep=fake_sleep)
+    assert result.outcome == "skipped" and "turned off" in result.reason
+    assert env.tick() == []  # the tick only takes users with sync on
+    configure(app, user_id, sync_enabled=True, teslemetry_token=None)
+    [result] = env.tick()
+    assert result.outcome == "skipped" and "Teslemetry token" in result.reason
+
+
+# -- failures keep the last good tariff ---------------------------------------------------------------------
+
+
+def test_amber_down_keeps_the_last_good_tariff_and_says_why(env, app, user_id):
+    env.tick()
+    before = env.pushed_tariff()
+    env.amber.fail_status = 500
+    SHARED.advance(minutes=5)
+    [result] = env.tick()
+    assert result.outcome == "failed" and "Amber prices could not be read" in result.reason
+    assert "last good tariff stays" in result.reason
+    assert env.pushed_tariff() == before
+    with app.app_context():
+        status = _db.session.scalar(select(ServiceStatus).where(ServiceStatus.service == "amber"))
+        assert status.state == "attention" and "temporarily unavailable" in status.message
+
+
+def test_too_short_a_forecast_refuses_to_build_and_pushes_nothing(env):
+    env.tick()
+    before = env.pushed_tariff()
+    env.amber.forecast_slots = 2
+    SHARED.advance(minutes=5)
+    [result] = env.tick()
+    assert result.outcome == "failed" and "last good tariff stays" in result.reason
+    assert env.pushed_tariff() == before
+
+
+def test_tesla_refusing_the_tariff_records_its_reason(env, app):
+    url = f"{env.simulator}/teslemetry/api/1/energy_sites/{TESLA_SITE}/time_of_use_settings"
+    env.mock.post(url, json={"response": {"result": False, "reason": "tariff overlaps itself"}})
+    [result] = env.tick()
+    assert result.outcome == "failed"
+    assert "Tesla refused the tariff: tariff overlaps itself" in result.reason
+    with app.app_context():
+        [push] = _db.session.scalars(select(TariffPush)).all()
+        assert not push.accepted and push.tesla_reason == "tariff overlaps itself"
+        [run] = _db.session.scalars(select(SyncRun)).all()
+        assert not run.pushed
+
+
+def test_tesla_429_waits_as_told_without_hammering(env, app, user_id):
+    env.sim("faults", json={"endpoint": "tesla_time_of_use_settings", "status": 429, "retry_after": 120, "count": 1})
+    [result] = env.tick()
+    assert result.outcome == "failed" and "slow down" in result.reason
+    SHARED.advance(minutes=1)
+    [result] = env.tick()
+    assert result.outcome == "skipped" and "next push is after" in result.reason
+    assert result.tesla_calls == 0
+    SHARED.advance(minutes=2)
+    assert env.tick()[0].outcome == "pushed"
+
+
+def test_tesla_401_stops_tesla_calls_until_the_user_fixes_the_token(env, app, user_id):
+    configure(app, user_id, teslemetry_token="not-the-simulator-token")
+    [result] = env.tick()
+    assert result.outcome == "failed" and "No more Tesla calls" in result.reason
+    SHARED.advance(minutes=5)
+    [result] = env.tick()
+    assert result.outcome == "skipped" and result.tesla_calls == 0
+    assert result.amber_calls == 2  # prices are still recorded
+    with app.app_context():
+        status = _db.session.scalar(select(ServiceStatus).where(ServiceStatus.service == "tesla"))
+        assert status.state == "attention"
+    configure(app, user_id, teslemetry_token=identity.TESLEMETRY_TOKEN)
+    SHARED.advance(minutes=5)
+    assert env.tick()[0].outcome == "pushed"
+
+
+def test_an_exception_in_one_user_is_recorded_and_others_still_sync(env, app, user_id, monkeypatch):
+    other = create_user(app, "bob@example.com")
+    configure(app, other)
+    import app.sync as sync_module
+
+    real = sync_module._UserSync._decide
+
+    def explode_for_alice(self, tariff, explanation):
+        if self.user.id == user_id:
+            raise RuntimeError("boom: internal detail")
+        return real(self, tariff, explanation)
+
+    monkeypatch.setattr(sync_module._UserSync, "_decide", explode_for_alice)
+    results = {r.user_id: r for r in env.tick()}
+    assert results[other].outcome == "pushed"
+    assert results[user_id].outcome == "failed"
+    assert "Unexpected error" in results[user_id].reason and "boom" not in results[user_id].reason
+    assert {r.user_id: r.outcome for r in env.runs()} == {user_id: "failed", other: "pushed"}
+
+
+def test_one_hanging_user_does_not_delay_the_others(env, app, user_id, monkeypatch):
+    others = [create_user(app, f"h{n}@example.com") for n in range(3)]
+    for other in others:
+        configure(app, other)
+    import app.sync as sync_module
+
+    release = threading.Event()
+    real = sync_module._UserSync._decide
+
+    def slow_for_alice(self, tariff, explanation):
+        if self.user.id == user_id:
+            release.wait(10)
+        return real(self, tariff, explanation)
+
+    monkeypatch.setattr(sync_module._UserSync, "_decide", slow_for_alice)
+    done = {}
+    thread = threading.Thread(target=lambda: done.setdefault("results", env.tick()))
+    thread.start()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and len([r for r in env.runs() if r.user_id in others]) < 3:
+        time.sleep(0.02)  # waits on the other threads' work, not on the clock
+    finished_others = [r for r in env.runs() if r.user_id in others]
+    assert len(finished_others) == 3 and all(r.outcome == "pushed" for r in finished_others)
+    assert not [r for r in env.runs() if r.user_id == user_id]  # alice is still inside her sync
+    release.set()
+    thread.join(10)
+    assert {r.user_id for r in env.runs()} == {user_id, *others}
+
+
+def test_a_sync_past_its_deadline_stops_before_its_next_call(env, app, user_id):
+    app.config["SYNC_USER_DEADLINE_SECONDS"] = 10
+    env.amber.estimate_until = NOW + timedelta(hours=1)  # four 5-second re-polls push the clock 20 s on
+    [result] = env.tick()
+    assert result.outcome == "failed" and "took too long" in result.reason
+    assert env.sim()["tou_pushes"] == []
+
+
+# -- watchdog, read-back and export protection ---------------------------------------------------------------
+
+
+def test_stale_data_pushes_a_flat_fallback_once_then_resumes(env, app, user_id):
+    env.amber.price_fn = lambda start, minutes: (90.0 if start.hour == 7 else 30.0, -8.0)
+    env.tick()
+    env.amber.fail_status = 500
+    for minutes in range(5, 45, 5):  # up to 40 minutes of failures: not yet stale
+        SHARED.current = NOW + timedelta(minutes=minutes)
+        result = env.tick()[0]
+        assert result.outcome == "failed" and "safe flat tariff" not in result.reason
+    SHARED.current = NOW + timedelta(minutes=46)
+    [result] = env.tick()
+    assert "safe flat tariff" in result.reason
+    buy, _sell = tariff_rates(env.pushed_tariff())
+    assert set(buy.values()) == {0.3}  # the median, so no 90c slot invites a grid charge
+    assert env.state(user_id).fallback_active
+    SHARED.advance(minutes=5)
+    assert "safe flat tariff" not in env.tick()[0].reason  # once, not every tick
+    env.amber.fail_status = None
+    SHARED.advance(minutes=5)
+    [result] = env.tick()
+    assert result.outcome == "pushed" and "replacing the safe fallback" in result.reason
+    assert not env.state(user_id).fallback_active
+    assert tariff_rates(env.pushed_tariff())[0]["PERIOD_18_00"] == 0.9
+
+
+def test_a_tariff_edited_in_the_tesla_app_is_put_back_at_the_read_back(env, app, user_id):
+    env.tick()
+    ours = env.pushed_tariff()
+    edited = dict(ours)
+    edited["name"] = "Edited by hand"
+    edited["energy_charges"] = {"ALL": {"rates": {"ALL": 0}}, "Summer": {"rates": {p: 0.55 for p in ours["energy_charges"]["Summer"]["rates"]}}}
+    requests.post(
+        f"{env.simulator}/teslemetry/api/1/energy_sites/{TESLA_SITE}/time_of_use_settings",
+        json={"tou_settings": {"tariff_content_v2": edited}},
+        headers={"Authorization": f"Bearer {identity.TESLEMETRY_TOKEN}"},
+        timeout=5,
+    ).raise_for_status()
+    SHARED.advance(minutes=5)
+    [result] = env.tick()
+    assert result.outcome == "pushed" and "changed outside this app" in result.reason
+    assert tariff_rates(env.pushed_tariff())[0] == tariff_rates(ours)[0]
+    SHARED.advance(minutes=5)
+    assert env.tick()[0].outcome == "unchanged"  # the next read-back is hours away
+
+
+SLOT_1430 = datetime(2026, 11, 24, 3, 30, tzinfo=timezone.utc)  # 14:30 in Sydney
+
+
+def test_negative_feed_in_stops_exports_and_restores_the_users_rule(env, app, user_id):
+    assert env.sim()["powerwall"]["customer_preferred_export_rule"] == "battery_ok"
+    env.amber.price_fn = lambda start, minutes: (10.0, 4.0 if start < SLOT_1430 else -8.0)
+    [result] = env.tick()
+    assert "Exporting costs money now" in result.reason
+    assert env.sim()["powerwall"]["customer_preferred_export_rule"] == "never"
+    assert env.state(user_id).export_rule_before == "battery_ok"
+    SHARED.advance(minutes=25)  # 14:37: this half hour and the next earn again; held 25 minutes
+    [result] = env.tick()
+    assert env.sim()["powerwall"]["customer_preferred_export_rule"] == "battery_ok"
+    assert "export setting is restored" in result.reason
+    assert not env.state(user_id).export_protection_active
+
+
+def test_export_protection_survives_a_restart_and_does_not_flap(env, app, user_id, tmp_path, database_url):
+    slot_1500, slot_1530 = SLOT_1430 + timedelta(minutes=30), SLOT_1430 + timedelta(minutes=60)
+    env.amber.price_fn = lambda start, minutes: (
+        10.0, 4.0 if start < SLOT_1430 or slot_1500 <= start < slot_1530 else -8.0
+    )
+    env.tick()
+    assert env.state(user_id).export_protection_active
+    # A new process (fresh app on the same database) carries on with the remembered rule.
+    from app import create_app
+    from tests.conftest import make_config
+
+    restarted = create_app(make_config(tmp_path / "restart", database_url, FERNET_ENCRYPTION_KEY=app.config["FERNET_ENCRYPTION_KEY"]))
+    restarted.extensions["clock"] = SHARED
+    restarted.extensions["sleep"] = fake_sleep
+    restarted.config.update(identity.app_settings(env.simulator))
+    restarted.config.update(AMBER_API_URL=AMBER_URL)
+
+    def rule_after(minutes: int) -> str:
+        SHARED.advance(minutes=minutes)
+        with restarted.app_context():
+            run_tick(SHARED.current, sleep=fake_sleep)
+        return env.sim()["powerwall"]["customer_preferred_export_rule"]
+
+    assert rule_after(20) == "never"  # 14:32: this half hour earns, but the next costs: stay off
+    assert rule_after(30) == "never"  # 15:02: costs again
+    assert rule_after(30) == "battery_ok"  # 15:32: this and the next earn: the user's rule is back
+    with restarted.app_context():
+        _db.engine.dispose()
+
+
+def test_dry_run_pushes_and_records_nothing(env, app, user_id):
+    with app.app_context():
+        [result] = run_tick(SHARED.current, dry_run=True, sleep=fake_sleep)
+    assert result.outcome == "pushed" and result.reason.startswith("Dry run")
+    assert result.tariff is not None and len(result.explanation.slots) == 48
+    assert env.sim()["tou_pushes"] == [] and env.runs() == []
+    with app.app_context():
+        assert _db.session.scalar(select(func.count(StoredPrice.id))) == 0
+
+
+def test_cli_sync_run(env, app, runner, user_id):
+    result = runner.invoke(args=["sync", "run", "--user", "alice@example.com", "--dry-run"])
+    assert result.exit_code == 0, result.output
+    assert "alice@example.com: pushed - Dry run: First tariff" in result.output
+    assert result.output.count("buy ") == 48
+    result = runner.invoke(args=["sync", "run", "--all"])
+    assert result.exit_code == 0 and "alice@example.com: pushed" in result.output
+    env.amber.fail_status = 500
+    SHARED.advance(minutes=5)
+    result = runner.invoke(args=["sync", "run", "--all"])
+    assert result.exit_code == 1 and "failed - Amber prices could not be read" in result.output
+    result = runner.invoke(args=["sync", "run"])
+    assert result.exit_code != 0 and "--user EMAIL or --all" in result.output

@@ -1,0 +1,118 @@
+"""The sync's pure decisions, table-driven: when to push, the stale fallback, export protection."""
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from app.sync_rules import decide_export_protection, decide_push, fallback_tariff, is_stale, tariff_hash, tariffs_differ
+from app.tariff import PERIOD_NAMES, TariffPolicy, tariff_from_rates, tariff_rates, validate_tariff
+
+NOW = datetime(2026, 11, 24, 3, 0, tzinfo=timezone.utc)
+POLICY = TariffPolicy()
+
+
+def tariff(buy: float = 0.30, sell: float = 0.08, **overrides: tuple[float, float]) -> dict:
+    buys = {p: buy for p in PERIOD_NAMES}
+    sells = {p: sell for p in PERIOD_NAMES}
+    for period, (b, s) in overrides.items():
+        buys[period], sells[period] = b, s
+    return tariff_from_rates(POLICY, buys, sells)
+
+
+def decide(new, last, *, current="PERIOD_14_00", age_minutes=5, kind="normal", threshold=0.5, refresh=60):
+    return decide_push(
+        new, current, last, NOW - timedelta(minutes=age_minutes) if last else None, kind, NOW,
+        threshold_cents=threshold, refresh_age=timedelta(minutes=refresh),
+    )
+
+
+@pytest.mark.parametrize(
+    ("new", "last", "kwargs", "push", "reason_part"),
+    [
+        (tariff(), None, {}, True, "First tariff"),
+        (tariff(), tariff(), {}, False, "No price changed"),
+        (tariff(), tariff(), {"kind": "fallback"}, True, "replacing the safe fallback"),
+        (tariff(PERIOD_14_00=(0.3001, 0.08)), tariff(), {}, True, "current half hour (14:00) changed"),
+        (tariff(PERIOD_14_00=(0.30, 0.0801)), tariff(), {}, True, "current half hour"),
+        (tariff(PERIOD_18_00=(0.3049, 0.08)), tariff(), {}, False, "No price changed"),
+        (tariff(PERIOD_18_00=(0.3050, 0.08)), tariff(), {}, True, "most at 18:00: 0.5 c/kWh"),
+        (tariff(PERIOD_18_00=(0.30, 0.0850)), tariff(), {}, True, "1 half hour(s) changed"),
+        (tariff(PERIOD_18_00=(0.31, 0.08), PERIOD_19_00=(0.35, 0.08)), tariff(), {}, True, "most at 19:00: 5.0"),
+        (tariff(PERIOD_18_00=(0.3049, 0.08)), tariff(), {"threshold": 0.2}, True, "changed by 0.2 c/kWh"),
+        (tariff(), tariff(), {"age_minutes": 59}, False, "No price changed"),
+        (tariff(), tariff(), {"age_minutes": 60}, True, "Refresh: the last push was 60 minutes ago"),
+        (tariff(), tariff(), {"age_minutes": 30, "refresh": 30}, True, "Refresh"),
+    ],
+)
+def test_decide_push(new, last, kwargs, push, reason_part):
+    decision = decide(new, last, **kwargs)
+    assert decision.push is push
+    assert reason_part in decision.reason
+
+
+def test_tariff_hash_is_stable_and_sensitive():
+    assert tariff_hash(tariff()) == tariff_hash(tariff())
+    assert tariff_hash(tariff()) != tariff_hash(tariff(PERIOD_00_00=(0.3001, 0.08)))
+
+
+def test_read_back_comparison_ignores_tesla_normalisation_but_not_rates():
+    ours = tariff(PERIOD_18_00=(0.9, 0.5))
+    read_back = tariff(PERIOD_18_00=(0.9, 0.5))
+    # Tesla may rename the season and drop zero-valued fields on read-back.
+    read_back["energy_charges"]["Everything"] = read_back["energy_charges"].pop("Summer")
+    read_back["sell_tariff"].pop("daily_charges")
+    assert not tariffs_differ(ours, read_back)
+    edited = tariff(PERIOD_18_00=(0.2, 0.05))
+    assert tariffs_differ(ours, edited)
+    assert tariffs_differ(ours, None)
+
+
+def test_fallback_is_flat_at_the_median_and_valid():
+    last = tariff(0.30, 0.05, PERIOD_18_00=(12.0, 11.0), PERIOD_12_00=(0.0, 0.0))
+    flat = fallback_tariff(last, POLICY)
+    assert validate_tariff(flat) == []
+    buy, sell = tariff_rates(flat)
+    assert set(buy.values()) == {0.30} and set(sell.values()) == {0.05}
+
+
+def test_fallback_never_sells_above_buy_and_needs_a_tariff():
+    last = tariff(0.10, 0.10)
+    buy, sell = tariff_rates(fallback_tariff(last, POLICY))
+    assert all(sell[p] <= buy[p] for p in PERIOD_NAMES)
+    assert fallback_tariff({"energy_charges": {}}, POLICY) is None
+
+
+@pytest.mark.parametrize(
+    ("last_success_minutes_ago", "stale"),
+    [(None, False), (10, False), (45, False), (46, True), (600, True)],
+)
+def test_is_stale(last_success_minutes_ago, stale):
+    last = None if last_success_minutes_ago is None else NOW - timedelta(minutes=last_success_minutes_ago)
+    assert is_stale(last, None, NOW, timedelta(minutes=45)) is stale
+
+
+BASE = dict(enabled=True, active=False, current_costs_money=False, next_costs_money=False,
+            user_rule="battery_ok", protect_rule="never", active_since=None, now=NOW, min_hold=timedelta(minutes=10))
+
+
+@pytest.mark.parametrize(
+    ("changes", "action"),
+    [
+        ({}, "none"),
+        ({"current_costs_money": True}, "activate"),
+        ({"current_costs_money": True, "enabled": False}, "none"),
+        ({"current_costs_money": True, "user_rule": "never"}, "none"),
+        ({"current_costs_money": True, "user_rule": "pv_only", "protect_rule": "pv_only"}, "none"),
+        ({"current_costs_money": True, "user_rule": "pv_only", "protect_rule": "never"}, "activate"),
+        ({"next_costs_money": True}, "none"),  # only the current half hour switches it on
+        # active: stays on while the current or next half hour costs money (hysteresis)
+        ({"active": True, "current_costs_money": True, "active_since": NOW - timedelta(hours=1)}, "none"),
+        ({"active": True, "next_costs_money": True, "active_since": NOW - timedelta(hours=1)}, "none"),
+        ({"active": True, "active_since": NOW - timedelta(minutes=5)}, "none"),
+        ({"active": True, "active_since": NOW - timedelta(minutes=10)}, "restore"),
+        ({"active": True, "enabled": False, "current_costs_money": True, "active_since": NOW}, "restore"),
+    ],
+)
+def test_export_protection(changes, action):
+    assert decide_export_protection(**{**BASE, **changes}).action == action
