@@ -18,7 +18,7 @@ install: $(BIN)/.installed
 
 run: $(BIN)/.installed
 	$(BIN)/flask db upgrade
-	$(BIN)/gunicorn --bind $(HOST):$(PORT) --workers 2 --threads 4 --access-logfile - run:app
+	HOST=$(HOST) PORT=$(PORT) $(BIN)/gunicorn -c gunicorn.conf.py run:app
 
 demo: $(BIN)/.installed
 	$(BIN)/flask demo --host $(HOST) --port $(PORT)

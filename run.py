@@ -6,4 +6,9 @@ from app import create_app
 app = create_app()
 
 if __name__ == "__main__":
+    from app.scheduler import is_reloader_watcher, start_embedded
+
+    # With the debug reloader, the watcher process only restarts its child, which serves and schedules.
+    if not is_reloader_watcher(app.debug):
+        start_embedded(app)
     app.run(host=os.environ.get("HOST", "127.0.0.1"), port=int(os.environ.get("PORT", "5001")))

@@ -191,6 +191,10 @@ class Scheduler:
         """Start the jobs in a background thread (the lease is tried at once)."""
         if self._aps is not None:
             return
+        aps_log = logging.getLogger("apscheduler")
+        if aps_log.level == logging.NOTSET:
+            # APScheduler logs every run at INFO (several a minute per process); ours say what matters.
+            aps_log.setLevel(logging.WARNING)
         aps = BackgroundScheduler(
             timezone=timezone.utc,
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": int(self.period.total_seconds())},
