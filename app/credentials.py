@@ -17,6 +17,8 @@ from app.models import ENCRYPTED_COLUMNS, SyncState, User, UserSettings
 from app.validation import (
     clean_amber_site_id,
     clean_estimate,
+    clean_export_protection_rule,
+    clean_threshold_cents,
     clean_tesla_path,
     clean_tesla_site_id,
     clean_timezone,
@@ -151,6 +153,9 @@ def _cleaners() -> dict[str, Callable[[object], object]]:
         "site_timezone": clean_timezone,
         "forecast_estimate": clean_estimate,
         "sync_enabled": bool,
+        "change_threshold_cents": clean_threshold_cents,
+        "export_protection": bool,
+        "export_protection_rule": clean_export_protection_rule,
     }
 
 

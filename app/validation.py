@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from email_validator import EmailNotValidError, validate_email
 
-from app.models import FORECAST_ESTIMATES, TESLA_PATHS
+from app.models import EXPORT_PROTECTION_RULES, FORECAST_ESTIMATES, TESLA_PATHS
 
 EMAIL_MAX = 254
 PASSWORD_MIN = 8
@@ -143,4 +143,23 @@ def clean_tesla_path(value: str | None) -> str:
     value = (value or "teslemetry").strip().lower()
     if value not in TESLA_PATHS:
         raise ValueError("Choose Teslemetry or the Tesla Fleet API.")
+    return value
+
+
+def clean_threshold_cents(value: object) -> float:
+    """The push threshold in c/kWh: a number from 0 to 100."""
+    try:
+        number = float(str(value).strip())
+    except (TypeError, ValueError) as exc:
+        raise ValueError("Enter the threshold as a number of cents per kWh, like 0.5.") from exc
+    if not 0 <= number <= 100 or number != number:
+        raise ValueError("The threshold must be between 0 and 100 c/kWh.")
+    return round(number, 2)
+
+
+def clean_export_protection_rule(value: str | None) -> str:
+    """What export protection sets: never (no export at all) or pv_only (solar may still export)."""
+    value = (value or "never").strip().lower()
+    if value not in EXPORT_PROTECTION_RULES:
+        raise ValueError("Choose whether to export nothing or solar only.")
     return value

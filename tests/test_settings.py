@@ -1,6 +1,7 @@
 """Credentials and preferences: encrypted at rest, write-only on the page, per user."""
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from cryptography.fernet import Fernet
@@ -94,8 +95,11 @@ def test_bad_values_are_refused_next_to_their_field_and_nothing_changes(app, use
         ("/settings/amber", {"token": "x" * 5000, "site_id": ""}, "Field cannot be longer"),
         ("/settings/amber", {"token": "", "site_id": "not a site!"}, "only letters and digits"),
         ("/settings/tesla", {"token": "", "site_id": "12ab"}, "is a number"),
-        ("/settings/preferences", {"site_timezone": "Mars/Olympus", "forecast_estimate": "predicted"}, "Unknown time zone"),
-        ("/settings/preferences", {"site_timezone": "", "forecast_estimate": "wild"}, "Choose low, predicted or high"),
+        ("/settings/preferences", {"site_timezone": "Mars/Olympus", "forecast_estimate": "predicted", "change_threshold_cents": "0.5"}, "Unknown time zone"),
+        ("/settings/preferences", {"site_timezone": "", "forecast_estimate": "wild", "change_threshold_cents": "0.5"}, "Choose low, predicted or high"),
+        ("/settings/preferences", {"forecast_estimate": "low", "change_threshold_cents": "lots"}, "as a number of cents"),
+        ("/settings/preferences", {"forecast_estimate": "low", "change_threshold_cents": "-1"}, "between 0 and 100"),
+        ("/settings/preferences", {"forecast_estimate": "low", "change_threshold_cents": "0.5", "export_protection_rule": "sometimes"}, "export nothing or solar only"),
     ]
     for path, data, message in cases:
         response = post(user_client, path, data)
@@ -109,17 +113,23 @@ def test_bad_values_are_refused_next_to_their_field_and_nothing_changes(app, use
 
 
 def test_preferences_are_saved(app, user_client):
+    page = user_client.get("/settings").get_data(as_text=True)
+    assert 'name="change_threshold_cents" type="text" value="0.5"' in page
+    assert re.search(r"<input [^>]*checked id=\"export_protection\"", page)
     response = post(
         user_client,
         "/settings/preferences",
-        {"site_timezone": "Australia/Adelaide", "forecast_estimate": "high", "sync_enabled": "y"},
+        {"site_timezone": "Australia/Adelaide", "forecast_estimate": "high", "sync_enabled": "y",
+         "change_threshold_cents": "1.25", "export_protection": "y", "export_protection_rule": "pv_only"},
     )
     assert response.status_code == 302
     row = settings_row(app)
     assert (row.site_timezone, row.forecast_estimate, row.sync_enabled) == ("Australia/Adelaide", "high", True)
-    post(user_client, "/settings/preferences", {"site_timezone": "", "forecast_estimate": "low"})
+    assert (row.change_threshold_cents, row.export_protection, row.export_protection_rule) == (1.25, True, "pv_only")
+    post(user_client, "/settings/preferences", {"site_timezone": "", "forecast_estimate": "low", "change_threshold_cents": "0"})
     row = settings_row(app)
     assert (row.site_timezone, row.forecast_estimate, row.sync_enabled) == (None, "low", False)
+    assert (row.change_threshold_cents, row.export_protection, row.export_protection_rule) == (0.0, False, "never")
 
 
 def test_sync_is_off_until_the_user_turns_it_on(app, user_client):

@@ -11,6 +11,8 @@ from app.validation import (
     TOKEN_MAX,
     clean_amber_site_id,
     clean_estimate,
+    clean_export_protection_rule,
+    clean_threshold_cents,
     clean_tesla_path,
     clean_tesla_site_id,
     clean_timezone,
@@ -60,4 +62,14 @@ class PreferencesForm(FlaskForm):
         validate_choice=False,
     )
     sync_enabled = BooleanField("Keep my Powerwall's tariff in sync with Amber prices")
+    change_threshold_cents = StringField(
+        "Push when a price moves by at least (c/kWh)", validators=[Length(max=16), Cleaned(clean_threshold_cents)]
+    )
+    export_protection = BooleanField("Stop exports while exporting costs money (negative feed-in)")
+    export_protection_rule = SelectField(
+        "While exporting costs money",
+        choices=[("never", "Export nothing"), ("pv_only", "Export solar only (battery keeps its charge)")],
+        validators=[Cleaned(clean_export_protection_rule)],
+        validate_choice=False,
+    )
     submit = SubmitField("Save preferences")

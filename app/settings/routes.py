@@ -38,6 +38,9 @@ def _render(status: int = 200, **forms):
         site_timezone=(settings.site_timezone if settings else "") or "",
         forecast_estimate=settings.forecast_estimate if settings else "predicted",
         sync_enabled=settings.sync_enabled if settings else False,
+        change_threshold_cents=f"{settings.change_threshold_cents:g}" if settings else "0.5",
+        export_protection=settings.export_protection if settings else True,
+        export_protection_rule=settings.export_protection_rule if settings else "never",
     )
     if settings and settings.site_timezone and settings.site_timezone not in dict(prefs.site_timezone.choices):
         prefs.site_timezone.choices = list(prefs.site_timezone.choices) + [(settings.site_timezone,) * 2]
@@ -120,6 +123,9 @@ def save_preferences():
         "site_timezone": form.site_timezone.data,
         "forecast_estimate": form.forecast_estimate.data,
         "sync_enabled": form.sync_enabled.data,
+        "change_threshold_cents": form.change_threshold_cents.data,
+        "export_protection": form.export_protection.data,
+        "export_protection_rule": form.export_protection_rule.data,
     }
     return _save(form, "prefs", changes, {})
 
