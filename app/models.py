@@ -326,6 +326,24 @@ class SchedulerLease(db.Model):
     last_tick_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
 
+class TeslaReading(db.Model):
+    """The last live status and site info read for a user's Tesla site, shared by every process so
+    the dashboard calls Tesla (billed per call) at most once a minute while someone looks.
+
+    Per user, not per site: a reading is only ever shown to the user whose credentials made it."""
+
+    __tablename__ = "tesla_readings"
+
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    tesla_site_id: Mapped[str] = mapped_column(String(32))
+    live_status: Mapped[dict | None] = mapped_column(JSON, nullable=True)
+    live_status_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    site_info: Mapped[dict | None] = mapped_column(JSON, nullable=True)
+    site_info_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    error_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
 # Every encrypted column, by model: `flask keys rotate` re-encrypts exactly these.
 ENCRYPTED_COLUMNS: dict[type, tuple[str, ...]] = {
     UserSettings: (
