@@ -17,6 +17,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import case, literal, or_, select, update
 from sqlalchemy.engine import Connection
+from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.exc import IntegrityError
 
 from app.extensions import db
@@ -83,7 +84,7 @@ def try_acquire_or_renew(name: str, holder: str, now: datetime, ttl: timedelta) 
     return True
 
 
-def _acquired_at_unless_renewal(holder: str, now: datetime):
+def _acquired_at_unless_renewal(holder: str, now: datetime) -> ColumnElement[datetime]:
     return case((_leases.c.holder == holder, _leases.c.acquired_at), else_=literal(now, _leases.c.acquired_at.type))
 
 

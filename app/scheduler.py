@@ -268,7 +268,8 @@ def start_embedded(app: Flask, *, tick_job: TickJob | None = None) -> Scheduler 
     `flask db upgrade`, other commands and tests)."""
     global _embedded
     if app.config["SCHEDULER"] != "embedded" or app.testing:
-        log.info("Scheduler: not started in this process (SCHEDULER=%s)", app.config["SCHEDULER"])
+        log.info("Scheduler: not started in this process (SCHEDULER=%s%s)", app.config["SCHEDULER"],
+                 ", testing" if app.testing else "")
         return None
     with _embedded_lock:
         if _embedded is None:
