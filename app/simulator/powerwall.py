@@ -61,10 +61,13 @@ class Powerwall:
         """State of charge in %."""
         return self.energy_wh / CAPACITY_WH * 100
 
-    def set_tariff(self, tariff: dict) -> None:
-        """Store a (validated) tariff_content_v2 as the site's rate plan."""
-        self.tariff = copy.deepcopy(tariff)
-        self._compiled = compile_tariff(self.tariff)
+    def set_tariff(self, tariff: dict, compiled: CompiledTariff | None = None, *, owned: bool = False) -> None:
+        """Store a (validated) tariff_content_v2 as the site's rate plan.
+
+        `compiled` is `compile_tariff(tariff)` when the caller has it already; `owned` says the caller
+        hands the document over (nobody else changes it), so no copy is needed."""
+        self.tariff = tariff if owned else copy.deepcopy(tariff)
+        self._compiled = compiled if compiled is not None else compile_tariff(self.tariff)
         self._day_prices.clear()
 
     def set_percentage(self, percent: float) -> None:

@@ -36,6 +36,9 @@ class SimConfig:
     teslemetry_rate_window: int = 60
     fleet_rate_limit: int = 0  # Tesla publishes no current energy limit; off unless asked for
     fleet_rate_window: int = 60
+    # Benchmarks: any other well-formed site id (26-character ULID) answers as the demo site, so many
+    # users can spread over many Amber sites. Off by default: an unknown site is a 404.
+    amber_site_aliases: bool = False
 
     def update(self, changes: dict[str, object]) -> None:
         """Apply changes from JSON, checking names, types and choices."""

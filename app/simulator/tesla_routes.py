@@ -236,8 +236,11 @@ def time_of_use_settings(site_id: str) -> Response:
         if problems and mode != "normalise":
             record["accepted"] = False
             return _refuse(mode, "; ".join(problems[:5]))
-        stored = normalise(tariff, compiled) if problems else tariff
-        sim.powerwall.set_tariff(stored)
+        if problems:
+            sim.powerwall.set_tariff(normalise(tariff, compiled), owned=True)
+        else:
+            # The body was parsed for this request alone and is only read afterwards: no copy needed.
+            sim.powerwall.set_tariff(tariff, compiled, owned=True)
         record.update(accepted=True, normalised=bool(problems), received=tariff)
         return _command_result()
 

@@ -4,6 +4,8 @@ independently of the app's tariff builder."""
 from __future__ import annotations
 
 import copy
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
@@ -129,7 +131,30 @@ def _is_placeholder(season: object) -> bool:
     return all(not season.get(k) for k in ("fromMonth", "fromDay", "toMonth", "toDay"))
 
 
+# Compiled seasons by the exact text of their definition: clients push the same time periods again and
+# again with new prices, and laying out every minute of the week is most of a push's cost. Only
+# successful compilations are kept (an invalid definition raises every time, with its own message).
+_SEASONS_CACHE: OrderedDict[str, list[Season]] = OrderedDict()
+_SEASONS_CACHE_SIZE = 16
+_SEASONS_CACHE_LOCK = threading.Lock()
+
+
 def _compile_seasons(where: str, seasons: object) -> list[Season]:
+    key = repr(seasons)  # repr, not JSON: it tells a tuple from a list and True from 1
+    with _SEASONS_CACHE_LOCK:
+        cached = _SEASONS_CACHE.get(key)
+        if cached is not None:
+            _SEASONS_CACHE.move_to_end(key)
+            return list(cached)
+    compiled = _compile_seasons_uncached(where, seasons)
+    with _SEASONS_CACHE_LOCK:
+        _SEASONS_CACHE[key] = compiled
+        while len(_SEASONS_CACHE) > _SEASONS_CACHE_SIZE:
+            _SEASONS_CACHE.popitem(last=False)
+    return list(compiled)
+
+
+def _compile_seasons_uncached(where: str, seasons: object) -> list[Season]:
     if not isinstance(seasons, dict) or not seasons:
         raise TariffError(f"{where}.seasons: at least one season is required")
     compiled: list[Season] = []
@@ -248,6 +273,12 @@ def price_problems(compiled: CompiledTariff) -> list[str]:
     if compiled.sell is not None:
         pairs: set[tuple[str, str]] = set()
         day = date(LEAP_YEAR, 1, 1)
+        whole_year = ((1, 1), (12, 31))
+        if all(len(side.seasons) == 1 and (side.seasons[0].start, side.seasons[0].end) == whole_year
+               for side in (compiled.buy, compiled.sell)):
+            # One whole-year season per side: the same pair on every day, no need to walk the year.
+            pairs.add((compiled.buy.seasons[0].name, compiled.sell.seasons[0].name))
+            day = date(LEAP_YEAR + 1, 1, 1)
         while day.year == LEAP_YEAR:
             buy_season, sell_season = compiled.buy.season_on(day), compiled.sell.season_on(day)
             if buy_season and sell_season:
@@ -256,17 +287,16 @@ def price_problems(compiled: CompiledTariff) -> list[str]:
         buy_by_name = {s.name: s for s in compiled.buy.seasons}
         sell_by_name = {s.name: s for s in compiled.sell.seasons}
         for buy_name, sell_name in sorted(pairs):
-            reported: set[tuple[str, str]] = set()
             buy_minutes = buy_by_name[buy_name].minute_periods
             sell_minutes = sell_by_name[sell_name].minute_periods
-            for minute in range(MINUTES_PER_WEEK):
-                key = (buy_minutes[minute], sell_minutes[minute])
-                if key in reported:
-                    continue
+            # Each (buy period, sell period) pair once, in the order of its first minute of the week.
+            for key in dict.fromkeys(zip(buy_minutes, sell_minutes)):
                 buy_rate = compiled.buy.price(buy_name, key[0]) or 0.0
                 sell_rate = compiled.sell.price(sell_name, key[1]) or 0.0
                 if sell_rate > buy_rate:
-                    reported.add(key)
+                    minute = next(
+                        m for m in range(MINUTES_PER_WEEK) if (buy_minutes[m], sell_minutes[m]) == key
+                    )
                     problems.append(
                         f"sell {sell_rate} exceeds buy {buy_rate} at {_minute_text(minute)} ({key[0]})"
                     )

@@ -1,0 +1,433 @@
+"""Benchmark one sync tick for many users against the local simulator (issue 5's throughput target).
+
+Run from the repository root:
+
+    .venv/bin/python scripts/bench_sync.py --users 1000
+    .venv/bin/python scripts/bench_sync.py --users 10000 --database-url postgresql://postgres@127.0.0.1:5432/postgres
+
+Creates N users with sync on (bulk rows: a precomputed password hash and tokens encrypted once with the
+app's key), spread over `--sites` Amber sites (the simulator answers any other ULID as its demo site),
+all pointing at the simulator's one Powerwall, adds `--latency-ms` to every Amber and Tesla call, lifts
+the simulator's rate limits, then times `run_tick` and prints users/s, wall time, outcomes, calls,
+per-user duration percentiles and peak memory. The target: 1,000 users in under 15 s and 10,000 in
+under 120 s with 100 ms per call.
+
+The database is new for the run: a SQLite file in a temporary directory, or a fresh database on the
+PostgreSQL server that `--database-url` names (created and dropped again). The simulator runs in a
+subprocess by default (`--sim thread` runs it inside this process, where it competes for the GIL).
+The tick runs at a fixed simulated instant 40 s into a 5-minute interval, so Amber's current price is
+already confirmed and the tick measures the fan-out, not the wait for confirmation (that is
+scripts/bench_latency.py's subject). Not a test: it prints figures and exits 0.
+"""
+from __future__ import annotations
+
+import argparse
+import cProfile
+import io
+import math
+import os
+import pstats
+import resource
+import secrets
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections import Counter
+from contextlib import contextmanager
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Iterator
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import requests  # noqa: E402
+
+UTC = timezone.utc
+# 19:10:40 AEDT: evening peak (no export protection calls), 40 s into the interval (price confirmed).
+DEFAULT_AT = "2026-11-24T08:10:40+00:00"
+CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+
+
+# -- the simulator ------------------------------------------------------------------------------------------
+
+
+def serve_simulator() -> None:
+    """Child process: serve a simulator on an ephemeral port, print its URL, stop when stdin closes."""
+    from app.simulator.server import create_simulator_app, start_simulator_thread
+
+    sim_app = create_simulator_app(amber_rate_limit=0, teslemetry_rate_limit=0, amber_site_aliases=True)
+    base, stop = start_simulator_thread(app=sim_app)
+    print(base, flush=True)
+    sys.stdin.read()  # returns when the parent exits or closes the pipe
+    stop()
+
+
+@contextmanager
+def simulator(mode: str) -> Iterator[tuple[str, int | None]]:
+    """(base URL, child pid or None) of a simulator with rate limits off and site aliases on."""
+    if mode == "thread":
+        from app.simulator.server import create_simulator_app, start_simulator_thread
+
+        sim_app = create_simulator_app(amber_rate_limit=0, teslemetry_rate_limit=0, amber_site_aliases=True)
+        base, stop = start_simulator_thread(app=sim_app)
+        try:
+            yield base, None
+        finally:
+            stop()
+        return
+    child = subprocess.Popen(
+        [sys.executable, __file__, "--serve-simulator"],
+        cwd=ROOT,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert child.stdout is not None
+        base = child.stdout.readline().strip()
+        if not base.startswith("http"):
+            raise SystemExit("the simulator subprocess did not start")
+        yield base, child.pid
+    finally:
+        if child.stdin:
+            child.stdin.close()
+        try:
+            child.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            child.kill()
+
+
+def child_peak_rss_mb(pid: int | None) -> float | None:
+    """Peak resident memory of a running child process (Linux VmHWM), in MB."""
+    if pid is None:
+        return None
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        return None
+    return None
+
+
+def child_cpu_seconds(pid: int | None) -> float | None:
+    """User + system CPU time a running child has used so far (Linux /proc), in seconds."""
+    if pid is None:
+        return None
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def own_cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def sim_post(base: str, path: str, body: object) -> dict:
+    response = requests.post(f"{base}/_sim/{path}", json=body, timeout=10)
+    response.raise_for_status()
+    return response.json()
+
+
+class RunningClock:
+    """The app's clock: a chosen instant that runs on in real time (the simulator's runs alongside)."""
+
+    def __init__(self, start: datetime) -> None:
+        self.start = start
+        self.origin = time.monotonic()
+
+    def __call__(self) -> datetime:
+        return self.start + timedelta(seconds=time.monotonic() - self.origin)
+
+
+# -- the database -------------------------------------------------------------------------------------------
+
+
+@contextmanager
+def fresh_database(database_url: str | None, tmp: Path) -> Iterator[str]:
+    """A new SQLite file in `tmp`, or a new database on the PostgreSQL server of `database_url`."""
+    if not database_url:
+        yield f"sqlite:///{tmp / 'bench.db'}"
+        return
+    import psycopg
+    from sqlalchemy.engine import make_url
+
+    from config import normalise_database_url
+
+    url = make_url(normalise_database_url(database_url))
+
+    def admin():
+        return psycopg.connect(
+            host=url.host or "127.0.0.1", port=url.port or 5432, user=url.username or "postgres",
+            password=url.password, dbname=url.database or "postgres", autocommit=True, connect_timeout=5,
+        )
+
+    name = f"tas_bench_{uuid.uuid4().hex[:12]}"
+    with admin() as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield url.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin() as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def site_ids(count: int) -> list[str]:
+    """The simulator's demo Amber site, then made-up ULIDs (aliases of it)."""
+    from app.simulator import identity
+
+    ids = [identity.AMBER_SITE_ID]
+    for n in range(1, count):
+        suffix = ""
+        value = n
+        for _ in range(6):
+            suffix = CROCKFORD[value % 32] + suffix
+            value //= 32
+        ids.append("01JBENCH0000000000" + "00" + suffix)
+    return ids
+
+
+def create_users(app, count: int, sites: list[str]) -> None:
+    """Insert `count` users with sync on, in bulk (no per-user password hashing or encryption)."""
+    from sqlalchemy import insert
+    from werkzeug.security import generate_password_hash
+
+    from app.crypto import get_crypto
+    from app.extensions import db
+    from app.models import User, UserSettings
+    from app.simulator import identity
+
+    with app.app_context():
+        crypto = get_crypto()
+        password_hash = generate_password_hash(secrets.token_hex(8), method="scrypt:1024:8:1")
+        amber = crypto.encrypt(identity.AMBER_TOKEN)
+        teslemetry = crypto.encrypt(identity.TESLEMETRY_TOKEN)
+        now = datetime.now(UTC)
+        batch = 2000
+        for first in range(0, count, batch):
+            numbers = range(first + 1, min(count, first + batch) + 1)
+            db.session.execute(
+                insert(User),
+                [
+                    {
+                        "id": n, "email": f"bench{n}@example.com", "password_hash": password_hash,
+                        "is_admin": False, "is_disabled": False, "session_nonce": secrets.token_hex(16),
+                        "created_at": now,
+                    }
+                    for n in numbers
+                ],
+            )
+            db.session.execute(
+                insert(UserSettings),
+                [
+                    {
+                        "user_id": n, "amber_token_enc": amber, "amber_site_id": sites[(n - 1) % len(sites)],
+                        "teslemetry_token_enc": teslemetry, "tesla_site_id": str(identity.TESLA_ENERGY_SITE_ID),
+                        "tesla_path": "teslemetry", "site_timezone": identity.SITE_TIME_ZONE, "sync_enabled": True,
+                        "forecast_estimate": "predicted", "change_threshold_cents": 0.5,
+                        "export_protection": True, "export_protection_rule": "never", "updated_at": now,
+                    }
+                    for n in numbers
+                ],
+            )
+        db.session.commit()
+        if db.engine.dialect.name == "postgresql":
+            db.session.execute(db.text("SELECT setval(pg_get_serial_sequence('users', 'id'), :n)"), {"n": count})
+            db.session.execute(db.text("ANALYZE"))
+            db.session.commit()
+
+
+def make_app(database_url: str, tmp: Path, base: str, args, clock: RunningClock):
+    """The app on `database_url`, pointed at the simulator."""
+    from cryptography.fernet import Fernet
+
+    from app import create_app
+    from app.simulator import identity
+    from config import ProductionConfig
+
+    os.environ.setdefault("LOG_LEVEL", args.log_level)
+    config = ProductionConfig()
+    config.DATA_DIR = str(tmp / "data")
+    config.SQLALCHEMY_DATABASE_URI = database_url
+    config.SECRET_KEY = secrets.token_hex(16)
+    config.FERNET_ENCRYPTION_KEY = Fernet.generate_key().decode()
+    config.SCHEDULER = "off"
+    config.LOG_LEVEL = args.log_level
+    if args.workers:
+        config.SYNC_MAX_WORKERS = args.workers
+    if database_url.startswith("postgresql") and args.pool_size != 0:
+        pool = args.pool_size or config.SYNC_MAX_WORKERS
+        config.SQLALCHEMY_ENGINE_OPTIONS = {**config.SQLALCHEMY_ENGINE_OPTIONS, "pool_size": pool, "max_overflow": 10}
+    for name, value in identity.app_settings(base).items():
+        setattr(config, name, value)
+    app = create_app(config)
+    app.extensions["clock"] = clock
+    from app.extensions import db
+
+    with app.app_context():
+        db.create_all()
+    return app
+
+
+# -- measuring ----------------------------------------------------------------------------------------------
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, math.ceil(fraction * len(ordered)) - 1))]
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KB on Linux
+
+
+@contextmanager
+def profiling(enabled: bool, out: str | None) -> Iterator[None]:
+    """cProfile every user's sync in the worker threads (each thread's calls, summed)."""
+    if not enabled:
+        yield
+        return
+    import app.sync as sync_module
+
+    real = sync_module._sync_in_context
+    profiles: list[cProfile.Profile] = []
+    lock = threading.Lock()
+
+    def profiled(*a, **kw):
+        profile = cProfile.Profile()
+        profile.enable()
+        try:
+            return real(*a, **kw)
+        finally:
+            profile.disable()
+            with lock:
+                profiles.append(profile)
+
+    sync_module._sync_in_context = profiled
+    try:
+        yield
+    finally:
+        sync_module._sync_in_context = real
+        stream = io.StringIO()
+        stats = pstats.Stats(profiles[0], stream=stream)
+        for profile in profiles[1:]:
+            stats.add(profile)
+        if out:
+            stats.dump_stats(out)
+        stats.sort_stats("tottime").print_stats(25)
+        stats.sort_stats("cumulative").print_stats(40)
+        print(stream.getvalue())
+
+
+def run_ticks(app, clock: RunningClock, args, base: str, child_pid: int | None) -> None:
+    from sqlalchemy import func, select
+
+    from app.extensions import db
+    from app.models import StoredPrice, SyncRun, TariffPush
+    from app.sync import run_tick
+
+    for tick in range(1, args.ticks + 1):
+        tick_at = clock()
+        with app.app_context(), profiling(args.cprofile and tick == 1, args.cprofile_out):
+            cpu_before, sim_cpu_before = own_cpu_seconds(), child_cpu_seconds(child_pid)
+            started = time.perf_counter()
+            results = run_tick(tick_at)
+            wall = time.perf_counter() - started
+            cpu = own_cpu_seconds() - cpu_before
+            sim_cpu = (child_cpu_seconds(child_pid) or 0.0) - (sim_cpu_before or 0.0)
+        with app.app_context():
+            runs = db.session.scalars(select(SyncRun).where(SyncRun.tick_at == tick_at)).all()
+            durations = [(r.finished_at - r.started_at).total_seconds() for r in runs if r.finished_at]
+            latencies = [r.push_latency_ms for r in runs if r.push_latency_ms is not None]
+            pushes = db.session.scalar(select(func.count(TariffPush.id)))
+            prices = db.session.scalar(select(func.count(StoredPrice.id)))
+            db.session.remove()
+        outcomes = Counter(r.outcome for r in results)
+        reasons = Counter(r.reason for r in results if r.outcome in ("failed", "skipped"))
+        amber = sum(r.amber_calls for r in results)
+        tesla = sum(r.tesla_calls for r in results)
+        print(f"tick {tick}: {len(results)} users in {wall:.2f} s = {len(results) / wall:.1f} users/s")
+        print(f"  outcomes {dict(outcomes)}; Amber calls {amber}, Tesla calls {tesla}")
+        print(
+            f"  per-user sync p50 {percentile(durations, 0.5) * 1000:.0f} ms, p95 {percentile(durations, 0.95) * 1000:.0f} ms, "
+            f"max {max(durations, default=float('nan')) * 1000:.0f} ms; Tesla push p50 {percentile(latencies, 0.5):.0f} ms, "
+            f"p95 {percentile(latencies, 0.95):.0f} ms"
+        )
+        print(
+            f"  CPU during the tick: app {cpu:.1f} s ({cpu / max(len(results), 1) * 1000:.1f} ms per user)"
+            + (f", simulator {sim_cpu:.1f} s" if child_pid else " (simulator included)")
+        )
+        print(f"  rows: {len(runs)} sync runs this tick, {pushes} tariff pushes, {prices} stored prices")
+        for reason, count in reasons.most_common(3):
+            print(f"  {count} x {reason[:160]}")
+        if tick < args.ticks:
+            time.sleep(args.gap)
+    print(f"peak RSS: app process {peak_rss_mb():.0f} MB" + (
+        f", simulator process {child_peak_rss_mb(child_pid):.0f} MB" if child_pid else " (simulator in-process)"
+    ))
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--users", type=int, default=1000)
+    parser.add_argument("--latency-ms", type=int, default=100, help="added to every Amber and Tesla call")
+    parser.add_argument("--workers", type=int, default=0, help="SYNC_MAX_WORKERS (default: the app's)")
+    parser.add_argument("--database-url", help="PostgreSQL server to create a fresh database on (default SQLite)")
+    parser.add_argument("--pool-size", type=int, default=None,
+                        help="PostgreSQL pool size (default: the number of workers; 0 = the app's default)")
+    parser.add_argument("--sites", type=int, default=1, help="distinct Amber sites the users spread over")
+    parser.add_argument("--sim", choices=("subprocess", "thread"), default="subprocess")
+    parser.add_argument("--at", default=DEFAULT_AT, help="simulated instant of the tick (ISO 8601 with offset)")
+    parser.add_argument("--ticks", type=int, default=1, help="ticks to run one after the other")
+    parser.add_argument("--gap", type=float, default=0.0, help="seconds between ticks")
+    parser.add_argument("--log-level", default="WARNING")
+    parser.add_argument("--cprofile", action="store_true", help="profile every user's sync (slows it down)")
+    parser.add_argument("--cprofile-out", help="write the summed profile here (pstats format)")
+    parser.add_argument("--serve-simulator", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.serve_simulator:
+        serve_simulator()
+        return 0
+
+    at = datetime.fromisoformat(args.at.replace("Z", "+00:00")).astimezone(UTC)
+    with tempfile.TemporaryDirectory(prefix="bench-sync-") as tmp_name, simulator(args.sim) as (base, child_pid):
+        tmp = Path(tmp_name)
+        with fresh_database(args.database_url, tmp) as database_url:
+            clock = RunningClock(at)
+            sim_post(base, "clock", {"set": at.isoformat()})
+            if args.latency_ms:
+                sim_post(base, "faults", {"endpoint": "*", "latency_ms": args.latency_ms})
+            app = make_app(database_url, tmp, base, args, clock)
+            started = time.perf_counter()
+            create_users(app, args.users, site_ids(args.sites))
+            setup = time.perf_counter() - started
+            backend = app.config["SQLALCHEMY_DATABASE_URI"].split(":", 1)[0]
+            with app.app_context():
+                from app.extensions import db
+
+                pool = db.engine.pool.status() if hasattr(db.engine.pool, "status") else type(db.engine.pool).__name__
+            print(
+                f"{args.users} users over {args.sites} Amber site(s) on {backend}; {app.config['SYNC_MAX_WORKERS']} workers; "
+                f"{args.latency_ms} ms added per call; simulator in a {args.sim}; users created in {setup:.1f} s"
+            )
+            print(f"  pool: {pool}; {os.cpu_count()} CPUs; tick at {at.isoformat()} (simulated)")
+            run_ticks(app, clock, args, base, child_pid)
+            with app.app_context():
+                from app.extensions import db
+
+                db.engine.dispose()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
