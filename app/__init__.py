@@ -39,12 +39,16 @@ def create_app(config: Config | str | None = None) -> Flask:
     app.session_interface = HttpsAwareSessionInterface()
 
     from app.admin import bp as admin_bp
+    from app.api import bp as api_bp
+    from app.dashboard import bp as dashboard_bp
     from app.auth import bp as auth_bp
     from app.main import bp as main_bp
     from app.settings import bp as settings_bp
     from app.tesla_oauth import bp as tesla_oauth_bp
 
     app.register_blueprint(main_bp)
+    app.register_blueprint(dashboard_bp)
+    app.register_blueprint(api_bp)
     app.register_blueprint(auth_bp)
     app.register_blueprint(settings_bp)
     app.register_blueprint(admin_bp)

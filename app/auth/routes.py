@@ -22,7 +22,7 @@ def _sign_in(user) -> None:
 def login():
     """Sign in; the first visitor of a new install is sent to sign-up."""
     if current_user.is_authenticated:
-        return redirect(safe_next(request.args.get("next")) or url_for("main.index"))
+        return redirect(safe_next(request.args.get("next")) or url_for("dashboard.index"))
     policy = current_app.config["REGISTRATION"]
     if request.method == "GET" and accounts.user_count() == 0 and accounts.registration_open(policy):
         return redirect(url_for("auth.register"))
@@ -35,7 +35,7 @@ def login():
         db.session.commit()  # failures count even though the sign-in fails
         if result.user is not None:
             _sign_in(result.user)
-            return redirect(safe_next(request.args.get("next")) or url_for("main.index"))
+            return redirect(safe_next(request.args.get("next")) or url_for("dashboard.index"))
         form.form_errors.append(result.message)
         if result.retry_after:
             status = 429
@@ -54,7 +54,7 @@ def login():
 def register():
     """Create an account, when the registration policy allows it."""
     if current_user.is_authenticated:
-        return redirect(url_for("main.index"))
+        return redirect(url_for("dashboard.index"))
     policy = current_app.config["REGISTRATION"]
     is_open = accounts.registration_open(policy)
     form = RegisterForm()
@@ -105,7 +105,7 @@ def change_password():
             db.session.commit()
             _sign_in(current_user)  # keep this session valid under the new nonce
             flash("Your password was changed. Other devices have been signed out.", "success")
-            return redirect(url_for("main.index"))
+            return redirect(url_for("dashboard.index"))
     elif request.method == "POST":
         status = 400
     return render_template("auth/change_password.html", form=form), status

@@ -1,4 +1,4 @@
-"""The home page and the health check."""
+"""The health check."""
 from flask import Blueprint
 
 bp = Blueprint("main", __name__)

@@ -1,5 +1,6 @@
-// Tesla-Amber-Sync: small progressive enhancements. Pages work fully without this file.
+// Tesla-Amber-Sync: small progressive enhancements. Every page works fully without this file.
 "use strict";
+
 document.addEventListener("submit", function (event) {
   // Ask before destructive actions; the button says what will happen in data-confirm.
   var button = event.submitter || event.target.querySelector("[data-confirm]");
@@ -8,3 +9,83 @@ document.addEventListener("submit", function (event) {
     event.preventDefault();
   }
 });
+
+(function dashboard() {
+  var meta = document.querySelector('meta[name="dashboard-refresh"]');
+  if (!meta) {
+    return;
+  }
+  var url = meta.getAttribute("content");
+  var csrf = document.querySelector('meta[name="csrf-token"]').getAttribute("content");
+  var REFRESH_MS = 30000;
+
+  function refresh() {
+    // Only while someone is looking: each refresh may read the battery from Tesla (billed).
+    if (document.hidden) {
+      return Promise.resolve();
+    }
+    return fetch(url, { headers: { Accept: "application/json" }, credentials: "same-origin" })
+      .then(function (response) {
+        if (!response.ok) {
+          throw new Error("HTTP " + response.status);
+        }
+        return response.json();
+      })
+      .then(function (data) {
+        Object.keys(data.html).forEach(function (part) {
+          var section = document.querySelector('[data-part="' + part + '"]');
+          if (section) {
+            section.innerHTML = data.html[part];
+          }
+        });
+        var stamp = document.querySelector("[data-updated]");
+        if (stamp) {
+          stamp.textContent = data.updated_label;
+          stamp.classList.remove("stale");
+        }
+      })
+      .catch(function () {
+        var stamp = document.querySelector("[data-updated]");
+        if (stamp) {
+          stamp.classList.add("stale");
+        }
+      });
+  }
+
+  window.setInterval(refresh, REFRESH_MS);
+  document.addEventListener("visibilitychange", function () {
+    if (!document.hidden) {
+      refresh();
+    }
+  });
+
+  document.addEventListener("submit", function (event) {
+    var form = event.target.closest("form.sync-now");
+    if (!form || event.defaultPrevented) {
+      return;
+    }
+    event.preventDefault();
+    var button = form.querySelector("button");
+    var result = form.querySelector(".sync-result");
+    button.disabled = true;
+    result.textContent = "Syncing…";
+    fetch(form.getAttribute("data-api"), {
+      method: "POST",
+      headers: { "X-CSRFToken": csrf, Accept: "application/json" },
+      credentials: "same-origin",
+    })
+      .then(function (response) {
+        return response.json();
+      })
+      .then(function (data) {
+        result.textContent = data.message;
+        return refresh();
+      })
+      .catch(function () {
+        result.textContent = "The sync could not be started; try again.";
+      })
+      .then(function () {
+        button.disabled = false;
+      });
+  });
+})();

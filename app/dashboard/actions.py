@@ -1,0 +1,39 @@
+"""What the dashboard's buttons do."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from flask import current_app
+from sqlalchemy import select
+
+from app import clock
+from app.extensions import db
+from app.models import SyncRun, User
+
+# A "Sync now" costs Tesla calls (billed); one a minute is plenty for a person.
+SYNC_NOW_MIN_INTERVAL = timedelta(seconds=60)
+
+
+@dataclass(frozen=True)
+class SyncNowResult:
+    ok: bool
+    outcome: str
+    message: str
+
+
+def sync_now(user: User, now: datetime) -> SyncNowResult:
+    """Sync this user at once (without waiting for Amber to confirm the current price)."""
+    from app.sync import PriceFeed, sync_user
+
+    last = db.session.scalar(
+        select(SyncRun.started_at).where(SyncRun.user_id == user.id).order_by(SyncRun.id.desc()).limit(1)
+    )
+    if last is not None and now - last < SYNC_NOW_MIN_INTERVAL:
+        wait = int((SYNC_NOW_MIN_INTERVAL - (now - last)).total_seconds()) + 1
+        return SyncNowResult(False, "wait", f"A sync ran moments ago; try again in {wait} s.")
+    if not (user.settings and user.settings.sync_enabled):
+        return SyncNowResult(False, "skipped", "Sync is turned off in Settings, so nothing was sent to the Powerwall.")
+    feed = PriceFeed(clock.now, clock.sleeper(), 0, current_app.config["AMBER_CONFIRM_POLL_SECONDS"])
+    result = sync_user(user.id, feed=feed)
+    return SyncNowResult(result.outcome in ("pushed", "unchanged"), result.outcome, result.reason)

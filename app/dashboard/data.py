@@ -1,0 +1,479 @@
+"""What the dashboard shows, assembled from the database (and, for the battery, a cached Tesla read).
+
+Routes and the JSON API call these; templates only format. Money and time conventions: prices are
+shown in c/kWh; `sell` is what the user earns per exported kWh (negative = exporting costs money);
+every time is shown in the site's zone with the zone's abbreviation."""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta, timezone
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import func, select
+
+from app.clients.errors import ClientError
+from app.connections import NotConfigured, call_tesla, effective_timezone, statuses
+from app.credentials import CredentialUnreadable
+from app.dashboard.charts import PricePoint, TariffSlot
+from app.extensions import db
+from app.models import ApiCallCount, StoredPrice, SyncRun, SyncState, TariffPush, TeslaReading, User
+from app.tariff import period_name, tariff_rates
+
+log = logging.getLogger(__name__)
+
+DEFAULT_ZONE = "Australia/Sydney"
+LIVE_STATUS_MAX_AGE = timedelta(seconds=60)
+SITE_INFO_MAX_AGE = timedelta(minutes=10)
+PRICES_STALE_AFTER = timedelta(minutes=10)
+AMBER_BUDGET = 50
+# Tesla's published Fleet API rates (USD), used only for the estimate shown to the user.
+FLEET_RATE_COMMANDS = 1 / 1000
+FLEET_RATE_DATA = 1 / 500
+FLEET_COMMAND_KINDS = frozenset(
+    {"time_of_use_settings", "operation", "backup", "grid_import_export", "storm_mode", "off_grid_vehicle_charging_reserve"}
+)
+
+
+def site_zone(user: User) -> ZoneInfo:
+    """The zone the user's tariff is laid out in (Sydney until one is known)."""
+    return ZoneInfo(effective_timezone(user.settings) or DEFAULT_ZONE)
+
+
+def slot_start(now: datetime, tz: ZoneInfo) -> datetime:
+    """The UTC start of the local half hour containing `now`."""
+    local = now.astimezone(tz)
+    floored = local.replace(minute=30 * (local.minute // 30), second=0, microsecond=0)
+    return floored.astimezone(timezone.utc)
+
+
+# -- prices -----------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PriceNow:
+    """One price of the current interval or half hour, in c/kWh."""
+
+    buy: float | None
+    sell: float | None  # what exporting earns; negative means exporting costs money
+    start: datetime
+    end: datetime
+    descriptor: str | None
+    spike_status: str
+    renewables: float | None
+    estimate: bool
+    kind: str
+
+
+@dataclass(frozen=True)
+class NowView:
+    """The price now: the 5-minute interval and the 30-minute slot, and how fresh the data is."""
+
+    five_minute: PriceNow | None
+    half_hour: PriceNow | None
+    updated_at: datetime | None
+    stale: bool
+
+
+def _rows_between(site_id: str, start: datetime, end: datetime) -> list[StoredPrice]:
+    return list(
+        db.session.scalars(
+            select(StoredPrice)
+            .where(StoredPrice.amber_site_id == site_id, StoredPrice.start_at >= start, StoredPrice.start_at < end)
+            .order_by(StoredPrice.start_at, StoredPrice.duration_minutes)
+        )
+    )
+
+
+def _pair(rows: list[StoredPrice]) -> PriceNow | None:
+    general = next((r for r in rows if r.channel == "general"), None)
+    feed_in = next((r for r in rows if r.channel == "feedIn"), None)
+    base = general or feed_in
+    if base is None:
+        return None
+    return PriceNow(
+        buy=general.per_kwh if general else None,
+        sell=-feed_in.per_kwh if feed_in else None,
+        start=base.start_at,
+        end=base.start_at + timedelta(minutes=base.duration_minutes),
+        descriptor=general.descriptor if general else None,
+        spike_status=(general.spike_status if general else "none") or "none",
+        renewables=base.renewables,
+        estimate=any(r.estimate for r in rows),
+        kind=base.kind,
+    )
+
+
+def now_prices(user: User, now: datetime) -> NowView:
+    """The stored prices that contain `now`: the 5-minute interval and the 30-minute slot."""
+    site_id = user.settings.amber_site_id if user.settings else None
+    if not site_id:
+        return NowView(None, None, None, False)
+    rows = [r for r in _rows_between(site_id, now - timedelta(minutes=30), now + timedelta(seconds=1))
+            if r.start_at <= now < r.start_at + timedelta(minutes=r.duration_minutes)]
+    five = _pair([r for r in rows if r.duration_minutes == 5])
+    half = _pair([r for r in rows if r.duration_minutes == 30])
+    updated = max((r.updated_at for r in rows), default=None)
+    if half is None and five is None:
+        updated = db.session.scalar(select(func.max(StoredPrice.updated_at)).where(StoredPrice.amber_site_id == site_id))
+    stale = updated is None or now - updated > PRICES_STALE_AFTER
+    return NowView(five, half, updated, stale)
+
+
+def _points(rows: list[StoredPrice]) -> list[PricePoint]:
+    """One point per interval, buy and sell together; 5-minute data wins where it overlaps 30-minute data."""
+    by_key: dict[tuple[datetime, int], dict[str, StoredPrice]] = {}
+    for row in rows:
+        by_key.setdefault((row.start_at, row.duration_minutes), {})[row.channel] = row
+    fine = [(start, start + timedelta(minutes=5)) for (start, minutes) in by_key if minutes == 5]
+    points = []
+    for (start, minutes), channels in sorted(by_key.items()):
+        end = start + timedelta(minutes=minutes)
+        if minutes == 30 and any(s >= start and e <= end for s, e in fine):
+            covered = sum(1 for s, e in fine if s >= start and e <= end)
+            if covered >= 6:
+                continue  # fully shown by its 5-minute intervals
+        general, feed_in = channels.get("general"), channels.get("feedIn")
+        base = general or feed_in
+        points.append(
+            PricePoint(
+                start=start,
+                end=end,
+                buy=general.per_kwh / 100 if general else None,
+                sell=-feed_in.per_kwh / 100 if feed_in else None,
+                kind=base.kind,
+                spike=(general is not None and general.spike_status in ("spike", "potential")),
+                estimate=any(r.estimate for r in channels.values()),
+            )
+        )
+    return points
+
+
+def forecast_points(user: User, now: datetime) -> list[PricePoint]:
+    """Amber's prices from the current half hour to 24 hours ahead (latest forecast)."""
+    site_id = user.settings.amber_site_id if user.settings else None
+    if not site_id:
+        return []
+    start = slot_start(now, site_zone(user))
+    return _points(_rows_between(site_id, start, start + timedelta(hours=24)))
+
+
+def history_points(user: User, now: datetime) -> list[PricePoint]:
+    """Settled prices of the last 24 hours; missing intervals stay missing."""
+    site_id = user.settings.amber_site_id if user.settings else None
+    if not site_id:
+        return []
+    rows = [r for r in _rows_between(site_id, now - timedelta(hours=24), now) if r.kind in ("actual", "current")]
+    return _points(rows)
+
+
+# -- the tariff on the Powerwall ----------------------------------------------------------------------------
+
+
+def last_push(user: User, *, before_id: int | None = None) -> TariffPush | None:
+    """The newest accepted push for the user's current Tesla site (or the one before `before_id`)."""
+    site_id = user.settings.tesla_site_id if user.settings else None
+    if not site_id:
+        return None
+    query = select(TariffPush).where(
+        TariffPush.user_id == user.id, TariffPush.tesla_site_id == site_id, TariffPush.accepted.is_(True)
+    )
+    if before_id is not None:
+        query = query.where(TariffPush.id < before_id)
+    return db.session.scalar(query.order_by(TariffPush.id.desc()).limit(1))
+
+
+def tariff_timeline(tariff: dict[str, Any], now: datetime, tz: ZoneInfo) -> list[TariffSlot]:
+    """The daily template laid on the real timeline from the current half hour, as Tesla applies it."""
+    buy, sell = tariff_rates(tariff)
+    start = slot_start(now, tz)
+    slots = []
+    for index in range(48):
+        slot_from = start + timedelta(minutes=30 * index)
+        local = slot_from.astimezone(tz)
+        name = period_name(local.hour * 60 + 30 * (local.minute // 30))
+        if name in buy:
+            slots.append(TariffSlot(slot_from, slot_from + timedelta(minutes=30), buy[name], sell.get(name, 0.0)))
+    return slots
+
+
+@dataclass(frozen=True)
+class SlotDiff:
+    """How one period changed from the previous push, in c/kWh."""
+
+    period: str
+    buy_change: float
+    sell_change: float
+
+
+def push_diff(push: TariffPush, previous: TariffPush | None) -> dict[str, SlotDiff]:
+    """Per period, the change from the previous accepted push (empty when there is none)."""
+    if previous is None:
+        return {}
+    new_buy, new_sell = tariff_rates(push.tariff)
+    old_buy, old_sell = tariff_rates(previous.tariff)
+    return {
+        period: SlotDiff(period, round((new_buy[period] - old_buy.get(period, 0)) * 100, 2),
+                         round((new_sell.get(period, 0) - old_sell.get(period, 0)) * 100, 2))
+        for period in new_buy
+    }
+
+
+def explained_slots(push: TariffPush, tz: ZoneInfo) -> list[dict[str, Any]]:
+    """The push's per-slot explanations, with each Amber interval's start on the site's clock."""
+    slots = []
+    for slot in (push.explanation or {}).get("slots", []):
+        uses = []
+        for use in slot.get("intervals", []):
+            start = datetime.fromisoformat(use["start"])
+            uses.append({**use, "local_time": start.astimezone(tz).strftime("%H:%M")})
+        slots.append({**slot, "intervals": uses})
+    return slots
+
+
+# -- battery ------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BatteryView:
+    """What the Powerwall is doing, from the last Tesla read (at most a minute old while someone looks)."""
+
+    configured: bool
+    percentage: float | None = None
+    solar_w: float | None = None
+    home_w: float | None = None
+    battery_w: float | None = None  # + discharging, - charging
+    grid_w: float | None = None  # + importing, - exporting
+    grid_status: str | None = None
+    mode: str | None = None
+    reserve: float | None = None
+    export_rule: str | None = None
+    grid_charging: bool | None = None
+    read_at: datetime | None = None
+    error: str | None = None
+
+    @property
+    def battery_doing(self) -> str:
+        return _direction(self.battery_w, "discharging", "charging", "idle")
+
+    @property
+    def grid_doing(self) -> str:
+        return _direction(self.grid_w, "importing", "exporting", "idle")
+
+
+def _direction(watts: float | None, positive: str, negative: str, idle: str) -> str:
+    if watts is None:
+        return "unknown"
+    if abs(watts) < 50:
+        return idle
+    return positive if watts > 0 else negative
+
+
+def battery(user: User, now: datetime, *, refresh: bool = True, on_call=None) -> BatteryView:
+    """The battery as last read; reads Tesla again when the reading is older than a minute (live
+    status) or ten minutes (site settings) and `refresh` is set. Errors keep the last reading."""
+    settings = user.settings
+    site_id = settings.tesla_site_id if settings else None
+    if not site_id:
+        return BatteryView(configured=False)
+    reading = db.session.get(TeslaReading, user.id)
+    if reading is None or reading.tesla_site_id != site_id:
+        if reading is not None:
+            db.session.delete(reading)
+            db.session.flush()
+        reading = TeslaReading(user_id=user.id, tesla_site_id=site_id)
+        db.session.add(reading)
+    if refresh:
+        _refresh_reading(user, reading, site_id, now, on_call)
+    live = reading.live_status or {}
+    info = reading.site_info or {}
+    return BatteryView(
+        configured=True,
+        percentage=live.get("percentage_charged"),
+        solar_w=live.get("solar_power"),
+        home_w=live.get("load_power"),
+        battery_w=live.get("battery_power"),
+        grid_w=live.get("grid_power"),
+        grid_status=live.get("grid_status"),
+        mode=info.get("mode"),
+        reserve=info.get("backup_reserve_percent"),
+        export_rule=info.get("export_rule"),
+        grid_charging=info.get("grid_charging_allowed"),
+        read_at=reading.live_status_at,
+        error=reading.error if reading.error_at and (reading.live_status_at is None or reading.error_at >= reading.live_status_at) else None,
+    )
+
+
+def _refresh_reading(user: User, reading: TeslaReading, site_id: str, now: datetime, on_call) -> None:
+    live_due = reading.live_status_at is None or now - reading.live_status_at >= LIVE_STATUS_MAX_AGE
+    info_due = reading.site_info_at is None or now - reading.site_info_at >= SITE_INFO_MAX_AGE
+    # An error also counts as a read, so a broken connection is not retried on every page view.
+    if reading.error_at is not None and now - reading.error_at < LIVE_STATUS_MAX_AGE:
+        return
+    state = db.session.get(SyncState, user.id)
+    if state is not None and state.tesla_blocked_reason:
+        reading.error, reading.error_at = state.tesla_blocked_reason, now
+        return
+    try:
+        if live_due:
+            status = call_tesla(user, lambda c: c.live_status(site_id), now, on_call).value
+            reading.live_status = {
+                "percentage_charged": status.percentage_charged,
+                "solar_power": status.solar_power_w,
+                "load_power": status.load_power_w,
+                "battery_power": status.battery_power_w,
+                "grid_power": status.grid_power_w,
+                "grid_status": status.grid_status,
+            }
+            reading.live_status_at = now
+        if info_due:
+            info = call_tesla(user, lambda c: c.site_info(site_id), now, on_call).value
+            reading.site_info = {
+                "mode": info.operation_mode,
+                "backup_reserve_percent": info.backup_reserve_percent,
+                "export_rule": info.export_rule,
+                "grid_charging_allowed": info.grid_charging_allowed,
+                "time_zone": info.time_zone,
+            }
+            reading.site_info_at = now
+        reading.error, reading.error_at = None, None
+    except (ClientError, CredentialUnreadable, NotConfigured) as exc:
+        reading.error = exc.user_message if isinstance(exc, ClientError) else str(exc)
+        reading.error_at = now
+        log.info("User %s: battery read failed (%s)", user.id, type(exc).__name__)
+
+
+# -- sync status, health and cost -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Alert:
+    """Something the user should know, in plain words; level is "warning" or "info"."""
+
+    level: str
+    message: str
+
+
+@dataclass
+class SyncStatusView:
+    """The last run, the last push, the next tick and anything that needs attention."""
+
+    sync_enabled: bool
+    last_run: SyncRun | None
+    last_push: TariffPush | None
+    last_push_latency_ms: int | None
+    next_tick_at: datetime | None
+    alerts: list[Alert] = field(default_factory=list)
+
+
+OUTCOME_WORDS = {
+    "pushed": "Sent a new tariff to the Powerwall",
+    "unchanged": "Prices checked; the Powerwall's tariff was still right",
+    "skipped": "Skipped",
+    "failed": "Did not work",
+}
+
+
+def sync_status(user: User, now: datetime) -> SyncStatusView:
+    """What the sync did last and what needs attention."""
+    from app import scheduler
+
+    settings = user.settings
+    last_run = db.session.scalar(select(SyncRun).where(SyncRun.user_id == user.id).order_by(SyncRun.id.desc()).limit(1))
+    push = last_push(user)
+    latency = None
+    if push is not None:
+        latency = db.session.scalar(
+            select(SyncRun.push_latency_ms).where(SyncRun.tariff_push_id == push.id).limit(1)
+        )
+    try:
+        next_tick = scheduler.status(now).next_tick_at
+    except Exception:  # the status is informative only; never break the page for it
+        next_tick = None
+    alerts: list[Alert] = []
+    state = db.session.get(SyncState, user.id)
+    enabled = bool(settings and settings.sync_enabled)
+    if not enabled:
+        alerts.append(Alert("info", "Sync is off: the Powerwall's tariff is not being updated. Turn it on in Settings."))
+    if state is not None:
+        if state.fallback_active:
+            alerts.append(Alert("warning", "Prices could not be refreshed for a while, so the Powerwall has a safe flat tariff until they return."))
+        if state.tesla_blocked_reason:
+            alerts.append(Alert("warning", f"Reconnect needed: {state.tesla_blocked_reason}"))
+        if state.export_protection_active:
+            alerts.append(Alert("info", "Export protection is on: exporting costs money right now, so exports are stopped."))
+    for service, row in statuses(user).items():
+        if row is not None and row.state == "attention" and not (state and state.tesla_blocked_reason and service == "tesla"):
+            alerts.append(Alert("warning", f"{'Amber' if service == 'amber' else 'Tesla'}: {row.message}"))
+    return SyncStatusView(enabled, last_run, push, latency, next_tick, alerts)
+
+
+@dataclass(frozen=True)
+class ServiceHealth:
+    name: str
+    state: str  # connected | attention | not_configured | unknown
+    message: str
+
+
+@dataclass(frozen=True)
+class CostView:
+    """API calls today and this month, and the estimated Fleet API cost (Tesla's published rates)."""
+
+    tesla_today: int
+    tesla_month: int
+    teslemetry_today: int
+    teslemetry_month: int
+    fleet_commands_month: int
+    fleet_data_month: int
+    fleet_cost_month: float
+    amber_budget_left: int
+
+
+def health(user: User) -> list[ServiceHealth]:
+    """Per service: connected / needs attention / not configured."""
+    settings = user.settings
+    rows = statuses(user)
+    result = []
+    for service, name, configured in (
+        ("amber", "Amber Electric", bool(settings and settings.amber_token_enc)),
+        ("tesla", "Tesla", bool(settings and (settings.teslemetry_token_enc or settings.tesla_refresh_token_enc))),
+    ):
+        row = rows[service]
+        if not configured:
+            result.append(ServiceHealth(name, "not_configured", "Not set up yet."))
+        elif row is None:
+            result.append(ServiceHealth(name, "unknown", "Not checked yet."))
+        else:
+            result.append(ServiceHealth(name, row.state, row.message or ""))
+    return result
+
+
+def costs(user: User, now: datetime) -> CostView:
+    """Calls counted by the sync and the dashboard, per local day of the site."""
+    today = now.astimezone(site_zone(user)).date()
+    month_start = today.replace(day=1)
+    rows = db.session.scalars(
+        select(ApiCallCount).where(ApiCallCount.user_id == user.id, ApiCallCount.day >= month_start)
+    ).all()
+
+    def total(service: str, since: date) -> int:
+        return sum(r.calls for r in rows if r.service == service and r.day >= since)
+
+    commands = sum(r.billable for r in rows if r.service == "tesla" and r.kind in FLEET_COMMAND_KINDS)
+    data = sum(r.billable for r in rows if r.service == "tesla" and r.kind not in FLEET_COMMAND_KINDS)
+    recent_amber = db.session.scalar(
+        select(func.coalesce(func.sum(SyncRun.amber_calls), 0)).where(
+            SyncRun.user_id == user.id, SyncRun.started_at >= now - timedelta(minutes=5)
+        )
+    ) or 0
+    return CostView(
+        tesla_today=total("tesla", today),
+        tesla_month=total("tesla", month_start),
+        teslemetry_today=total("teslemetry", today),
+        teslemetry_month=total("teslemetry", month_start),
+        fleet_commands_month=commands,
+        fleet_data_month=data,
+        fleet_cost_month=round(commands * FLEET_RATE_COMMANDS + data * FLEET_RATE_DATA, 2),
+        amber_budget_left=max(0, AMBER_BUDGET - int(recent_amber)),
+    )

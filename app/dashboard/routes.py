@@ -1,0 +1,147 @@
+"""Views of the dashboard blueprint. The page and its JSON refresh render the same partials."""
+from __future__ import annotations
+
+from datetime import timedelta
+
+from flask import abort, flash, redirect, render_template, request, url_for
+from markupsafe import Markup
+from flask_login import current_user
+from sqlalchemy import func, select
+
+from app import clock
+from app.credentials import secret_status
+from app.dashboard import bp, data
+from app.dashboard.actions import sync_now
+from app.dashboard.charts import forecast_chart, history_chart
+from app.extensions import db
+from app.form_helpers import ActionForm
+from app.models import SyncRun, TariffPush
+
+PARTS = ("now", "battery", "status", "forecast", "history", "health")
+HISTORY_PAGE_SIZE = 50
+
+
+def setup_steps(user) -> list[tuple[str, bool, bool]]:
+    """(label, done, unreadable) for each thing the sync needs."""
+    settings = user.settings
+    amber = secret_status(settings, "amber_token")
+    teslemetry = secret_status(settings, "teslemetry_token")
+    fleet = secret_status(settings, "tesla_access_token")
+    return [
+        ("Amber API token", amber.state == "saved", amber.state == "unreadable"),
+        ("Amber site", bool(settings and settings.amber_site_id), False),
+        (
+            "Tesla connection (Teslemetry token or Fleet API)",
+            teslemetry.state == "saved" or fleet.state == "saved",
+            teslemetry.state == "unreadable" or fleet.state == "unreadable",
+        ),
+        ("Tesla energy site", bool(settings and settings.tesla_site_id), False),
+        ("Sync turned on", bool(settings and settings.sync_enabled), False),
+    ]
+
+
+def dashboard_context(user, now) -> dict:
+    """Everything the dashboard partials need. Reads Tesla (cached, counted) for the battery."""
+    from app.sync import CallCounter, _record_call_counts
+
+    tz = data.site_zone(user)
+    counter = CallCounter()
+    battery = data.battery(user, now, on_call=counter)
+    if counter.records:
+        _record_call_counts(user, counter, now.astimezone(tz).date())
+    db.session.commit()  # the battery reading and its call counts
+    push = data.last_push(user)
+    tariff = data.tariff_timeline(push.tariff, now, tz) if push else []
+    return {
+        "tz": tz,
+        "now": now,
+        "prices": data.now_prices(user, now),
+        "battery": battery,
+        "status": data.sync_status(user, now),
+        "health": data.health(user),
+        "costs": data.costs(user, now),
+        "forecast_svg": forecast_chart(data.forecast_points(user, now), tariff, now, tz),
+        "history_svg": history_chart(data.history_points(user, now), now - timedelta(hours=24), now, tz),
+        "steps": setup_steps(user),
+        "outcome_words": data.OUTCOME_WORDS,
+        "fleet_rates": (data.FLEET_RATE_COMMANDS, data.FLEET_RATE_DATA),
+        "action_form": ActionForm(),
+    }
+
+
+def render_part(part: str, context: dict) -> str:
+    """One dashboard part as HTML (used by the page and by /api/dashboard)."""
+    return render_template(f"dashboard/_{part}.html", **context)
+
+
+@bp.route("/")
+def index():
+    """The dashboard."""
+    context = dashboard_context(current_user, clock.now())
+    # The partials are our own rendered (already escaped) templates.
+    parts = {p: Markup(render_part(p, context)) for p in PARTS}
+    return render_template("dashboard/index.html", parts=parts, **context)
+
+
+@bp.route("/sync-now", methods=["POST"])
+def sync_now_form():
+    """'Sync now' without JavaScript."""
+    if not ActionForm().validate_on_submit():
+        abort(400)
+    result = sync_now(current_user, clock.now())
+    flash(result.message, "success" if result.ok else "error")
+    return redirect(url_for("dashboard.index"))
+
+
+@bp.route("/tariff")
+@bp.route("/tariff/<int:push_id>")
+def tariff(push_id: int | None = None):
+    """The 48 slots of a push, each with its explanation, and what changed from the push before."""
+    now = clock.now()
+    tz = data.site_zone(current_user)
+    if push_id is None:
+        push = data.last_push(current_user)
+    else:
+        push = db.session.get(TariffPush, push_id)
+        if push is None or push.user_id != current_user.id:
+            abort(404)
+    previous = None
+    if push is not None:
+        previous = db.session.scalar(
+            select(TariffPush)
+            .where(
+                TariffPush.user_id == current_user.id,
+                TariffPush.tesla_site_id == push.tesla_site_id,
+                TariffPush.accepted.is_(True),
+                TariffPush.id < push.id,
+            )
+            .order_by(TariffPush.id.desc())
+            .limit(1)
+        )
+    diff = data.push_diff(push, previous) if push else {}
+    slots = data.explained_slots(push, tz) if push else []
+    return render_template(
+        "dashboard/tariff.html", push=push, previous=previous, slots=slots, diff=diff, tz=tz, now=now
+    )
+
+
+@bp.route("/history")
+def history():
+    """The sync history, newest first, paginated."""
+    now = clock.now()
+    tz = data.site_zone(current_user)
+    page = request.args.get("page", 1, type=int) or 1
+    page = max(1, min(page, 100000))
+    total = db.session.scalar(select(func.count(SyncRun.id)).where(SyncRun.user_id == current_user.id)) or 0
+    pages = max(1, -(-total // HISTORY_PAGE_SIZE))
+    runs = db.session.scalars(
+        select(SyncRun)
+        .where(SyncRun.user_id == current_user.id)
+        .order_by(SyncRun.started_at.desc(), SyncRun.id.desc())
+        .offset((page - 1) * HISTORY_PAGE_SIZE)
+        .limit(HISTORY_PAGE_SIZE)
+    ).all()
+    return render_template(
+        "dashboard/history.html", runs=runs, page=page, pages=pages, total=total, tz=tz, now=now,
+        outcome_words=data.OUTCOME_WORDS,
+    )

@@ -1,0 +1,171 @@
+"""The dashboard pages and their JSON endpoints, with the clock injected and the simulator behind Tesla."""
+from __future__ import annotations
+
+import re
+from datetime import date, timedelta
+
+import requests
+from sqlalchemy import select
+
+from app.extensions import db as _db
+from app.models import ApiCallCount, SyncRun, SyncState, TariffPush, User
+from tests.amber_fake import flat
+from tests.conftest import create_user, csrf_token, login
+from tests.sync_env import NOW, SHARED, configure, env, simulator  # noqa: F401  (fixtures)
+
+
+def live_status_calls(env) -> int:
+    counts = env.sim()["request_counts"]
+    return sum(v for k, v in counts.items() if "live_status" in k)
+
+
+def signed_in(env):
+    client = env.app.test_client()
+    assert login(client, "alice@example.com").status_code == 302
+    return client
+
+
+def test_dashboard_shows_price_battery_and_what_was_pushed(env):
+    env.amber.price_fn = flat(31.5, -7.25)
+    env.tick()
+    client = signed_in(env)
+    page = client.get("/").get_data(as_text=True)
+    text = " ".join(re.sub(r"<[^>]+>", " ", page).split())
+    assert "Buy 31.5c /kWh" in text and "Sell 7.2c /kWh" in text or "Sell 7.3c /kWh" in text
+    assert "14:10–14:15" in text  # the 5-minute interval on the Sydney clock
+    assert "AEDT" in text
+    soc = env.sim()["powerwall"]["percentage_charged"]
+    assert f"{soc:.0f}%" in text
+    assert "Sent a new tariff to the Powerwall" in text
+    assert page.count('class="tariff-slot') == 48
+    assert "Sync now" in page
+
+
+def test_json_endpoint_matches_the_page_and_needs_login(env):
+    env.amber.price_fn = flat(22.0, -5.0)
+    env.tick()
+    anonymous = env.app.test_client()
+    assert anonymous.get("/api/dashboard").status_code == 401
+    data = signed_in(env).get("/api/dashboard").get_json()
+    assert data["time_zone"] == "Australia/Sydney"
+    assert data["now"]["five_minute"]["buy"] == 22.0 and data["now"]["five_minute"]["sell"] == 5.0
+    assert data["battery"]["percentage"] == env.sim()["powerwall"]["percentage_charged"]
+    assert data["status"]["last_run"]["outcome"] == "pushed"
+    assert set(data["html"]) == {"now", "battery", "status", "forecast", "history", "health"}
+    assert "22.0c" in data["html"]["now"]
+
+
+def test_tesla_is_read_at_most_once_a_minute_and_only_while_someone_looks(env):
+    env.tick()
+    assert live_status_calls(env) == 0  # the sync itself never reads the battery
+    client = signed_in(env)
+    client.get("/")
+    client.get("/api/dashboard")
+    assert live_status_calls(env) == 1
+    SHARED.advance(seconds=61)
+    client.get("/api/dashboard")
+    assert live_status_calls(env) == 2
+    other = signed_in(env)  # a second browser tab shares the cached reading
+    other.get("/")
+    assert live_status_calls(env) == 2
+    with env.app.app_context():
+        counted = _db.session.scalar(select(ApiCallCount).where(ApiCallCount.kind == "live_status"))
+        assert counted.calls == 2 and counted.billable == 2
+
+
+def test_sync_now_needs_csrf_runs_once_a_minute_and_reports(env):
+    client = signed_in(env)
+    assert client.post("/api/sync").status_code == 400  # no X-CSRFToken header
+    token = csrf_token(client, "/")
+    response = client.post("/api/sync", headers={"X-CSRFToken": token})
+    assert response.status_code == 200 and response.get_json()["outcome"] == "pushed"
+    again = client.post("/api/sync", headers={"X-CSRFToken": token})
+    assert again.status_code == 429 and "try again in" in again.get_json()["message"]
+    SHARED.advance(seconds=61)
+    response = client.post("/sync-now", data={"csrf_token": token})  # the no-JavaScript form
+    assert response.status_code == 302
+    assert "still right" in client.get("/").get_data(as_text=True) or "Prices checked" in client.get("/").get_data(as_text=True)
+
+
+def test_tariff_page_explains_every_slot_and_the_change(env):
+    env.amber.price_fn = flat(30.0, -8.0)
+    env.tick()
+    env.amber.price_fn = lambda start, minutes: (45.0 if start.hour == 8 and start.minute < 30 else 30.0, -8.0)
+    SHARED.advance(minutes=5)
+    env.tick()
+    page = signed_in(env).get("/tariff").get_data(as_text=True)
+    assert page.count("<details>") == 48
+    assert "19:00–19:30" in page and "buy +15.0c" in page
+    assert "forecast" in page and "advancedPrice.predicted" in page or "perKwh" in page
+    assert "Before adjustments" in page
+
+
+def test_another_users_push_is_not_found(env, app):
+    env.tick()
+    with app.app_context():
+        push_id = _db.session.scalar(select(TariffPush.id))
+    create_user(app, "mallory@example.com")
+    mallory = app.test_client()
+    login(mallory, "mallory@example.com")
+    assert mallory.get(f"/tariff/{push_id}").status_code == 404
+    assert signed_in(env).get(f"/tariff/{push_id}").status_code == 200
+    assert "Nothing has been pushed yet" in mallory.get("/tariff").get_data(as_text=True)
+
+
+def test_history_is_paginated_and_private(env, app, user_id):
+    other = create_user(app, "bob@example.com")
+    with app.app_context():
+        for n in range(120):
+            _db.session.add(SyncRun(user_id=user_id, started_at=NOW - timedelta(minutes=5 * n), outcome="unchanged", reason=f"run {n}"))
+        _db.session.add(SyncRun(user_id=other, started_at=NOW, outcome="failed", reason="bob's secret run"))
+        _db.session.commit()
+    client = signed_in(env)
+    first = client.get("/history").get_data(as_text=True)
+    assert "Page 1 of 3" in first and first.count("<tr class=\"outcome-row") == 50 and "run 0<" in first
+    last = client.get("/history?page=3").get_data(as_text=True)
+    assert last.count("<tr class=\"outcome-row") == 20 and "run 119" in last
+    assert "bob&#39;s secret run" not in first + last and "bob's secret run" not in first + last
+    assert client.get("/history?page=999").status_code == 200
+    assert client.get("/history?page=abc").status_code == 200
+
+
+def test_alerts_say_what_needs_attention(env, app, user_id):
+    env.tick()
+    with app.app_context():
+        state = _db.session.get(SyncState, user_id)
+        state.fallback_active = True
+        state.tesla_blocked_reason = "Teslemetry did not accept the saved credentials."
+        state.export_protection_active = True
+        _db.session.commit()
+    text = signed_in(env).get("/").get_data(as_text=True)
+    assert "safe flat tariff" in text
+    assert "Reconnect needed: Teslemetry did not accept" in text
+    assert "Export protection is on" in text
+
+
+def test_cost_meter_uses_teslas_rates_and_says_it_is_an_estimate(env, app, user_id):
+    configure(app, user_id)
+    with app.app_context():
+        for kind, calls in (("time_of_use_settings", 1000), ("site_info", 500)):
+            _db.session.add(ApiCallCount(user_id=user_id, day=date(2026, 11, 24), service="tesla", kind=kind, calls=calls, billable=calls))
+        _db.session.add(ApiCallCount(user_id=user_id, day=date(2026, 10, 31), service="tesla", kind="site_info", calls=99, billable=99))
+        _db.session.commit()
+    text = " ".join(re.sub(r"<[^>]+>", " ", signed_in(env).get("/").get_data(as_text=True)).split())
+    assert "about $2.00 this month" in text
+    assert "1000 commands at $0.001 and 500 data requests at $0.002" in text
+    assert "An estimate at Tesla's published rates" in text or "An estimate at Tesla&#39;s published rates" in text
+
+
+def test_without_prices_or_sites_the_page_still_works_and_says_what_to_do(app, user_client):
+    page = user_client.get("/").get_data(as_text=True)
+    assert "No prices yet" in page and "Setup" in page
+    assert "Choose your Tesla energy site" in page
+    assert user_client.get("/api/dashboard").status_code == 200
+    assert "Nothing has been pushed yet" in user_client.get("/tariff").get_data(as_text=True)
+
+
+def test_stale_prices_are_flagged(env):
+    env.tick()
+    SHARED.advance(minutes=20)
+    text = signed_in(env).get("/").get_data(as_text=True)
+    assert "the sync has not refreshed them since" in text
