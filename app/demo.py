@@ -9,6 +9,7 @@ from pathlib import Path
 
 from flask import Flask
 from flask_migrate import upgrade
+from werkzeug.serving import run_simple
 
 from app import accounts, create_app
 from app.connections import check_connections
@@ -62,8 +63,12 @@ def run_demo(host: str = "127.0.0.1", port: int = 5001, sim_port: int = 5055, da
         config = demo_config(sim_base, data_dir or Path(config_for().DATA_DIR) / "demo", host, port)
         app = create_app(config)
         prepare_demo(app)
+        from app.scheduler import start_embedded
+
+        start_embedded(app)  # ticks every 5 minutes; the first one runs now
         print(f"Simulator: {sim_base}  (state: {sim_base}/_sim/state)")
         print(f"Demo:      http://{host}:{port}  sign in as {DEMO_EMAIL} / {DEMO_PASSWORD}")
-        app.run(host=host, port=port, use_reloader=False, threaded=True)
+        # app.run refuses to block inside a `flask` command; run_simple is what it would call.
+        run_simple(host, port, app, threaded=True, use_reloader=False)
     finally:
         stop()

@@ -11,8 +11,10 @@ config = context.config
 
 # Interpret the config file for Python logging.
 # This line sets up loggers basically.
-# Keep the app's own loggers working when migrations run inside the app (tests, entrypoint).
-fileConfig(config.config_file_name, disable_existing_loggers=False)
+# Inside a process that already set up logging (the app, the demo, tests), keep its configuration;
+# alembic.ini's would lower the root level to WARN and hide the app's own log lines.
+if not logging.getLogger().handlers:
+    fileConfig(config.config_file_name, disable_existing_loggers=False)
 logger = logging.getLogger('alembic.env')
 
 

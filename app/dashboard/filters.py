@@ -52,3 +52,11 @@ def ago(value: datetime | None, now: datetime) -> str:
     if seconds < 86400:
         return f"{seconds // 3600} h {seconds % 3600 // 60} min ago"
     return f"{seconds // 86400} days ago"
+
+
+@bp.app_template_filter("duration_ms")
+def duration_ms(value: int | None) -> str:
+    """A duration in ms as "850 ms" or "2.4 s"."""
+    if value is None:
+        return "—"
+    return f"{value} ms" if value < 1000 else f"{value / 1000:.1f} s"
