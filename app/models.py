@@ -22,7 +22,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
 )
-from sqlalchemy import true
+from sqlalchemy import text, true
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
 
@@ -103,6 +103,9 @@ class UserSettings(db.Model):
         CheckConstraint("tesla_path IN ('teslemetry', 'fleet')", name="tesla_path_valid"),
         CheckConstraint("export_protection_rule IN ('never', 'pv_only')", name="export_protection_rule_valid"),
         CheckConstraint("change_threshold_cents >= 0", name="change_threshold_cents_valid"),
+        CheckConstraint(
+            "discharge_floor_percent >= 0 AND discharge_floor_percent <= 100", name="discharge_floor_percent_valid"
+        ),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -131,6 +134,8 @@ class UserSettings(db.Model):
     # Stop exports while exporting costs money, then put the user's own export rule back.
     export_protection: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
     export_protection_rule: Mapped[str] = mapped_column(String(10), default="never", server_default="never")
+    # Force discharge lowers the backup reserve to this, never below.
+    discharge_floor_percent: Mapped[int] = mapped_column(Integer, default=20, server_default="20")
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
     user: Mapped[User] = relationship(back_populates="settings")
@@ -342,6 +347,63 @@ class TeslaReading(db.Model):
     site_info_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
     error_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class ForceSession(db.Model):
+    """A forced charge or discharge: what was done, until when, and the settings to put back.
+
+    At most one active session per user (a partial unique index); the saved settings are those from
+    before the first of a chain of sessions, so replacing a session never saves forced settings."""
+
+    __tablename__ = "force_sessions"
+    __table_args__ = (
+        CheckConstraint("action IN ('force_charge', 'force_discharge')", name="action_valid"),
+        CheckConstraint("state IN ('starting', 'active', 'restoring', 'ended', 'failed')", name="state_valid"),
+        Index(
+            "uq_force_sessions_one_live_per_user",
+            "user_id",
+            unique=True,
+            sqlite_where=text("state IN ('starting', 'active', 'restoring')"),
+            postgresql_where=text("state IN ('starting', 'active', 'restoring')"),
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    tesla_site_id: Mapped[str] = mapped_column(String(32))
+    action: Mapped[str] = mapped_column(String(16))
+    state: Mapped[str] = mapped_column(String(12))
+    minutes: Mapped[int] = mapped_column(Integer)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    ends_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    end_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # What to put back (read from the Powerwall before the first session of a chain).
+    saved_mode: Mapped[str | None] = mapped_column(String(24), nullable=True)
+    saved_reserve: Mapped[float | None] = mapped_column(Float, nullable=True)
+    saved_export_rule: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    saved_grid_charging: Mapped[bool | None] = mapped_column(Boolean, nullable=True)
+    saved_tariff: Mapped[dict | None] = mapped_column(JSON, nullable=True)
+    # Did the battery respond?
+    verification: Mapped[str] = mapped_column(String(16), default="pending")  # pending|responding|not_responding
+    responded_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    escalated_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    last_checked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class ControlEvent(db.Model):
+    """One step of force control (audit trail), shown with the sync history."""
+
+    __tablename__ = "control_events"
+    __table_args__ = (Index("ix_control_events_user_id_at", "user_id", "at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    session_id: Mapped[int | None] = mapped_column(ForeignKey("force_sessions.id", ondelete="SET NULL"), nullable=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
+    step: Mapped[str] = mapped_column(String(48))
+    ok: Mapped[bool] = mapped_column(Boolean, default=True)
+    message: Mapped[str] = mapped_column(Text)
 
 
 # Every encrypted column, by model: `flask keys rotate` re-encrypts exactly these.
