@@ -92,7 +92,8 @@ DAY = [(0.18 + 0.01 * (i % 10), 0.05) for i in range(48)]
 
 
 def test_forecast_counts_tariff_slots_and_intervals_for_browser_tests() -> None:
-    points = half_hours(SLOT0, [(0.25, 0.07)], kind="current", minutes=5) + half_hours(SLOT0 + timedelta(minutes=30), DAY[:47])
+    points = half_hours(SLOT0, [(0.25, 0.07)], kind="current", minutes=5)
+    points += half_hours(SLOT0 + timedelta(minutes=30), DAY[:47])
     root = parse(forecast_chart(points, tariff(SLOT0), NOW, SYDNEY))
 
     assert len(by_class(root, "tariff-slot")) == 48
@@ -135,7 +136,7 @@ def test_coordinates_are_rounded_to_one_decimal() -> None:
     numbers = re.findall(r' (?:x|y|x1|x2|y1|y2|width|height)="([^"%]*)"', html)
     numbers += re.findall(r"[-\d.]+", " ".join(re.findall(r' d="([^"]*)"', html)))
     assert numbers
-    assert all(re.fullmatch(r"-?\d+(\.\d)?", n) for n in numbers), [n for n in numbers if not re.fullmatch(r"-?\d+(\.\d)?", n)]
+    assert [n for n in numbers if not re.fullmatch(r"-?\d+(\.\d)?", n)] == []
 
 
 def test_output_is_deterministic_and_ids_differ_between_charts() -> None:
@@ -162,11 +163,13 @@ def test_text_is_escaped() -> None:
 
 @pytest.mark.parametrize("make", [
     lambda naive: forecast_chart([], [], naive, SYDNEY),
-    lambda naive: forecast_chart([PricePoint(naive, naive + timedelta(minutes=5), 0.1, 0.1, "forecast")], [], NOW, SYDNEY),
+    lambda naive: forecast_chart([PricePoint(naive, naive + timedelta(minutes=5), 0.1, 0.1, "forecast")], [], NOW,
+                                 SYDNEY),
     lambda naive: forecast_chart([], [TariffSlot(SLOT0, naive, 0.1, 0.1)], NOW, SYDNEY),
     lambda naive: history_chart([], naive, SLOT0, SYDNEY),
     lambda naive: history_chart([], SLOT0 - timedelta(hours=24), naive, SYDNEY),
-    lambda naive: history_chart([PricePoint(SLOT0, naive, 0.1, 0.1, "actual")], SLOT0 - timedelta(hours=24), SLOT0, SYDNEY),
+    lambda naive: history_chart([PricePoint(SLOT0, naive, 0.1, 0.1, "actual")], SLOT0 - timedelta(hours=24), SLOT0,
+                                SYDNEY),
 ])
 def test_naive_datetimes_are_rejected(make) -> None:
     with pytest.raises(ValueError, match="timezone-aware"):
@@ -213,7 +216,8 @@ def test_ticks_on_the_sydney_spring_forward_day() -> None:
     start = datetime(2026, 10, 3, 14, 0, tzinfo=UTC)
     root = parse(history_chart([], start, start + timedelta(hours=24), SYDNEY))
     labels = tick_labels(root)
-    assert [text for text, _ in labels] == ["00:00", "03:00", "06:00", "09:00", "12:00", "15:00", "18:00", "21:00", "00:00"]
+    assert [text for text, _ in labels] == [
+        "00:00", "03:00", "06:00", "09:00", "12:00", "15:00", "18:00", "21:00", "00:00"]
     positions = dict(labels[:-1])
     assert positions["03:00"] == x_at(timedelta(hours=2))  # only two real hours after midnight
     assert positions["21:00"] == x_at(timedelta(hours=20))
@@ -322,7 +326,8 @@ def test_spike_markers_per_run_and_spike_intervals() -> None:
 
 def test_all_prices_equal_still_get_a_readable_axis() -> None:
     for value in (0.25, 0.0):
-        root = parse(forecast_chart(half_hours(SLOT0, [(value, value)] * 48), tariff(SLOT0, buy=value, sell=value), NOW, SYDNEY))
+        points = half_hours(SLOT0, [(value, value)] * 48)
+        root = parse(forecast_chart(points, tariff(SLOT0, buy=value, sell=value), NOW, SYDNEY))
         labels = [el.text for el in by_class(root, "y-label")]
         assert len(labels) >= 2
         (buy,) = by_class(root, "line-buy")
@@ -433,7 +438,8 @@ def test_history_leading_and_trailing_gaps() -> None:
 
 def test_history_shows_only_settled_prices() -> None:
     start = SLOT0 - timedelta(hours=24)
-    points = half_hours(start, DAY[:10], kind="actual") + half_hours(start + timedelta(hours=5), DAY[:10], kind="forecast")
+    points = half_hours(start, DAY[:10], kind="actual")
+    points += half_hours(start + timedelta(hours=5), DAY[:10], kind="forecast")
     root = parse(history_chart(points, start, start + timedelta(hours=5), SYDNEY))
     assert {el.get("data-kind") for el in by_class(root, "price-interval")} == {"actual"}
 
@@ -459,7 +465,8 @@ def test_empty_history_is_friendly() -> None:
 
 def test_history_with_a_single_point_and_a_spike() -> None:
     start = SLOT0 - timedelta(hours=24)
-    point = PricePoint(start + timedelta(hours=4), start + timedelta(hours=4, minutes=5), 15.0, -0.5, "actual", spike=True)
+    at = start + timedelta(hours=4)
+    point = PricePoint(at, at + timedelta(minutes=5), 15.0, -0.5, "actual", spike=True)
     root = parse(history_chart([point], start, SLOT0, SYDNEY))
     (interval,) = by_class(root, "price-interval")
     assert "spike" in classes(interval) and "negative" in classes(interval)
@@ -484,3 +491,24 @@ def test_a_full_day_of_five_minute_points_renders_fast() -> None:
         best = min(best, time.perf_counter() - began)
     assert len(by_class(parse(chart), "price-interval")) == 288
     assert best < 0.050
+
+
+def test_kind_may_be_the_amber_interval_kind_enum() -> None:
+    from app.prices import IntervalKind
+
+    start = SLOT0 - timedelta(hours=24)
+    kind = IntervalKind.ACTUAL
+    points = [PricePoint(start, start + timedelta(minutes=30), 0.2, 0.05, kind)]  # type: ignore[arg-type]
+    root = parse(history_chart(points, start, start + timedelta(minutes=30), SYDNEY))
+    (interval,) = by_class(root, "price-interval")
+    assert interval.get("data-kind") == "actual"
+
+
+@pytest.mark.parametrize("low, high", [(-0.072, 0.072), (0.0, 0.87), (-0.25, 0.40), (0.0, 0.001), (-0.9, -0.1)])
+def test_at_most_five_round_price_labels(low: float, high: float) -> None:
+    points = half_hours(SLOT0, [(low, high), (high, low)])
+    root = parse(forecast_chart(points, [], NOW, SYDNEY))
+    values = [float(el.text.rstrip("c")) for el in by_class(root, "y-label")]
+    assert 2 <= len(values) <= 5 and 0.0 in values
+    steps = {round(b - a, 6) for a, b in zip(values, values[1:])}
+    assert len(steps) == 1 and steps.pop() in {1, 2, 2.5, 5, 10, 20, 25, 50, 100}

@@ -43,7 +43,7 @@ _GRID = timedelta(minutes=15)  # every zone's offset is a multiple of 15 minutes
 M_LEFT, M_RIGHT, M_TOP, M_BOTTOM = 8, 46, 18, 34
 MIN_WIDTH, MIN_HEIGHT = 240, 140
 NOW_LABEL_CLEARANCE = 40  # tick labels closer than this to "Now" are dropped (phones: see tick-near-now)
-NOW_LABEL_CLEARANCE_PHONE = 70
+NOW_LABEL_CLEARANCE_PHONE = 120
 CLIP_LABEL_SPACING = 70
 SETTLE_LAG = timedelta(minutes=5)  # one sync period
 
@@ -282,17 +282,19 @@ class _Iv:
 
 def _clean(points: Iterable[PricePoint], a: datetime, b: datetime, kinds: tuple[str, ...] | None = None) -> list[_Iv]:
     """Points inside [a, b], clipped to it, without overlaps (settled beats forecast, finer beats coarser)."""
-    rows = [p for p in points if p.end > p.start and p.end > a and p.start < b and (kinds is None or p.kind in kinds)]
+    rows = [p for p in points if p.end > p.start and p.end > a and p.start < b
+            and (kinds is None or _kind(p) in kinds)]
     rows.sort(key=lambda p: (p.start, p.end))
     overlapping = any(later.start < earlier.end for earlier, later in zip(rows, rows[1:]))
     if overlapping:
-        rows.sort(key=lambda p: (_KIND_RANK.get(p.kind, 3), p.end - p.start, p.start, p.end))
+        rows.sort(key=lambda p: (_KIND_RANK.get(_kind(p), 3), p.end - p.start, p.start, p.end))
     taken: list[tuple[datetime, datetime]] = []  # sorted, disjoint
     out: list[_Iv] = []
     kinds_html: dict[str, str] = {}
     for p in rows:
         s, e = max(p.start, a).astimezone(UTC), min(p.end, b).astimezone(UTC)
-        kind_html = kinds_html.get(p.kind) or kinds_html.setdefault(p.kind, str(escape(p.kind)))
+        kind = _kind(p)
+        kind_html = kinds_html.get(kind) or kinds_html.setdefault(kind, str(escape(kind)))
         if not overlapping:
             out.append(_Iv(s, e, _cents(p.buy), _cents(p.sell), kind_html, p.spike, p.estimate))
             continue
@@ -301,6 +303,11 @@ def _clean(points: Iterable[PricePoint], a: datetime, b: datetime, kinds: tuple[
             bisect.insort(taken, (piece_s, piece_e))
     out.sort(key=lambda iv: iv.start)
     return out
+
+
+def _kind(p: PricePoint) -> str:
+    """The kind as plain text, also when a caller passes a str-valued enum (e.g. `IntervalKind`)."""
+    return str(getattr(p.kind, "value", p.kind))
 
 
 def _uncovered(taken: list[tuple[datetime, datetime]], s: datetime, e: datetime) -> list[tuple[datetime, datetime]]:
@@ -421,13 +428,12 @@ class _YScale:
             lo, clipped_lo = max(min(vmin, 0.0), -cap), vmin < -cap
         if hi - lo < MIN_SPAN_C:
             hi = lo + MIN_SPAN_C
-        step = _nice_step(lo, hi)
         # Headroom so a line does not run along the frame; none where values are clipped (the edge means
         # "beyond") or at an all-positive chart's bottom (0 is the floor).
         pad = AXIS_PAD * (hi - lo)
         top_v = hi if clipped_hi else hi + pad
         bottom_v = lo if clipped_lo or lo == 0 else lo - pad
-        return cls(bottom_v, top_v, step, frame.top, frame.bottom, bool(samples))
+        return cls(bottom_v, top_v, _nice_step(bottom_v, top_v), frame.top, frame.bottom, bool(samples))
 
     def clip(self, v: float) -> float:
         return min(max(v, self.lo), self.hi)
@@ -478,7 +484,7 @@ def _n(v: float) -> str:
 
 
 def _background(body: Callable[[str], None], frame: _Frame, scale: _YScale) -> None:
-    """Negative-price shading, horizontal grid with c/kWh labels, midnight lines, the zero line."""
+    """Negative-price shading, horizontal grid with c/kWh labels, midnight lines with the day's name."""
     left, right = _n(frame.left), _n(frame.right)
     if scale.lo < 0:
         y0 = scale.y(0)
@@ -504,7 +510,8 @@ def _background(body: Callable[[str], None], frame: _Frame, scale: _YScale) -> N
 def _zero_line(body: Callable[[str], None], frame: _Frame, scale: _YScale) -> None:
     """The 0c line, above the hit areas and tariff bands, under the price lines."""
     y = _n(scale.y(0))
-    body(f'<line class="zero-line" x1="{_n(frame.left)}" y1="{y}" x2="{_n(frame.right)}" y2="{y}" stroke="currentColor"/>')
+    body(f'<line class="zero-line" x1="{_n(frame.left)}" y1="{y}" x2="{_n(frame.right)}" y2="{y}"'
+         f' stroke="currentColor"/>')
 
 
 def _x_axis(body: Callable[[str], None], frame: _Frame, now_x: float | None) -> None:
