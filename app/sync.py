@@ -12,13 +12,14 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor, TimeoutError as FuturesTimeout, wait
-from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from dataclasses import dataclass, field, replace
+from datetime import date, datetime, timedelta, timezone
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from flask import Flask, current_app
 from sqlalchemy import delete, select
+from sqlalchemy.orm import defer, joinedload
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -198,6 +199,8 @@ class PriceFeed:
         self._lock = threading.Lock()
         self._site_locks: dict[str, threading.Lock] = {}
         self._fetched: dict[str, SiteFetch] = {}
+        self._tariff_locks: dict[tuple, threading.Lock] = {}
+        self._tariffs: dict[tuple, BuiltTariff] = {}
 
     def get(self, site_id: str, client_factory: Callable[[], AmberClient]) -> tuple[SiteFetch, bool]:
         """The site's data and whether this caller fetched it (and so owns storing and counting it)."""
@@ -217,6 +220,48 @@ class PriceFeed:
                 fetch = SiteFetch(error=exc)
             self._fetched[site_id] = fetch
             return fetch, True
+
+    def tariff(self, site_id: str, fetch: SiteFetch, tz: str, estimate: str, now: datetime) -> BuiltTariff:
+        """The tariff built from the site's prices for one zone and estimate, built once per tick.
+
+        The builder depends on `now` only through the 15-minute step of the clock that contains it (its
+        walk of the local clock moves in 15-minute steps and every slot boundary lies on one), so users
+        whose `now` falls in the same step share one build; each still gets its own `now` in the
+        explanation. Failures are not kept: each user rebuilds and gets the error."""
+        now_utc = now.astimezone(timezone.utc)
+        step = now_utc.replace(minute=now_utc.minute // 15 * 15, second=0, microsecond=0)
+        key = (site_id, tz, estimate, step)
+        with self._lock:
+            key_lock = self._tariff_locks.setdefault(key, threading.Lock())
+        with key_lock:
+            built = self._tariffs.get(key)
+            if built is None or built.fetch is not fetch:
+                tariff, explanation = build_tariff(fetch.intervals, ZoneInfo(tz), now, TariffPolicy(estimate=estimate))
+                built = BuiltTariff(fetch, tariff, explanation, tariff_hash(tariff), explanation.to_dict())
+                self._tariffs[key] = built
+                return built
+        return built.for_now(now_utc)
+
+
+@dataclass(frozen=True)
+class BuiltTariff:
+    """A tariff with its explanation (also as a dict) and hash; shared between users, so read-only."""
+
+    fetch: SiteFetch
+    tariff: dict[str, Any]
+    explanation: TariffExplanation
+    hash: str
+    explanation_dict: dict[str, Any]
+
+    def for_now(self, now_utc: datetime) -> BuiltTariff:
+        """The same build as seen by a user whose clock read `now_utc`."""
+        if now_utc == self.explanation.now:
+            return self
+        return replace(
+            self,
+            explanation=replace(self.explanation, now=now_utc),
+            explanation_dict={**self.explanation_dict, "now": now_utc.isoformat()},
+        )
 
 
 # -- storage helpers --------------------------------------------------------------------------------------
@@ -268,17 +313,20 @@ def purge_old_prices(now: datetime) -> int:
 
 
 def _record_call_counts(user: User, counter: CallCounter, day: date) -> None:
-    for (service, kind, billable), count in counter.by_kind().items():
-        row = db.session.scalar(
-            select(ApiCallCount).where(
-                ApiCallCount.user_id == user.id,
-                ApiCallCount.day == day,
-                ApiCallCount.service == service,
-                ApiCallCount.kind == kind,
+    kinds = counter.by_kind()
+    if not kinds:
+        return
+    with db.session.no_autoflush:  # read first, so the writes that follow come in one short burst
+        rows = {
+            (row.service, row.kind): row
+            for row in db.session.scalars(
+                select(ApiCallCount).where(ApiCallCount.user_id == user.id, ApiCallCount.day == day)
             )
-        )
+        }
+    for (service, kind, billable), count in kinds.items():
+        row = rows.get((service, kind))
         if row is None:
-            row = ApiCallCount(user_id=user.id, day=day, service=service, kind=kind, calls=0, billable=0)
+            row = rows[(service, kind)] = ApiCallCount(user_id=user.id, day=day, service=service, kind=kind, calls=0, billable=0)
             db.session.add(row)
         row.calls += count
         if billable and service in TESLA_SERVICES:
@@ -299,16 +347,26 @@ def last_accepted_push(user: User, site_id: str) -> TariffPush | None:
     """The newest tariff Tesla accepted for this user's site."""
     return db.session.scalar(
         select(TariffPush)
+        .options(defer(TariffPush.explanation))  # the decision needs the tariff, not its explanation
         .where(TariffPush.user_id == user.id, TariffPush.tesla_site_id == site_id, TariffPush.accepted.is_(True))
         .order_by(TariffPush.created_at.desc(), TariffPush.id.desc())
         .limit(1)
     )
 
 
-def _set_status(user: User, service: str, state: str, message: str, now: datetime) -> None:
-    row = db.session.scalar(select(ServiceStatus).where(ServiceStatus.user_id == user.id, ServiceStatus.service == service))
+def _status_rows(user: User) -> dict[str, ServiceStatus]:
+    """The user's status rows by service, read once per sync."""
+    with db.session.no_autoflush:
+        return {row.service: row for row in db.session.scalars(select(ServiceStatus).where(ServiceStatus.user_id == user.id))}
+
+
+def _set_status(user: User, service: str, state: str, message: str, now: datetime, rows: dict[str, ServiceStatus]) -> None:
+    row = rows.get(service)
     if row is None or row.state != state or row.message != message:
-        record_status(user, service, state, message, now, via=row.via if row else None)
+        # `rows` holds every row this sync created; a row created before it (check_amber or
+        # check_tesla, committed since) is found without flushing what is pending.
+        with db.session.no_autoflush:
+            rows[service] = record_status(user, service, state, message, now, via=row.via if row else None, row=row)
 
 
 # -- one user's sync --------------------------------------------------------------------------------------
@@ -326,8 +384,10 @@ class _UserSync:
         self.deadline = deadline
         self.counter = CallCounter()
         self.state = sync_state(user)
+        self.statuses = _status_rows(user)
         self._commit()
         self.config = current_app.config
+        self.accepted_push: TariffPush | None = None  # the last push Tesla accepted in this run
         self.result = SyncResult(user.id, user.email, "skipped", "")
         self.notes: list[str] = []
         self.last_via: str | None = None
@@ -342,6 +402,13 @@ class _UserSync:
     def _check_deadline(self) -> None:
         if clock.now() > self.deadline:
             raise DeadlineExceeded()
+
+    def _before_outside_call(self) -> None:
+        """Stop at the deadline; otherwise end the transaction (writing what is pending) so that no
+        transaction and no pooled connection is held while Amber or Tesla takes its time."""
+        self._check_deadline()
+        if db.session().in_transaction():
+            self._commit()
 
     def run(self) -> SyncResult:
         try:
@@ -362,14 +429,13 @@ class _UserSync:
             raise _Stop("skipped", "Sync is turned off in Settings.")
         self._ensure_sites()
         tz = effective_timezone(settings)
-        intervals = self._prices()
+        fetch = self._prices()
         try:
-            tariff, explanation = build_tariff(
-                intervals, ZoneInfo(tz), self.now, TariffPolicy(estimate=settings.forecast_estimate)
-            )
+            built = self.feed.tariff(settings.amber_site_id, fetch, tz, settings.forecast_estimate, self.now)
         except TariffBuildError as exc:
             self._watchdog()
             raise _Stop("failed", f"{exc} The last good tariff stays on the Powerwall.") from exc
+        tariff, explanation = built.tariff, built.explanation
         self.result.tariff, self.result.explanation = tariff, explanation
         self._tesla_gate()
         decision = self._decide(tariff, explanation)
@@ -377,7 +443,7 @@ class _UserSync:
         if self.dry_run:
             raise _Stop("pushed" if decision.push else "unchanged", f"Dry run: {decision.reason}")
         if decision.push:
-            self._push(tariff, explanation, "normal", decision.reason)
+            self._push(tariff, explanation, "normal", decision.reason, built)
             self.result.outcome, self.result.reason = "pushed", decision.reason
         else:
             self.result.outcome, self.result.reason = "unchanged", decision.reason
@@ -412,23 +478,28 @@ class _UserSync:
         finally:
             self._commit()
 
-    def _prices(self) -> list[PriceInterval]:
+    def _prices(self) -> SiteFetch:
         self._check_deadline()
         site_id = self.settings.amber_site_id
-        fetch, owner = self.feed.get(site_id, lambda: amber_client(self.user, self.counter))
+        fetch, owner = self.feed.get(site_id, self._amber_client)
         if fetch.error is not None:
             message = fetch.error.user_message if isinstance(fetch.error, ClientError) else str(fetch.error)
             if owner and not self.dry_run:
-                _set_status(self.user, "amber", "attention", message, self.now)
+                _set_status(self.user, "amber", "attention", message, self.now, self.statuses)
             self._watchdog()
             raise _Stop("failed", f"Amber prices could not be read: {message} The last good tariff stays on the Powerwall.")
         if owner and not self.dry_run:
             store_prices(site_id, fetch.intervals, self.now)
-            _set_status(self.user, "amber", "connected", f"Connected; using site {site_id}.", self.now)
+            _set_status(self.user, "amber", "connected", f"Connected; using site {site_id}.", self.now, self.statuses)
             self._commit()
         if not fetch.confirmed:
             self.notes.append("(Amber had not confirmed the current 5-minute price yet; its estimate was used.)")
-        return fetch.intervals
+        return fetch
+
+    def _amber_client(self) -> AmberClient:
+        # Called only by the user who fetches the site's prices for the tick.
+        self._before_outside_call()
+        return amber_client(self.user, self.counter)
 
     def _tesla_gate(self) -> None:
         """No Tesla call while Tesla asked us to wait, or while the credentials need the user."""
@@ -465,7 +536,7 @@ class _UserSync:
 
     def _tesla(self, operation: Callable[[Any], Any]) -> Any:
         """Call Tesla, turning its errors into a stopped sync that keeps the last good tariff."""
-        self._check_deadline()
+        self._before_outside_call()
         try:
             outcome = call_tesla(self.user, operation, self.now, self.counter)
             self.last_via = outcome.via
@@ -477,7 +548,7 @@ class _UserSync:
         except (AuthenticationError, CredentialUnreadable) as exc:
             message = exc.user_message if isinstance(exc, ClientError) else str(exc)
             self.state.tesla_blocked_reason = message
-            _set_status(self.user, "tesla", "attention", message, self.now)
+            _set_status(self.user, "tesla", "attention", message, self.now, self.statuses)
             raise _Stop("failed", f"{message} No more Tesla calls until that is fixed.") from exc
         except CommandRejectedError:
             raise
@@ -486,15 +557,17 @@ class _UserSync:
         except NotConfigured as exc:
             raise _Stop("skipped", str(exc)) from exc
 
-    def _push(self, tariff: dict, explanation: TariffExplanation | None, kind: str, reason: str) -> TariffPush:
+    def _push(
+        self, tariff: dict, explanation: TariffExplanation | None, kind: str, reason: str, built: BuiltTariff | None = None
+    ) -> TariffPush:
         push = TariffPush(
             user_id=self.user.id,
             tesla_site_id=self.settings.tesla_site_id,
             created_at=self.now,
             kind=kind,
             tariff=tariff,
-            tariff_hash=tariff_hash(tariff),
-            explanation=explanation.to_dict() if explanation else None,
+            tariff_hash=built.hash if built else tariff_hash(tariff),
+            explanation=built.explanation_dict if built else explanation.to_dict() if explanation else None,
             accepted=False,
         )
         started = time.monotonic()
@@ -502,18 +575,19 @@ class _UserSync:
             self._tesla(lambda c: c.set_tariff(self.settings.tesla_site_id, tariff))
         except CommandRejectedError as exc:
             push.tesla_reason = exc.reason or "no reason given"
-            db.session.add(push)
-            db.session.flush()
+            db.session.add(push)  # written with the run, in one short transaction at the end
             raise _Stop("failed", f"Tesla refused the tariff: {push.tesla_reason}. The last good tariff stays.") from exc
         # Added only now: a push that never reached Tesla is not recorded as one.
         push.accepted = True
-        db.session.add(push)
-        db.session.flush()
+        db.session.add(push)  # its id reaches the result when the run is recorded
+        self.accepted_push = push
         self.result.pushed = True
         self.result.push_latency_ms = int((time.monotonic() - started) * 1000)
-        self.result.tariff_push_id = push.id
         via = "Teslemetry" if self.last_via == "teslemetry" else "the Tesla Fleet API"
-        _set_status(self.user, "tesla", "connected", f"Connected through {via}; using site {self.settings.tesla_site_id}.", self.now)
+        _set_status(
+            self.user, "tesla", "connected", f"Connected through {via}; using site {self.settings.tesla_site_id}.", self.now,
+            self.statuses,
+        )
         log.info("User %s: pushed a %s tariff (%s)", self.user.id, kind, reason)
         return push
 
@@ -608,13 +682,15 @@ def sync_user(
     sleep = sleep or clock.sleeper()
     now = clock.now()
     feed = feed or PriceFeed(clock.now, sleep, config["AMBER_CONFIRM_POLLS"], config["AMBER_CONFIRM_POLL_SECONDS"])
-    user = db.session.get(User, user_id)
+    user = db.session.get(User, user_id, options=[joinedload(User.settings)])
     if user is None:
         return SyncResult(user_id, "?", "skipped", "No such account.")
     deadline = now + timedelta(seconds=config["SYNC_USER_DEADLINE_SECONDS"])
     run = _UserSync(user, now, feed, dry_run, deadline)
+    accepted: TariffPush | None = None
     try:
         result = run.run()
+        accepted = run.accepted_push
     except DeadlineExceeded:
         db.session.rollback()
         result = SyncResult(user_id, user.email, "failed", "The sync took too long and was stopped; the last good tariff stays.")
@@ -625,14 +701,28 @@ def sync_user(
     if dry_run:
         db.session.rollback()
         return result
-    _record_run(user_id, result, tick_at, now, run.counter)
+    _record_run(user_id, result, tick_at, now, run.counter, accepted)
     return result
 
 
-def _record_run(user_id: int, result: SyncResult, tick_at: datetime | None, started: datetime, counter: CallCounter) -> None:
+def _record_run(
+    user_id: int,
+    result: SyncResult,
+    tick_at: datetime | None,
+    started: datetime,
+    counter: CallCounter,
+    accepted: TariffPush | None = None,
+) -> None:
     user = db.session.get(User, user_id)
     state = sync_state(user)
+    tz = effective_timezone(user.settings)
+    day = started.astimezone(ZoneInfo(tz)).date() if tz else started.date()
+    _record_call_counts(user, counter, day)
     state.last_attempt_at = started
+    if accepted is not None:
+        if accepted.id is None:
+            db.session.flush()  # the run refers to the push
+        result.tariff_push_id = accepted.id
     db.session.add(
         SyncRun(
             user_id=user_id,
@@ -648,9 +738,6 @@ def _record_run(user_id: int, result: SyncResult, tick_at: datetime | None, star
             tariff_push_id=result.tariff_push_id,
         )
     )
-    tz = effective_timezone(user.settings)
-    day = started.astimezone(ZoneInfo(tz)).date() if tz else started.date()
-    _record_call_counts(user, counter, day)
     db.session.commit()
 
 
@@ -670,8 +757,10 @@ def users_to_sync() -> list[int]:
 
 
 def _sync_in_context(app: Flask, user_id: int, tick_at: datetime | None, feed: PriceFeed, dry_run: bool, sleep) -> SyncResult:
-    # Each user gets its own app context, hence its own database session.
+    # Each user gets its own app context, hence its own database session. Its commits end the
+    # transaction before each outside call; keeping the loaded rows (no expiry) spares reading them again.
     with app.app_context():
+        db.session().expire_on_commit = False
         try:
             return sync_user(user_id, tick_at=tick_at, feed=feed, dry_run=dry_run, sleep=sleep)
         finally:

@@ -368,6 +368,10 @@ def run_ticks(app, clock: RunningClock, args, base: str, child_pid: int | None) 
             + (f", simulator {sim_cpu:.1f} s" if child_pid else " (simulator included)")
         )
         print(f"  rows: {len(runs)} sync runs this tick, {pushes} tariff pushes, {prices} stored prices")
+        slowest = sorted(runs, key=lambda r: r.finished_at - r.started_at)[-3:]
+        print("  slowest: " + ", ".join(
+            f"user {r.user_id} {(r.finished_at - r.started_at).total_seconds():.2f} s ({r.amber_calls} Amber calls)" for r in slowest
+        ))
         for reason, count in reasons.most_common(3):
             print(f"  {count} x {reason[:160]}")
         if tick < args.ticks:
