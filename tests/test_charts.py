@@ -512,3 +512,27 @@ def test_at_most_five_round_price_labels(low: float, high: float) -> None:
     assert 2 <= len(values) <= 5 and 0.0 in values
     steps = {round(b - a, 6) for a, b in zip(values, values[1:])}
     assert len(steps) == 1 and steps.pop() in {1, 2, 2.5, 5, 10, 20, 25, 50, 100}
+
+
+def test_midnight_is_marked_with_the_day() -> None:
+    root = parse(forecast_chart(half_hours(SLOT0, DAY), [], NOW, SYDNEY))
+    (midnight,) = by_class(root, "grid-midnight")
+    assert float(midnight.get("x1")) == x_at(timedelta(hours=10))
+    assert [el.text for el in by_class(root, "day-label")] == ["Wed"]
+
+
+def test_charts_css_styles_every_class_the_charts_use() -> None:
+    from pathlib import Path
+
+    css = (Path(__file__).parent.parent / "app" / "static" / "charts.css").read_text()
+    start = SLOT0 - timedelta(hours=24)
+    points = half_hours(SLOT0, [(-0.1, -0.2), (15.0, 0.1)] + DAY[:40], spike=True)
+    history = half_hours(start, [(0.2, -0.05), (None, None), (20.0, 0.1)], kind="actual", spike=True)
+    used: set[str] = set()
+    for chart in (forecast_chart(points, tariff(SLOT0), NOW, SYDNEY), history_chart(history, start, SLOT0, SYDNEY)):
+        used |= {cls for el in parse(chart).iter() for cls in classes(el)}
+    structural = {"now", "y-axis", "x-axis", "estimate", "negative", "tick-label", "price-chart-forecast",
+                  "price-chart-history", "clipped-buy", "clipped-sell", "swatch-buy"}
+    missing = sorted(cls for cls in used - structural if f".{cls}" not in css)
+    assert missing == []
+    assert "prefers-color-scheme: dark" in css and "@container" in css

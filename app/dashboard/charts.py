@@ -47,6 +47,7 @@ NOW_LABEL_CLEARANCE_PHONE = 120
 CLIP_LABEL_SPACING = 70
 SETTLE_LAG = timedelta(minutes=5)  # one sync period
 
+_DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")  # not strftime("%a"): that follows the locale
 _KIND_RANK = {"actual": 0, "current": 1, "forecast": 2}
 _ID_TOKEN = "@@chart-id@@"
 
@@ -504,7 +505,7 @@ def _background(body: Callable[[str], None], frame: _Frame, scale: _YScale) -> N
             x = _n(frame.x(t))
             body(f'<line class="grid grid-midnight" x1="{x}" y1="{_n(frame.top)}" x2="{x}" y2="{_n(frame.bottom)}"'
                  f' stroke="currentColor"/><text class="day-label" x="{_n(frame.x(t) + 3)}" y="{_n(frame.top + 2)}"'
-                 f' dy="0.9em">{escape(local.strftime("%a"))}</text>')
+                 f' dy="0.9em">{_DAYS[local.weekday()]}</text>')
 
 
 def _zero_line(body: Callable[[str], None], frame: _Frame, scale: _YScale) -> None:
@@ -744,7 +745,7 @@ def _hhmm(t: datetime, tz: tzinfo) -> str:
 
 
 def _day(t: datetime, tz: tzinfo) -> str:
-    return t.astimezone(tz).strftime("%a")
+    return _DAYS[t.astimezone(tz).weekday()]
 
 
 def _span(a: datetime, b: datetime, tz: tzinfo) -> str:
