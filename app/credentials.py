@@ -18,6 +18,7 @@ from app.validation import (
     clean_amber_site_id,
     clean_estimate,
     clean_export_protection_rule,
+    clean_percent,
     clean_threshold_cents,
     clean_tesla_path,
     clean_tesla_site_id,
@@ -156,6 +157,7 @@ def _cleaners() -> dict[str, Callable[[object], object]]:
         "change_threshold_cents": clean_threshold_cents,
         "export_protection": bool,
         "export_protection_rule": clean_export_protection_rule,
+        "discharge_floor_percent": clean_percent,
     }
 
 

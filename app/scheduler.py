@@ -96,7 +96,10 @@ class LeaderJob:
 
 
 # Leader-only periodic jobs besides the tick: adding a job is one line here.
-LEADER_JOBS: tuple[LeaderJob, ...] = ()
+LEADER_JOBS: tuple[LeaderJob, ...] = (
+    # Restore force sessions that ended (also ones missed while the app was down); verify active ones.
+    LeaderJob("force-control", "app.control:check_sessions", every_seconds=30),
+)
 
 
 def tick_job_from_config(config: dict) -> TickJob:

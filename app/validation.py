@@ -163,3 +163,11 @@ def clean_export_protection_rule(value: str | None) -> str:
     if value not in EXPORT_PROTECTION_RULES:
         raise ValueError("Choose whether to export nothing or solar only.")
     return value
+
+
+def clean_percent(value: object) -> int:
+    """A whole percentage from 0 to 100."""
+    text = str(value).strip() if value is not None else ""
+    if not text.isdigit() or not 0 <= int(text) <= 100:
+        raise ValueError("Enter a whole percentage from 0 to 100.")
+    return int(text)

@@ -51,7 +51,7 @@ def test_json_endpoint_matches_the_page_and_needs_login(env):
     assert data["now"]["five_minute"]["buy"] == 22.0 and data["now"]["five_minute"]["sell"] == 5.0
     assert data["battery"]["percentage"] == env.sim()["powerwall"]["percentage_charged"]
     assert data["status"]["last_run"]["outcome"] == "pushed"
-    assert set(data["html"]) == {"now", "battery", "status", "forecast", "history", "health"}
+    assert set(data["html"]) == {"now", "battery", "control", "status", "forecast", "history", "health"}
     assert "22.0c" in data["html"]["now"]
 
 

@@ -69,7 +69,7 @@ def test_csrf_token_is_accepted_in_the_x_csrftoken_header(app, user_client):
     token = csrf_token(user_client, "/settings")
     response = user_client.post(
         "/settings/preferences",
-        data={"site_timezone": "Australia/Brisbane", "forecast_estimate": "predicted", "change_threshold_cents": "0.5"},
+        data={"site_timezone": "Australia/Brisbane", "forecast_estimate": "predicted", "change_threshold_cents": "0.5", "discharge_floor_percent": "20"},
         headers={"X-CSRFToken": token},
     )
     assert response.status_code == 302

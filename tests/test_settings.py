@@ -95,11 +95,12 @@ def test_bad_values_are_refused_next_to_their_field_and_nothing_changes(app, use
         ("/settings/amber", {"token": "x" * 5000, "site_id": ""}, "Field cannot be longer"),
         ("/settings/amber", {"token": "", "site_id": "not a site!"}, "only letters and digits"),
         ("/settings/tesla", {"token": "", "site_id": "12ab"}, "is a number"),
-        ("/settings/preferences", {"site_timezone": "Mars/Olympus", "forecast_estimate": "predicted", "change_threshold_cents": "0.5"}, "Unknown time zone"),
-        ("/settings/preferences", {"site_timezone": "", "forecast_estimate": "wild", "change_threshold_cents": "0.5"}, "Choose low, predicted or high"),
-        ("/settings/preferences", {"forecast_estimate": "low", "change_threshold_cents": "lots"}, "as a number of cents"),
-        ("/settings/preferences", {"forecast_estimate": "low", "change_threshold_cents": "-1"}, "between 0 and 100"),
-        ("/settings/preferences", {"forecast_estimate": "low", "change_threshold_cents": "0.5", "export_protection_rule": "sometimes"}, "export nothing or solar only"),
+        ("/settings/preferences", {"site_timezone": "Mars/Olympus", "forecast_estimate": "predicted", "change_threshold_cents": "0.5", "discharge_floor_percent": "20"}, "Unknown time zone"),
+        ("/settings/preferences", {"site_timezone": "", "forecast_estimate": "wild", "change_threshold_cents": "0.5", "discharge_floor_percent": "20"}, "Choose low, predicted or high"),
+        ("/settings/preferences", {"forecast_estimate": "low", "change_threshold_cents": "lots", "discharge_floor_percent": "20"}, "as a number of cents"),
+        ("/settings/preferences", {"forecast_estimate": "low", "change_threshold_cents": "-1", "discharge_floor_percent": "20"}, "between 0 and 100"),
+        ("/settings/preferences", {"forecast_estimate": "low", "change_threshold_cents": "0.5", "discharge_floor_percent": "120"}, "whole percentage from 0 to 100"),
+        ("/settings/preferences", {"forecast_estimate": "low", "change_threshold_cents": "0.5", "discharge_floor_percent": "20", "export_protection_rule": "sometimes"}, "export nothing or solar only"),
     ]
     for path, data, message in cases:
         response = post(user_client, path, data)
@@ -120,13 +121,15 @@ def test_preferences_are_saved(app, user_client):
         user_client,
         "/settings/preferences",
         {"site_timezone": "Australia/Adelaide", "forecast_estimate": "high", "sync_enabled": "y",
-         "change_threshold_cents": "1.25", "export_protection": "y", "export_protection_rule": "pv_only"},
+         "change_threshold_cents": "1.25", "export_protection": "y", "export_protection_rule": "pv_only",
+         "discharge_floor_percent": "35"},
     )
     assert response.status_code == 302
     row = settings_row(app)
     assert (row.site_timezone, row.forecast_estimate, row.sync_enabled) == ("Australia/Adelaide", "high", True)
     assert (row.change_threshold_cents, row.export_protection, row.export_protection_rule) == (1.25, True, "pv_only")
-    post(user_client, "/settings/preferences", {"site_timezone": "", "forecast_estimate": "low", "change_threshold_cents": "0"})
+    assert row.discharge_floor_percent == 35
+    post(user_client, "/settings/preferences", {"site_timezone": "", "forecast_estimate": "low", "change_threshold_cents": "0", "discharge_floor_percent": "20"})
     row = settings_row(app)
     assert (row.site_timezone, row.forecast_estimate, row.sync_enabled) == (None, "low", False)
     assert (row.change_threshold_cents, row.export_protection, row.export_protection_rule) == (0.0, False, "never")

@@ -3,10 +3,10 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from flask import jsonify
+from flask import jsonify, request
 from flask_login import current_user
 
-from app import clock
+from app import clock, control
 from app.api import bp
 from app.dashboard.actions import sync_now
 from app.dashboard.routes import PARTS, dashboard_context, render_part
@@ -54,3 +54,20 @@ def sync():
     """'Sync now' from the dashboard's button."""
     result = sync_now(current_user, clock.now())
     return jsonify(ok=result.ok, outcome=result.outcome, message=result.message), (200 if result.ok or result.outcome != "wait" else 429)
+
+
+@bp.post("/control")
+def control_action():
+    """Force charge / force discharge / cancel: {"action": ..., "minutes": N}."""
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict):
+        return jsonify(error='Send JSON like {"action": "force_charge", "minutes": 60}.', status=400), 400
+    action = body.get("action")
+    try:
+        if action == "cancel":
+            done = control.cancel(current_user)
+            return jsonify(ok=done, state="ended" if done else "restoring")
+        session = control.start(current_user, action, body.get("minutes"))
+    except control.ControlError as exc:
+        return jsonify(error=str(exc), status=400), 400
+    return jsonify(ok=True, state=session.state, action=session.action, ends_at=session.ends_at.isoformat(), session_id=session.id)

@@ -18,7 +18,7 @@ from app.connections import NotConfigured, call_tesla, effective_timezone, statu
 from app.credentials import CredentialUnreadable
 from app.dashboard.charts import PricePoint, TariffSlot
 from app.extensions import db
-from app.models import ApiCallCount, StoredPrice, SyncRun, SyncState, TariffPush, TeslaReading, User
+from app.models import ApiCallCount, ControlEvent, ForceSession, StoredPrice, SyncRun, SyncState, TariffPush, TeslaReading, User
 from app.tariff import period_name, tariff_rates
 
 log = logging.getLogger(__name__)
@@ -476,4 +476,44 @@ def costs(user: User, now: datetime) -> CostView:
         fleet_data_month=data,
         fleet_cost_month=round(commands * FLEET_RATE_COMMANDS + data * FLEET_RATE_DATA, 2),
         amber_budget_left=max(0, AMBER_BUDGET - int(recent_amber)),
+    )
+
+
+# -- force control ------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ControlView:
+    """The running force session (if any) and what the start form offers."""
+
+    session: ForceSession | None
+    minutes_left: int
+    floor: int
+    presets: tuple[int, ...]
+    words: dict[str, str]
+    last_problem: str | None
+
+
+def control_view(user: User, now: datetime) -> ControlView:
+    """What the battery-control card shows."""
+    from app import control
+
+    session = control.live_session(user)
+    left = max(0, int((session.ends_at - now).total_seconds() // 60)) if session else 0
+    problem = db.session.scalar(
+        select(ControlEvent.message)
+        .where(ControlEvent.user_id == user.id, ControlEvent.ok.is_(False), ControlEvent.at >= now - timedelta(hours=1))
+        .order_by(ControlEvent.id.desc())
+        .limit(1)
+    )
+    floor = user.settings.discharge_floor_percent if user.settings else 20
+    return ControlView(session, left, floor, control.PRESET_MINUTES, control.ACTION_WORDS, problem)
+
+
+def control_events(user: User, limit: int = 50) -> list[ControlEvent]:
+    """The newest steps of force control (audit trail)."""
+    return list(
+        db.session.scalars(
+            select(ControlEvent).where(ControlEvent.user_id == user.id).order_by(ControlEvent.id.desc()).limit(limit)
+        )
     )

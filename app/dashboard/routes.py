@@ -8,7 +8,7 @@ from markupsafe import Markup
 from flask_login import current_user
 from sqlalchemy import func, select
 
-from app import clock
+from app import clock, control
 from app.credentials import secret_status
 from app.dashboard import bp, data
 from app.dashboard.actions import sync_now
@@ -17,7 +17,7 @@ from app.extensions import db
 from app.form_helpers import ActionForm
 from app.models import SyncRun, TariffPush
 
-PARTS = ("now", "battery", "status", "forecast", "history", "health")
+PARTS = ("now", "battery", "control", "status", "forecast", "history", "health")
 HISTORY_PAGE_SIZE = 50
 
 
@@ -63,6 +63,7 @@ def dashboard_context(user, now) -> dict:
         "forecast_svg": forecast_chart(data.forecast_points(user, now), tariff, now, tz),
         "history_svg": history_chart(data.history_points(user, now), now - timedelta(hours=24), now, tz),
         "steps": setup_steps(user),
+        "control": data.control_view(user, now),
         "outcome_words": data.OUTCOME_WORDS,
         "fleet_rates": (data.FLEET_RATE_COMMANDS, data.FLEET_RATE_DATA),
         "action_form": ActionForm(),
@@ -90,6 +91,39 @@ def sync_now_form():
         abort(400)
     result = sync_now(current_user, clock.now())
     flash(result.message, "success" if result.ok else "error")
+    return redirect(url_for("dashboard.index"))
+
+
+def _control_minutes() -> object:
+    minutes = request.form.get("minutes", "")
+    return request.form.get("custom_minutes", "") if minutes == "custom" else minutes
+
+
+@bp.route("/control", methods=["POST"])
+def control_start():
+    """Start force charge or discharge (form)."""
+    if not ActionForm().validate_on_submit():
+        abort(400)
+    try:
+        session = control.start(current_user, request.form.get("action"), _control_minutes())
+    except control.ControlError as exc:
+        flash(str(exc), "error")
+    else:
+        flash(f"{control.ACTION_WORDS[session.action]} started until {session.ends_at.astimezone(data.site_zone(current_user)):%H:%M}.", "success")
+    return redirect(url_for("dashboard.index"))
+
+
+@bp.route("/control/cancel", methods=["POST"])
+def control_cancel():
+    """Cancel the running session and restore the settings (form)."""
+    if not ActionForm().validate_on_submit():
+        abort(400)
+    try:
+        done = control.cancel(current_user)
+    except control.ControlError as exc:
+        flash(str(exc), "error")
+    else:
+        flash("Cancelled; your settings were put back." if done else "Cancelled; putting your settings back is not finished and is retried.", "success" if done else "error")
     return redirect(url_for("dashboard.index"))
 
 
@@ -143,5 +177,5 @@ def history():
     ).all()
     return render_template(
         "dashboard/history.html", runs=runs, page=page, pages=pages, total=total, tz=tz, now=now,
-        outcome_words=data.OUTCOME_WORDS,
+        outcome_words=data.OUTCOME_WORDS, events=data.control_events(current_user) if page == 1 else [],
     )

@@ -12,6 +12,7 @@ from app.validation import (
     clean_amber_site_id,
     clean_estimate,
     clean_export_protection_rule,
+    clean_percent,
     clean_threshold_cents,
     clean_tesla_path,
     clean_tesla_site_id,
@@ -71,5 +72,8 @@ class PreferencesForm(FlaskForm):
         choices=[("never", "Export nothing"), ("pv_only", "Export solar only (battery keeps its charge)")],
         validators=[Cleaned(clean_export_protection_rule)],
         validate_choice=False,
+    )
+    discharge_floor_percent = StringField(
+        "Force discharge stops at (% charge)", validators=[Length(max=3), Cleaned(clean_percent)]
     )
     submit = SubmitField("Save preferences")

@@ -41,6 +41,7 @@ def _render(status: int = 200, **forms):
         change_threshold_cents=f"{settings.change_threshold_cents:g}" if settings else "0.5",
         export_protection=settings.export_protection if settings else True,
         export_protection_rule=settings.export_protection_rule if settings else "never",
+        discharge_floor_percent=str(settings.discharge_floor_percent) if settings else "20",
     )
     if settings and settings.site_timezone and settings.site_timezone not in dict(prefs.site_timezone.choices):
         prefs.site_timezone.choices = list(prefs.site_timezone.choices) + [(settings.site_timezone,) * 2]
@@ -126,6 +127,7 @@ def save_preferences():
         "change_threshold_cents": form.change_threshold_cents.data,
         "export_protection": form.export_protection.data,
         "export_protection_rule": form.export_protection_rule.data,
+        "discharge_floor_percent": form.discharge_floor_percent.data,
     }
     return _save(form, "prefs", changes, {})
 

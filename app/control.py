@@ -1,0 +1,390 @@
+"""Force charge and force discharge: pure decisions (top) and a thin executor (bottom).
+
+Tesla has no "charge now" command. Force charge sets time-based control, allows grid charging, pushes
+a tariff where the forced window is the cheapest time of the day and raises the backup reserve to
+100% (firmware versions honour one or the other). Force discharge sets time-based control, export
+rule battery_ok, a tariff whose window sells far above every other slot (falling slightly so the
+Powerwall does not wait for the end), and lowers the reserve to the user's floor. The settings from
+before are saved with the session and put back exactly at the end, on cancel, or as soon as the app
+runs again after missing the end. Every step is recorded in the audit trail."""
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from app import clock
+from app.clients.errors import ClientError, CommandRejectedError
+from app.connections import NotConfigured, call_tesla, effective_timezone
+from app.credentials import CredentialUnreadable
+from app.extensions import db
+from app.models import ControlEvent, ForceSession, User
+from app.tariff import PERIOD_NAMES, TariffPolicy, period_name, tariff_from_rates
+
+log = logging.getLogger(__name__)
+
+ACTIONS = ("force_charge", "force_discharge")
+ACTION_WORDS = {"force_charge": "Force charge", "force_discharge": "Force discharge"}
+PRESET_MINUTES = (30, 60, 120, 240)
+MIN_MINUTES, MAX_MINUTES = 15, 240
+LIVE_STATES = ("starting", "active", "restoring")
+DOUBLE_CLICK_WINDOW = timedelta(seconds=15)
+RESPONSE_THRESHOLD_W = 500  # battery power beyond which it counts as charging/discharging
+ESCALATE_AFTER = timedelta(minutes=10)
+CHARGE_WINDOW_BUY, CHARGE_OTHER_BUY = 0.01, 1.00  # $/kWh
+DISCHARGE_WINDOW_SELL, DISCHARGE_OTHER_BUY = 5.00, 0.30
+FORCED_POLICY = TariffPolicy(code="AMBER:FORCED", name="Tesla-Amber-Sync forced window", sell_name="Tesla-Amber-Sync forced window")
+
+
+class ControlError(Exception):
+    """A control request that cannot be done, or a step that failed; the message is fit to show."""
+
+
+# -- pure -------------------------------------------------------------------------------------------------
+
+
+def validate_request(action: object, minutes: object) -> tuple[str, int]:
+    """The action and its duration in minutes, or ControlError saying what is wrong."""
+    if action not in ACTIONS:
+        raise ControlError("Choose force charge or force discharge.")
+    if isinstance(minutes, int) and not isinstance(minutes, bool):
+        value = minutes
+    elif isinstance(minutes, str) and minutes.strip().isdigit():
+        value = int(minutes.strip())
+    else:
+        raise ControlError("Give the duration as a whole number of minutes.")
+    if not MIN_MINUTES <= value <= MAX_MINUTES:
+        raise ControlError(f"Choose between {MIN_MINUTES} minutes and {MAX_MINUTES // 60} hours.")
+    return str(action), value
+
+
+def window_periods(start: datetime, end: datetime, tz: ZoneInfo) -> list[str]:
+    """The tariff periods (local half hours) that overlap [start, end), in time order."""
+    periods: list[str] = []
+    cursor = start
+    while cursor < end:
+        local = cursor.astimezone(tz)
+        name = period_name(local.hour * 60 + 30 * (local.minute // 30))
+        if name not in periods:
+            periods.append(name)
+        # to the next local half-hour boundary
+        boundary = local.replace(minute=30 * (local.minute // 30), second=0, microsecond=0) + timedelta(minutes=30)
+        cursor = max(boundary.astimezone(start.tzinfo), cursor + timedelta(minutes=1))
+    return periods
+
+
+def forced_tariff(action: str, start: datetime, end: datetime, tz: ZoneInfo) -> dict[str, Any]:
+    """The tariff that makes the Powerwall charge (or export) in [start, end) and not otherwise."""
+    window = window_periods(start, end, tz)
+    if action == "force_charge":
+        buy = {p: (CHARGE_WINDOW_BUY if p in window else CHARGE_OTHER_BUY) for p in PERIOD_NAMES}
+        sell = {p: 0.0 for p in PERIOD_NAMES}
+    else:
+        buy = {p: DISCHARGE_OTHER_BUY for p in PERIOD_NAMES}
+        sell = {p: 0.0 for p in PERIOD_NAMES}
+        for index, period in enumerate(window):
+            # Falling slightly through the window, so exporting now always beats exporting later.
+            sell[period] = round(DISCHARGE_WINDOW_SELL - 0.05 * index, 4)
+            buy[period] = sell[period]  # Tesla requires sell <= buy
+    return tariff_from_rates(FORCED_POLICY, buy, sell)
+
+
+@dataclass(frozen=True)
+class Command:
+    """One Tesla command with a description for the audit trail."""
+
+    step: str  # tariff | operation | backup | grid
+    args: dict[str, Any]
+    description: str
+
+
+def start_commands(action: str, tariff: dict[str, Any], floor_percent: int) -> list[Command]:
+    """The commands that force `action`, in the order they are sent."""
+    commands = [Command("operation", {"mode": "autonomous"}, "Set time-based control")]
+    if action == "force_charge":
+        commands += [
+            Command("grid", {"allow_grid_charging": True}, "Allow charging from the grid"),
+            Command("tariff", {"tariff": tariff}, "Push a tariff with the window as the cheapest time"),
+            Command("backup", {"percent": 100}, "Raise the backup reserve to 100%"),
+        ]
+    else:
+        commands += [
+            Command("grid", {"export_rule": "battery_ok"}, "Allow exporting from the battery"),
+            Command("tariff", {"tariff": tariff}, "Push a tariff that pays most for exporting in the window"),
+            Command("backup", {"percent": int(floor_percent)}, f"Lower the backup reserve to {int(floor_percent)}%"),
+        ]
+    return commands
+
+
+@dataclass(frozen=True)
+class SavedSettings:
+    """The Powerwall's settings before force control, to be put back exactly."""
+
+    mode: str | None
+    reserve: float | None
+    export_rule: str | None
+    grid_charging: bool | None
+    tariff: dict[str, Any] | None
+
+
+def restore_commands(saved: SavedSettings) -> list[Command]:
+    """The commands that put the saved settings back (anything unknown is left alone)."""
+    commands = []
+    if saved.tariff:
+        commands.append(Command("tariff", {"tariff": saved.tariff}, "Put the previous tariff back"))
+    if saved.mode:
+        commands.append(Command("operation", {"mode": saved.mode}, f"Put the operation mode back ({saved.mode})"))
+    if saved.reserve is not None:
+        percent = int(round(saved.reserve))
+        commands.append(Command("backup", {"percent": percent}, f"Put the backup reserve back ({percent}%)"))
+    grid: dict[str, Any] = {}
+    if saved.export_rule:
+        grid["export_rule"] = saved.export_rule
+    if saved.grid_charging is not None:
+        grid["allow_grid_charging"] = saved.grid_charging
+    if grid:
+        commands.append(Command("grid", grid, "Put the export rule and grid charging back"))
+    return commands
+
+
+def verification_step(
+    action: str, battery_w: float | None, started_at: datetime, escalated_at: datetime | None, now: datetime
+) -> str:
+    """responding | wait | escalate | not_responding — whether the battery does what was asked."""
+    if battery_w is not None:
+        if action == "force_charge" and battery_w < -RESPONSE_THRESHOLD_W:
+            return "responding"
+        if action == "force_discharge" and battery_w > RESPONSE_THRESHOLD_W:
+            return "responding"
+    if escalated_at is None:
+        return "escalate" if now - started_at >= ESCALATE_AFTER else "wait"
+    return "not_responding" if now - escalated_at >= ESCALATE_AFTER else "wait"
+
+
+# -- executor ---------------------------------------------------------------------------------------------
+
+
+def _event(user: User, session: ForceSession | None, now: datetime, step: str, ok: bool, message: str) -> None:
+    db.session.add(ControlEvent(user_id=user.id, session_id=session.id if session else None, at=now, step=step, ok=ok, message=message))
+    (log.info if ok else log.warning)("User %s control %s: %s", user.id, step, message)
+
+
+def _send(user: User, site_id: str, command: Command, now: datetime, on_call=None) -> None:
+    def operation(client):
+        if command.step == "operation":
+            return client.set_operation_mode(site_id, command.args["mode"])
+        if command.step == "backup":
+            return client.set_backup_reserve(site_id, command.args["percent"])
+        if command.step == "grid":
+            return client.set_grid_import_export(site_id, **command.args)
+        return client.set_tariff(site_id, command.args["tariff"])
+
+    call_tesla(user, operation, now, on_call)
+
+
+def _describe_error(exc: Exception) -> str:
+    if isinstance(exc, CommandRejectedError):
+        return f"Tesla refused: {exc.reason or 'no reason given'}"
+    if isinstance(exc, ClientError):
+        return exc.user_message
+    return str(exc)
+
+
+def live_session(user: User) -> ForceSession | None:
+    """The user's starting, active or restoring session, if any."""
+    return db.session.scalar(
+        select(ForceSession).where(ForceSession.user_id == user.id, ForceSession.state.in_(LIVE_STATES))
+    )
+
+
+def _read_saved(user: User, site_id: str, now: datetime, on_call) -> SavedSettings:
+    info = call_tesla(user, lambda client: client.site_info(site_id), now, on_call).value
+    return SavedSettings(
+        info.operation_mode, info.backup_reserve_percent, info.export_rule, info.grid_charging_allowed, info.tariff_content_v2
+    )
+
+
+def start(user: User, action: object, minutes: object, now: datetime | None = None, on_call=None) -> ForceSession:
+    """Start (or replace) a force session; on any failure put the saved settings back and raise."""
+    action, minutes = validate_request(action, minutes)
+    now = now or clock.now()
+    settings = user.settings
+    if not settings or not settings.tesla_site_id:
+        raise ControlError("Choose your Tesla energy site in Settings first.")
+    site_id = settings.tesla_site_id
+    tz = ZoneInfo(effective_timezone(settings) or "Australia/Sydney")
+    current = live_session(user)
+    if current is not None and current.state != "active":
+        raise ControlError("The battery is being set up or restored right now; try again in a moment.")
+    if current is not None and current.action == action and current.minutes == minutes and now - current.started_at < DOUBLE_CLICK_WINDOW:
+        return current  # a double click: one session
+    try:
+        if current is not None:
+            saved = SavedSettings(current.saved_mode, current.saved_reserve, current.saved_export_rule,
+                                  current.saved_grid_charging, current.saved_tariff)
+            current.state, current.ended_at, current.end_reason = "ended", now, "Replaced by a new session."
+            _event(user, current, now, "replace", True, f"{ACTION_WORDS[current.action]} replaced by {ACTION_WORDS[action].lower()}.")
+            db.session.flush()
+        else:
+            saved = _read_saved(user, site_id, now, on_call)
+    except (ClientError, CredentialUnreadable, NotConfigured) as exc:
+        db.session.rollback()
+        raise ControlError(f"Could not read the Powerwall's settings, so nothing was changed: {_describe_error(exc)}") from exc
+    session = ForceSession(
+        user_id=user.id, tesla_site_id=site_id, action=action, state="starting", minutes=minutes,
+        started_at=now, ends_at=now + timedelta(minutes=minutes), saved_mode=saved.mode, saved_reserve=saved.reserve,
+        saved_export_rule=saved.export_rule, saved_grid_charging=saved.grid_charging, saved_tariff=saved.tariff,
+        verification="pending",
+    )
+    db.session.add(session)
+    try:
+        db.session.flush()
+    except IntegrityError as exc:  # another request started a session a moment ago
+        db.session.rollback()
+        existing = live_session(user)
+        if existing is not None:
+            return existing
+        raise ControlError("Another request is changing the battery right now; try again.") from exc
+    _event(user, session, now, "start", True, f"{ACTION_WORDS[action]} for {minutes} minutes requested; settings saved.")
+    db.session.commit()  # the session (with what to restore) exists before anything is changed
+
+    tariff = forced_tariff(action, now, session.ends_at, tz)
+    for command in start_commands(action, tariff, settings.discharge_floor_percent):
+        try:
+            _send(user, site_id, command, now, on_call)
+        except (ClientError, CredentialUnreadable, NotConfigured, ValueError) as exc:
+            _event(user, session, now, command.step, False, f"{command.description}: failed ({_describe_error(exc)}).")
+            db.session.commit()
+            restore(user, session, "The start failed; the previous settings were put back.", now, on_call,
+                    run_sync=False, final_state="failed")
+            raise ControlError(
+                f"{ACTION_WORDS[action]} could not be started ({_describe_error(exc)}); your previous settings were put back."
+            ) from exc
+        _event(user, session, now, command.step, True, f"{command.description}.")
+    session.state = "active"
+    db.session.commit()
+    return session
+
+
+def restore(
+    user: User,
+    session: ForceSession,
+    reason: str,
+    now: datetime | None = None,
+    on_call=None,
+    *,
+    run_sync: bool = True,
+    final_state: str = "ended",
+) -> bool:
+    """Put the saved settings back. Stays 'restoring' (retried by the next tick) until every step worked."""
+    now = now or clock.now()
+    session.state = "restoring"
+    db.session.commit()
+    saved = SavedSettings(session.saved_mode, session.saved_reserve, session.saved_export_rule,
+                          session.saved_grid_charging, session.saved_tariff)
+    failures = []
+    for command in restore_commands(saved):
+        try:
+            _send(user, session.tesla_site_id, command, now, on_call)
+            _event(user, session, now, f"restore_{command.step}", True, f"{command.description}.")
+        except (ClientError, CredentialUnreadable, NotConfigured, ValueError) as exc:
+            failures.append(command.description)
+            _event(user, session, now, f"restore_{command.step}", False, f"{command.description}: failed ({_describe_error(exc)}).")
+    if failures:
+        session.end_reason = f"Restoring is not finished ({'; '.join(failures)}); it is retried automatically."
+        db.session.commit()
+        return False
+    if not saved.tariff:
+        _event(user, session, now, "restore_tariff", True, "There was no tariff on the Powerwall before; the next sync pushes one.")
+    session.state = final_state
+    session.ended_at, session.end_reason = now, reason
+    _event(user, session, now, "end", True, reason)
+    db.session.commit()
+    if run_sync:
+        _sync_after(user)
+    return True
+
+
+def _sync_after(user: User) -> None:
+    """A normal sync at once, so the Powerwall gets the current prices back."""
+    from app.sync import sync_user
+
+    try:
+        result = sync_user(user.id)
+        _event(user, None, clock.now(), "sync", result.outcome in ("pushed", "unchanged"), f"Normal sync after force control: {result.reason}")
+        db.session.commit()
+    except Exception:  # the restore itself is done; a failed sync is retried by the next tick
+        log.exception("User %s: sync after force control failed", user.id)
+        db.session.rollback()
+
+
+def cancel(user: User, now: datetime | None = None, on_call=None) -> bool:
+    """End the user's active session now and put the saved settings back."""
+    now = now or clock.now()
+    session = live_session(user)
+    if session is None:
+        raise ControlError("Nothing to cancel: no force charge or discharge is running.")
+    if session.state == "starting":
+        raise ControlError("The session is still starting; try again in a moment.")
+    _event(user, session, now, "cancel", True, "Cancelled by the user.")
+    return restore(user, session, "Cancelled; the previous settings were put back.", now, on_call)
+
+
+def check_sessions(now: datetime | None = None, battery_reader: Callable[[User, datetime], Any] | None = None) -> int:
+    """The scheduler's control job: restore expired (or half-restored) sessions, verify active ones.
+
+    Returns how many sessions it looked at. Runs any time, so an end missed while the app was down is
+    handled as soon as it is back."""
+    now = now or clock.now()
+    sessions = db.session.scalars(select(ForceSession).where(ForceSession.state.in_(("active", "restoring")))).all()
+    for session in sessions:
+        user = db.session.get(User, session.user_id)
+        try:
+            if session.state == "restoring":
+                restore(user, session, "Restored after a retry.", now)
+            elif session.ends_at <= now:
+                late = now - session.ends_at
+                reason = "Finished; the previous settings were put back."
+                if late > timedelta(minutes=2):
+                    reason = f"Finished (restored {int(late.total_seconds() // 60)} minutes late, the app was not running at the end time)."
+                restore(user, session, reason, now)
+            else:
+                _verify(user, session, now, battery_reader)
+        except Exception:  # one user's trouble never stops the others
+            log.exception("User %s: force control check failed", session.user_id)
+            db.session.rollback()
+    return len(sessions)
+
+
+def _verify(user: User, session: ForceSession, now: datetime, battery_reader) -> None:
+    if session.verification in ("responding", "not_responding"):
+        return
+    if battery_reader is None:
+        from app.dashboard.data import battery as battery_reader  # cached reads, shared with the dashboard
+    reading = battery_reader(user, now)
+    session.last_checked_at = now
+    step = verification_step(session.action, reading.battery_w, session.started_at, session.escalated_at, now)
+    if step == "responding":
+        session.verification, session.responded_at = "responding", now
+        seconds = int((now - session.started_at).total_seconds())
+        _event(user, session, now, "verify", True, f"The battery responded after {seconds // 60} min {seconds % 60} s ({reading.battery_w:.0f} W).")
+    elif step == "escalate":
+        session.escalated_at = now
+        try:
+            _send(user, session.tesla_site_id, Command("operation", {"mode": "self_consumption"}, "Bounce the mode"), now)
+            _send(user, session.tesla_site_id, Command("operation", {"mode": "autonomous"}, "Bounce the mode"), now)
+            _event(user, session, now, "escalate", True, "The battery had not responded after 10 minutes; switched the operation mode off and on again.")
+        except (ClientError, CredentialUnreadable, NotConfigured) as exc:
+            _event(user, session, now, "escalate", False, f"Could not bounce the operation mode: {_describe_error(exc)}")
+    elif step == "not_responding":
+        session.verification = "not_responding"
+        _event(user, session, now, "verify", False,
+               "The battery still does not respond. Tesla may be ignoring the request (firmware, storm watch or a full/empty battery); "
+               "the session keeps running and the settings are put back at the end.")
+    db.session.commit()
