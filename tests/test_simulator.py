@@ -10,6 +10,7 @@ import pytest
 import requests
 
 from app.simulator import create_simulator_app, identity, start_simulator_thread
+from tests.simulator_support import ManualClock
 from app.simulator import prices
 
 FIXTURE_NOW = datetime(2025, 11, 20, 3, 12, tzinfo=timezone.utc)  # 14:12 AEDT, 13:12 NEM
@@ -17,14 +18,6 @@ AMBER = {"Authorization": f"Bearer {identity.AMBER_TOKEN}"}
 SITE = f"/amber/v1/sites/{identity.AMBER_SITE_ID}"
 
 
-class ManualClock:
-    """A clock the test moves by hand."""
-
-    def __init__(self, now: datetime) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
 
 
 @pytest.fixture

@@ -10,6 +10,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 from app.simulator import create_simulator_app, identity
+from tests.simulator_support import ManualClock
 
 NOW = datetime(2026, 11, 24, 3, 0, tzinfo=timezone.utc)
 REDIRECT = "http://127.0.0.1:5000/tesla/callback"
@@ -17,14 +18,6 @@ SITE_INFO = f"/tesla/api/1/energy_sites/{identity.TESLA_ENERGY_SITE_ID}/site_inf
 VERIFIER = "a" * 43 + "-verifier_with.allowed~chars"
 
 
-class ManualClock:
-    """A clock the test moves by hand."""
-
-    def __init__(self, now: datetime) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
 
 
 @pytest.fixture

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from app.simulator import create_simulator_app, identity
+from tests.simulator_support import ManualClock
 
 NIGHT = datetime(2025, 11, 19, 15, 0, tzinfo=timezone.utc)  # 02:00 AEDT: no solar
 NIGHT_SLOT = 4  # PERIOD_02_00
@@ -18,14 +19,6 @@ SITE = f"/tesla/api/1/energy_sites/{identity.TESLA_ENERGY_SITE_ID}"
 from tests.reference import FIXTURES  # noqa: E402
 
 
-class ManualClock:
-    """A clock the test moves by hand."""
-
-    def __init__(self, now: datetime) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
 
 
 @pytest.fixture
