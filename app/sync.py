@@ -44,11 +44,8 @@ from app.connections import (
 )
 from app.credentials import CredentialUnreadable
 from app.extensions import db
-from app.control import ACTION_WORDS
-from app.control import live_session as live_force_session
 from app.models import (
     ApiCallCount,
-    ForceSession,
     ServiceStatus,
     StoredPrice,
     SyncRun,
@@ -342,7 +339,6 @@ def sync_state(user: User) -> SyncState:
     if state is None:
         state = SyncState(user_id=user.id)
         db.session.add(state)
-        db.session.flush()
     return state
 
 
@@ -364,12 +360,14 @@ def _status_rows(user: User) -> dict[str, ServiceStatus]:
 
 
 def _set_status(user: User, service: str, state: str, message: str, now: datetime, rows: dict[str, ServiceStatus]) -> None:
+    """Record a service's status when it changed; `rows` is every status row of the user (_status_rows)."""
     row = rows.get(service)
-    if row is None or row.state != state or row.message != message:
-        # `rows` holds every row this sync created; a row created before it (check_amber or
-        # check_tesla, committed since) is found without flushing what is pending.
-        with db.session.no_autoflush:
-            rows[service] = record_status(user, service, state, message, now, via=row.via if row else None, row=row)
+    if row is None:
+        row = rows[service] = ServiceStatus(user_id=user.id, service=service)
+        db.session.add(row)
+    elif row.state == state and row.message == message:
+        return
+    record_status(user, service, state, message, now, via=row.via, row=row)
 
 
 # -- one user's sync --------------------------------------------------------------------------------------
@@ -388,13 +386,13 @@ class _UserSync:
         self.counter = CallCounter()
         self.state = sync_state(user)
         self.statuses = _status_rows(user)
-        self._commit()
+        if self.state in db.session.new:
+            self._commit()  # a first sync: the new state row is written at once, before any outside call
         self.config = current_app.config
         self.accepted_push: TariffPush | None = None  # the last push Tesla accepted in this run
         self.result = SyncResult(user.id, user.email, "skipped", "")
         self.notes: list[str] = []
         self.last_via: str | None = None
-        self.forced: ForceSession | None = None
 
     def _commit(self) -> None:
         # Never hold a write transaction across an outside call: on SQLite it would block every
@@ -433,16 +431,7 @@ class _UserSync:
             raise _Stop("skipped", "Sync is turned off in Settings.")
         self._ensure_sites()
         tz = effective_timezone(settings)
-        # A force charge/discharge owns the Powerwall's settings: record prices, change nothing.
-        self.forced = live_force_session(self.user)
         fetch = self._prices()
-        if self.forced is not None:
-            until = self.forced.ends_at.astimezone(ZoneInfo(tz)).strftime("%H:%M")
-            raise _Stop(
-                "skipped",
-                f"{ACTION_WORDS[self.forced.action]} is running until {until}; prices were recorded and the forced "
-                "settings are left in place.",
-            )
         try:
             built = self.feed.tariff(settings.amber_site_id, fetch, tz, settings.forecast_estimate, self.now)
         except TariffBuildError as exc:
@@ -469,12 +458,15 @@ class _UserSync:
     def _ensure_sites(self) -> None:
         """Choose a single Amber/Tesla site automatically; ask the user when there are several."""
         settings = self.settings
+        checked = False
         try:
             if not settings.amber_token_enc:
                 raise _Stop("skipped", "Add your Amber API token in Settings.")
             if not settings.amber_site_id:
-                self._check_deadline()
+                self._before_outside_call()
+                checked = True
                 status = check_amber(self.user, self.now, self.counter)
+                self.statuses["amber"] = status
                 if not settings.amber_site_id:
                     raise _Stop("skipped", status.message or "Choose your Amber site in Settings.")
             if not configured_tesla_paths(settings):
@@ -482,14 +474,17 @@ class _UserSync:
             if not settings.tesla_site_id or effective_timezone(settings) is None:
                 if self.state.tesla_blocked_reason:
                     raise _Stop("skipped", f"Tesla needs attention: {self.state.tesla_blocked_reason}")
-                self._check_deadline()
+                self._before_outside_call()
+                checked = True
                 status = check_tesla(self.user, self.now, self.counter)
+                self.statuses["tesla"] = status
                 if not settings.tesla_site_id or effective_timezone(settings) is None:
                     raise _Stop("skipped", status.message or "Choose your Tesla energy site in Settings.")
         except CredentialUnreadable as exc:
             raise _Stop("skipped", str(exc)) from exc
         finally:
-            self._commit()
+            if checked:
+                self._commit()  # what the checks found (sites, zone, status), before the next outside call
 
     def _prices(self) -> SiteFetch:
         self._check_deadline()
@@ -606,7 +601,7 @@ class _UserSync:
 
     def _watchdog(self) -> None:
         """If the Powerwall has been steering on old prices for too long, push a flat fallback once."""
-        if self.dry_run or self.state.fallback_active or self.forced is not None:
+        if self.dry_run or self.state.fallback_active:
             return
         limit = timedelta(minutes=self.config["SYNC_STALE_MINUTES"])
         if not is_stale(self.state.last_success_at, None, self.now, limit):

@@ -17,7 +17,9 @@ PostgreSQL server that `--database-url` names (created and dropped again). The s
 subprocess by default (`--sim thread` runs it inside this process, where it competes for the GIL).
 The tick runs at a fixed simulated instant 40 s into a 5-minute interval, so Amber's current price is
 already confirmed and the tick measures the fan-out, not the wait for confirmation (that is
-scripts/bench_latency.py's subject). Not a test: it prints figures and exits 0.
+scripts/bench_latency.py's subject). By default two ticks run, five simulated minutes apart: the
+first is every user's first sync (state rows created), the second is the steady state (the previous
+push is read and compared). Not a test: it prints figures and exits 0.
 """
 from __future__ import annotations
 
@@ -375,7 +377,9 @@ def run_ticks(app, clock: RunningClock, args, base: str, child_pid: int | None) 
         for reason, count in reasons.most_common(3):
             print(f"  {count} x {reason[:160]}")
         if tick < args.ticks:
-            time.sleep(args.gap)
+            # The next tick: five simulated minutes later for both clocks, so prices have moved on.
+            clock.start += timedelta(seconds=300)
+            sim_post(base, "clock", {"advance_seconds": 300})
     print(f"peak RSS: app process {peak_rss_mb():.0f} MB" + (
         f", simulator process {child_peak_rss_mb(child_pid):.0f} MB" if child_pid else " (simulator in-process)"
     ))
@@ -392,8 +396,9 @@ def main() -> int:
     parser.add_argument("--sites", type=int, default=1, help="distinct Amber sites the users spread over")
     parser.add_argument("--sim", choices=("subprocess", "thread"), default="subprocess")
     parser.add_argument("--at", default=DEFAULT_AT, help="simulated instant of the tick (ISO 8601 with offset)")
-    parser.add_argument("--ticks", type=int, default=1, help="ticks to run one after the other")
-    parser.add_argument("--gap", type=float, default=0.0, help="seconds between ticks")
+    parser.add_argument("--ticks", type=int, default=2,
+                        help="ticks to run, each 5 simulated minutes after the last (the first one is every "
+                             "user's first sync; later ones are the steady state)")
     parser.add_argument("--log-level", default="WARNING")
     parser.add_argument("--cprofile", action="store_true", help="profile every user's sync (slows it down)")
     parser.add_argument("--cprofile-out", help="write the summed profile here (pstats format)")
