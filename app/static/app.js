@@ -79,7 +79,13 @@ document.addEventListener("submit", function (event) {
       })
       .then(function (data) {
         result.textContent = data.message;
-        return refresh();
+        // The refresh re-renders this part, form included: say the result again in the new form.
+        return refresh().then(function () {
+          var shown = document.querySelector("form.sync-now .sync-result");
+          if (shown) {
+            shown.textContent = data.message;
+          }
+        });
       })
       .catch(function () {
         result.textContent = "The sync could not be started; try again.";
