@@ -194,8 +194,18 @@ def fetch_site_prices(
 class PriceFeed:
     """Amber prices for one tick, fetched once per Amber site and shared by every user of that site."""
 
-    def __init__(self, now: Callable[[], datetime], sleep: Callable[[float], None], polls: int, poll_interval: float):
+    def __init__(
+        self,
+        now: Callable[[], datetime],
+        sleep: Callable[[float], None],
+        polls: int,
+        poll_interval: float,
+        users_per_site: Counter[str] | None = None,
+    ):
         self._now, self._sleep, self._polls, self._poll_interval = now, sleep, polls, poll_interval
+        # How many of the tick's users read each site: a site's data is let go after its last one,
+        # so a tick over thousands of sites does not hold all of them in memory at once.
+        self._remaining: Counter[str] | None = Counter(users_per_site) if users_per_site is not None else None
         self._lock = threading.Lock()
         self._site_locks: dict[str, threading.Lock] = {}
         self._fetched: dict[str, SiteFetch] = {}
@@ -220,6 +230,19 @@ class PriceFeed:
                 fetch = SiteFetch(error=exc)
             self._fetched[site_id] = fetch
             return fetch, True
+
+    def done(self, site_id: str) -> None:
+        """A user of `site_id` has finished with its data; after the last expected one it is dropped
+        (a user who still turns up, e.g. whose site changed meanwhile, fetches it again)."""
+        if self._remaining is None:
+            return
+        with self._lock:
+            self._remaining[site_id] -= 1
+            if self._remaining[site_id] > 0:
+                return
+            self._fetched.pop(site_id, None)
+            for key in [key for key in self._tariffs if key[0] == site_id]:
+                del self._tariffs[key]
 
     def tariff(self, site_id: str, fetch: SiteFetch, tz: str, estimate: str, now: datetime) -> BuiltTariff:
         """The tariff built from the site's prices for one zone and estimate, built once per tick.
@@ -390,6 +413,7 @@ class _UserSync:
             self._commit()  # a first sync: the new state row is written at once, before any outside call
         self.config = current_app.config
         self.accepted_push: TariffPush | None = None  # the last push Tesla accepted in this run
+        self.site_read: str | None = None  # the Amber site whose prices this run took from the feed
         self.result = SyncResult(user.id, user.email, "skipped", "")
         self.notes: list[str] = []
         self.last_via: str | None = None
@@ -490,6 +514,7 @@ class _UserSync:
         self._check_deadline()
         site_id = self.settings.amber_site_id
         fetch, owner = self.feed.get(site_id, self._amber_client)
+        self.site_read = site_id
         if fetch.error is not None:
             message = fetch.error.user_message if isinstance(fetch.error, ClientError) else str(fetch.error)
             if owner and not self.dry_run:
@@ -706,6 +731,8 @@ def sync_user(
         log.exception("User %s: unexpected error during sync", user_id)
         db.session.rollback()
         result = SyncResult(user_id, user.email, "failed", "Unexpected error (details in the server log); the last good tariff stays.")
+    if run.site_read is not None:
+        feed.done(run.site_read)
     if dry_run:
         db.session.rollback()
         return result
@@ -788,8 +815,16 @@ def run_tick(
     config = app.config
     sleep = sleep or clock.sleeper()
     ids = users_to_sync() if user_ids is None else user_ids
+    wanted = set(ids)
+    users_per_site = Counter(
+        site
+        for user_id, site in db.session.execute(select(UserSettings.user_id, UserSettings.amber_site_id))
+        if user_id in wanted and site
+    )
     db.session.remove()  # the workers use their own sessions
-    feed = PriceFeed(clock.now, sleep, config["AMBER_CONFIRM_POLLS"], config["AMBER_CONFIRM_POLL_SECONDS"])
+    feed = PriceFeed(
+        clock.now, sleep, config["AMBER_CONFIRM_POLLS"], config["AMBER_CONFIRM_POLL_SECONDS"], users_per_site
+    )
     results: dict[int, SyncResult] = {}
     if ids:
         pool = ThreadPoolExecutor(max_workers=min(config["SYNC_MAX_WORKERS"], len(ids)), thread_name_prefix="sync")
