@@ -22,3 +22,16 @@ class Cleaned:
 
 class ActionForm(FlaskForm):
     """A form with nothing but its CSRF token, for one-button actions (remove, log out, delete)."""
+
+
+class IdPrefixedForm(FlaskForm):
+    """A form whose element ids (not names) carry a prefix, so several forms on one page never share
+    an id and every label points at its own field."""
+
+    id_prefix = ""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        for field in self:
+            field.id = f"{self.id_prefix}-{field.name}"
+            field.label.field_id = field.id  # the label was bound to the old id

@@ -255,15 +255,7 @@ UNLABELLED_CONTROLS = """() => [...document.querySelectorAll(
 @pytest.mark.parametrize(
     "name",
     [
-        pytest.param(
-            "settings",
-            marks=pytest.mark.xfail(
-                strict=True,
-                raises=AssertionError,
-                reason="bug: the Amber and Tesla forms both render id=token, id=site_id (and their -hint ids), "
-                "so the Tesla token and site fields have no label of their own",
-            ),
-        ),
+        "settings",
         "dashboard",
         "tariff",
         "history",
@@ -332,12 +324,6 @@ def test_sync_now_button_shows_the_result(stack, desktop):
     expect(page.get_by_role("button", name="Sync now")).to_be_enabled()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="bug: app.js's refresh replaces every part's HTML, so every 30 s the Battery control form loses "
-    "the user's choices and the focus drops to <body>",
-)
 def test_refresh_keeps_what_the_user_is_filling_in(desktop):
     from playwright.sync_api import expect
 

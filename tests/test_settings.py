@@ -116,7 +116,7 @@ def test_bad_values_are_refused_next_to_their_field_and_nothing_changes(app, use
 def test_preferences_are_saved(app, user_client):
     page = user_client.get("/settings").get_data(as_text=True)
     assert 'name="change_threshold_cents" type="text" value="0.5"' in page
-    assert re.search(r"<input [^>]*checked id=\"export_protection\"", page)
+    assert re.search(r"<input [^>]*checked id=\"prefs-export_protection\"", page)
     response = post(
         user_client,
         "/settings/preferences",

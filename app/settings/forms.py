@@ -1,11 +1,10 @@
 """Forms of the settings page. Token fields are write-only: they never carry a stored value."""
 from __future__ import annotations
 
-from flask_wtf import FlaskForm
 from wtforms import BooleanField, PasswordField, RadioField, SelectField, StringField, SubmitField
 from wtforms.validators import Length, Optional
 
-from app.form_helpers import Cleaned
+from app.form_helpers import Cleaned, IdPrefixedForm
 from app.validation import (
     AUSTRALIAN_TIMEZONES,
     TOKEN_MAX,
@@ -20,16 +19,20 @@ from app.validation import (
 )
 
 
-class AmberForm(FlaskForm):
+class AmberForm(IdPrefixedForm):
     """Amber API token (write-only) and the Amber site to use."""
+
+    id_prefix = "amber"
 
     token = PasswordField("New Amber API token", validators=[Optional(), Length(max=TOKEN_MAX)])
     site_id = StringField("Amber site id", validators=[Length(max=64), Cleaned(clean_amber_site_id)])
     submit = SubmitField("Save Amber settings")
 
 
-class TeslaForm(FlaskForm):
+class TeslaForm(IdPrefixedForm):
     """Teslemetry token (write-only), the Tesla energy site and which path to use first."""
+
+    id_prefix = "tesla"
 
     token = PasswordField("New Teslemetry token", validators=[Optional(), Length(max=TOKEN_MAX)])
     site_id = StringField("Tesla energy site id", validators=[Length(max=20), Cleaned(clean_tesla_site_id)])
@@ -43,8 +46,10 @@ class TeslaForm(FlaskForm):
     submit = SubmitField("Save Tesla settings")
 
 
-class PreferencesForm(FlaskForm):
+class PreferencesForm(IdPrefixedForm):
     """Time zone and sync preferences."""
+
+    id_prefix = "prefs"
 
     site_timezone = SelectField(
         "Site time zone",

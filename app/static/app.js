@@ -34,7 +34,8 @@ document.addEventListener("submit", function (event) {
       .then(function (data) {
         Object.keys(data.html).forEach(function (part) {
           var section = document.querySelector('[data-part="' + part + '"]');
-          if (section) {
+          // Never replace a part the user is working in: it would drop their choices and the focus.
+          if (section && !section.hasAttribute("data-editing") && !section.contains(document.activeElement)) {
             section.innerHTML = data.html[part];
           }
         });
@@ -51,6 +52,22 @@ document.addEventListener("submit", function (event) {
         }
       });
   }
+
+  // A part with a changed form control is "being edited" until its form is submitted.
+  ["input", "change"].forEach(function (type) {
+    document.addEventListener(type, function (event) {
+      var section = event.target.closest && event.target.closest("[data-part]");
+      if (section && event.target.form) {
+        section.setAttribute("data-editing", "");
+      }
+    });
+  });
+  document.addEventListener("submit", function (event) {
+    var section = event.target.closest("[data-part]");
+    if (section) {
+      section.removeAttribute("data-editing");
+    }
+  });
 
   window.setInterval(refresh, REFRESH_MS);
   document.addEventListener("visibilitychange", function () {
