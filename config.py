@@ -15,6 +15,8 @@ load_dotenv(BASE_DIR / ".env", override=False)
 
 REGISTRATION_POLICIES = ("first-user", "open", "closed")
 SCHEDULER_MODES = ("embedded", "off")
+LOG_FORMATS = ("text", "json")
+METRICS_TOKEN_MIN_LENGTH = 16
 
 
 class ConfigError(Exception):
@@ -46,6 +48,18 @@ def _number(name: str, default: float, *, minimum: float, integer: bool = False)
     if value < minimum:
         raise ConfigError(f"{name} must be at least {minimum:g} (got {raw!r})")
     return value
+
+
+def _proxy_hops(raw: str | None) -> int:
+    """TRUST_PROXY: off/false/0 (default) -> 0, on/true/yes -> 1, or a number of proxies in front."""
+    value = (raw or "0").lower()
+    if value in ("0", "false", "no", "off"):
+        return 0
+    if value in ("true", "yes", "on"):
+        return 1
+    if value.isdigit() and int(value) <= 10:
+        return int(value)
+    raise ConfigError(f"TRUST_PROXY must be true/false or a number of proxies from 0 to 10 (got {raw!r})")
 
 
 def normalise_database_url(url: str) -> str:
@@ -93,6 +107,11 @@ class Config:
         self._scheduler_timing()
         self.REGISTRATION = _choice("REGISTRATION", "first-user", REGISTRATION_POLICIES)
         self.LOG_LEVEL = (_env("LOG_LEVEL") or "INFO").upper()
+        self.LOG_FORMAT = _choice("LOG_FORMAT", "text", LOG_FORMATS)
+        self.TRUST_PROXY = _proxy_hops(_env("TRUST_PROXY"))
+        self.METRICS_TOKEN = _env("METRICS_TOKEN")
+        if self.METRICS_TOKEN is not None and len(self.METRICS_TOKEN) < METRICS_TOKEN_MIN_LENGTH:
+            raise ConfigError(f"METRICS_TOKEN must be at least {METRICS_TOKEN_MIN_LENGTH} characters")
 
         # Sessions: HttpOnly and SameSite=Lax always; Secure is added per request when it
         # arrived over HTTPS (app/__init__.py), or always when SESSION_COOKIE_SECURE=true.

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import logging
-import sys
 from pathlib import Path
 
 from flask import Flask, jsonify, redirect, request, url_for
@@ -23,7 +22,9 @@ def create_app(config: Config | str | None = None) -> Flask:
     cfg = config if isinstance(config, Config) else config_for(config)
     app = Flask(__name__)
     app.config.from_object(cfg)
-    _configure_logging(app)
+    from app import observability
+
+    observability.init_app(app)  # logging first; request id before every other before_request hook
 
     Path(app.config["DATA_DIR"]).mkdir(parents=True, exist_ok=True)
     app.extensions["crypto"] = init_app_keys(app.config)
@@ -34,9 +35,11 @@ def create_app(config: Config | str | None = None) -> Flask:
     csrf.init_app(app)
     _configure_login(app)
 
-    from app.security import HttpsAwareSessionInterface
+    from app.security import HttpsAwareSessionInterface, install_proxy_fix, install_security_headers
 
     app.session_interface = HttpsAwareSessionInterface()
+    install_proxy_fix(app)
+    install_security_headers(app)
 
     from app.admin import bp as admin_bp
     from app.api import bp as api_bp
@@ -62,20 +65,6 @@ def create_app(config: Config | str | None = None) -> Flask:
 
     register_cli(app)
     return app
-
-
-def _configure_logging(app: Flask) -> None:
-    # Logging is process-wide: tests leave it to pytest's capture instead.
-    if app.testing:
-        return
-    level = getattr(logging, app.config["LOG_LEVEL"], logging.INFO)
-    root = logging.getLogger()
-    if not any(getattr(h, "_tas_handler", False) for h in root.handlers):
-        handler = logging.StreamHandler(sys.stdout)
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-        handler._tas_handler = True  # type: ignore[attr-defined]
-        root.addHandler(handler)
-    root.setLevel(level)
 
 
 @event.listens_for(Engine, "connect")

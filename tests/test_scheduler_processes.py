@@ -199,7 +199,7 @@ def test_gunicorn_workers_elect_one_leader(tmp_path):
             proc.wait(timeout=10)
             all_ticks = read_ticks(engine)
             engine.dispose()
-        assert running.count("app.scheduler: Scheduler started") == 3
+        assert running.count('logger=app.scheduler request_id=- msg="Scheduler started') == 3  # LOG_FORMAT=text
         assert running.count("is now the leader") == 1, running
         assert "apscheduler" not in running  # its per-run INFO lines are quietened
         assert len({pid for _, pid in ticks}) == 1

@@ -10,7 +10,8 @@ import pytest
 from app.security import safe_next
 from tests.conftest import csrf_token
 
-PUBLIC_ENDPOINTS = {"auth.login", "auth.register", "main.healthz", "static", "tesla_oauth.public_key"}
+# observability.metrics is public to the login check but has its own bearer token (tests/test_observability.py).
+PUBLIC_ENDPOINTS = {"auth.login", "auth.register", "main.healthz", "static", "tesla_oauth.public_key", "observability.metrics"}
 
 
 def concrete_path(rule) -> str:
