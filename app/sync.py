@@ -294,7 +294,9 @@ def _upsert(model, rows: list[dict[str, Any]], key: list[str], update: list[str]
     if not rows:
         return
     insert = pg_insert if db.engine.dialect.name == "postgresql" else sqlite_insert
-    statement = insert(model)
+    # On the table, not the mapped class: the same statement, sent as one executemany without the
+    # ORM's per-row bulk-insert bookkeeping (most of the cost of storing a site's prices).
+    statement = insert(model.__table__)
     statement = statement.on_conflict_do_update(
         index_elements=key, set_={name: getattr(statement.excluded, name) for name in update}
     )

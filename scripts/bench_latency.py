@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import random
 import sys
 import tempfile
@@ -202,7 +203,9 @@ def main() -> int:
                 f"{args.estimate_seconds} s into each interval; re-polls: {app.config['AMBER_CONFIRM_POLLS']} x "
                 f"{app.config['AMBER_CONFIRM_POLL_SECONDS']:g} s"
             )
+            print(f"  load average before: {' '.join(f'{v:.1f}' for v in os.getloadavg())}")
             run(app, base, clock, args, start, delay, next_estimate)
+            print(f"  load average after: {' '.join(f'{v:.1f}' for v in os.getloadavg())}")
             with app.app_context():
                 from app.extensions import db
 

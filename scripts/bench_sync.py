@@ -380,6 +380,7 @@ def run_ticks(app, clock: RunningClock, args, base: str, child_pid: int | None) 
             # The next tick: five simulated minutes later for both clocks, so prices have moved on.
             clock.start += timedelta(seconds=300)
             sim_post(base, "clock", {"advance_seconds": 300})
+    print(f"load average after: {' '.join(f'{v:.1f}' for v in os.getloadavg())}")
     print(f"peak RSS: app process {peak_rss_mb():.0f} MB" + (
         f", simulator process {child_peak_rss_mb(child_pid):.0f} MB" if child_pid else " (simulator in-process)"
     ))
@@ -430,6 +431,7 @@ def main() -> int:
                 f"{args.latency_ms} ms added per call; simulator in a {args.sim}; users created in {setup:.1f} s"
             )
             print(f"  pool: {pool}; {os.cpu_count()} CPUs; tick at {at.isoformat()} (simulated)")
+            print(f"  load average before: {' '.join(f'{v:.1f}' for v in os.getloadavg())} (other work on the machine skews the figures)")
             run_ticks(app, clock, args, base, child_pid)
             with app.app_context():
                 from app.extensions import db
