@@ -322,6 +322,9 @@ def test_sync_now_button_shows_the_result(stack, desktop):
     assert message
     expect(page.locator("form.sync-now .sync-result")).to_have_text(message)
     expect(page.get_by_role("button", name="Sync now")).to_be_enabled()
+    # The status part shows the run just made (its start on the site's clock).
+    local = stack.clock.current.astimezone(SYDNEY)
+    expect(page.locator("#part-status")).to_contain_text(f"{local:%H:%M} AEDT, just now")
 
 
 def test_refresh_keeps_what_the_user_is_filling_in(desktop):
