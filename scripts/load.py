@@ -170,12 +170,11 @@ def run_clients(base: str, sessions: list[requests.Session], duration: float, th
     return latencies, errors
 
 
-def ticks_between(db_url: str, since: float) -> tuple[int, int, dict[str, int]]:
+def sync_run_counts(db_url: str) -> tuple[int, dict[str, int]]:
     path = db_url.removeprefix("sqlite:///")
     with sqlite3.connect(path) as conn:
-        row = conn.execute("SELECT last_tick_at FROM scheduler_leases WHERE name = 'scheduler'").fetchone()
         runs = conn.execute("SELECT outcome, COUNT(*) FROM sync_runs GROUP BY outcome").fetchall()
-    return (1 if row and row[0] else 0), sum(n for _, n in runs), dict(runs)
+    return sum(n for _, n in runs), dict(runs)
 
 
 def main() -> int:
@@ -240,7 +239,7 @@ def main() -> int:
 
             pids = [gunicorn.pid] + worker_pids(gunicorn.pid)
             cpu_before = sum(cpu_seconds(p) for p in pids)
-            _, runs_before, _ = ticks_between(db_url, 0)
+            runs_before, _ = sync_run_counts(db_url)
             self_before = resource.getrusage(resource.RUSAGE_SELF)
             sim_before = cpu_seconds(child.pid)
             wall = time.perf_counter()
@@ -250,7 +249,7 @@ def main() -> int:
             self_after = resource.getrusage(resource.RUSAGE_SELF)
             client_cpu = (self_after.ru_utime - self_before.ru_utime) + (self_after.ru_stime - self_before.ru_stime)
             sim_cpu = cpu_seconds(child.pid) - sim_before
-            _, runs_after, outcomes = ticks_between(db_url, 0)
+            runs_after, outcomes = sync_run_counts(db_url)
 
             total = sum(len(v) for v in latencies.values())
             print(f"\n{total} requests in {wall:.1f} s = {total / wall:.0f}/s with {args.clients} clients, think {args.think} s; "

@@ -15,7 +15,7 @@ import pytest
 from sqlalchemy import delete, select
 
 from app.models import LoginThrottle, SyncRun, TariffPush, User, UserSettings
-from tests.conftest import TEST_PASSWORD, create_user, csrf_token, login
+from tests.conftest import TEST_PASSWORD, csrf_token, login
 from tests.test_security import PUBLIC_ENDPOINTS, concrete_path
 
 HOSTILE = [
@@ -117,10 +117,11 @@ def test_other_methods_are_refused_everywhere(app, client, user_client):
 
 
 def test_non_public_routes_give_nothing_away_to_anonymous_visitors(app, client, user_id):
+    from app import clock
     from app.extensions import db
 
     with app.app_context():
-        db.session.add(SyncRun(user_id=user_id, started_at=__import__("app").clock.now(), outcome="failed", reason="ALICE-PRIVATE-REASON"))
+        db.session.add(SyncRun(user_id=user_id, started_at=clock.now(), outcome="failed", reason="ALICE-PRIVATE-REASON"))
         db.session.commit()
     for rule in app.url_map.iter_rules():
         if rule.endpoint in PUBLIC_ENDPOINTS:
@@ -179,14 +180,16 @@ def test_another_users_tariff_push_is_not_found(app, user_client, admin_id):
     missing = user_client.get(f"/tariff/{theirs + 1000}")
     assert missing.status_code == 404
     assert missing.get_data(as_text=True) == response.get_data(as_text=True)
-    for path in (f"/tariff/{theirs}?user_id={admin_id}", "/tariff/-1", "/tariff/0", f"/tariff/{2**63 - 1}"):
+    for path in (f"/tariff/{theirs}?user_id={admin_id}", "/tariff/-1", "/tariff/0", f"/tariff/{2**31 - 1}"):
         assert user_client.get(path).status_code == 404, path
 
 
-@pytest.mark.xfail(strict=True, reason="app/dashboard/routes.py tariff(): an id beyond 64 bits reaches the database "
-                   "(SQLite OverflowError -> 500, PostgreSQL out of range -> 503); needs <int(max=...)> or a range check")
-def test_a_tariff_id_beyond_64_bits_is_not_found(user_client):
-    assert user_client.get(f"/tariff/{2**64}").status_code == 404
+@pytest.mark.xfail(strict=True, reason="app/dashboard/routes.py tariff(): an id the integer column cannot hold reaches "
+                   "the database (PostgreSQL: >= 2**31 -> DataError -> 503; SQLite: >= 2**63 -> OverflowError -> 500); "
+                   "needs <int(max=2147483647)> or a range check")
+def test_an_id_beyond_the_column_range_is_not_found(user_client):
+    for push_id in (2**31, 2**63 - 1, 2**64):
+        assert user_client.get(f"/tariff/{push_id}").status_code == 404, push_id
 
 
 def test_non_admins_cannot_act_on_any_account(app, user_client, user_id, admin_id):
@@ -409,6 +412,18 @@ def test_history_page_numbers_are_clamped(user_client, page):
 
 # Found by the test below; the validators live outside the observability change (reported, not fixed here).
 KNOWN_CRASHES = {("settings.save_preferences", "site_timezone", "x" * 5000)}
+# PostgreSQL refuses NUL characters in text; these fields reach a query unvalidated (503, DataError).
+KNOWN_POSTGRES_CRASHES = {("auth.login", "email", "\x00nul")}
+
+
+def test_a_nul_character_in_the_sign_in_email_is_refused(request, app, client, user_id, database_url):
+    if database_url.startswith("postgresql"):
+        request.node.add_marker(pytest.mark.xfail(strict=True, reason=(
+            "app/accounts.py authenticate: the e-mail with a NUL goes unvalidated into the login throttle's key and "
+            "a query; PostgreSQL refuses NUL in text (DataError -> 503); needs the NUL refused in LoginForm")))
+    token = csrf_token(client, "/login")
+    response = client.post("/login", data={"email": "alice@example.com\x00", "password": "guess", "csrf_token": token})
+    assert response.status_code in (200, 400)
 
 
 @pytest.mark.xfail(strict=True, reason="app/validation.py clean_timezone: ZoneInfo('x' * 5000) raises OSError "
@@ -420,16 +435,17 @@ def test_a_very_long_time_zone_is_refused(user_client):
 
 
 
-def test_hostile_strings_in_every_form_field_are_refused_or_rendered_escaped(app, client, user_id, admin_id):
+def test_hostile_strings_in_every_form_field_are_refused_or_rendered_escaped(app, client, user_id, admin_id, database_url):
     app.config["REGISTRATION"] = "open"
-    checked = 0
+    known = KNOWN_CRASHES | (KNOWN_POSTGRES_CRASHES if database_url.startswith("postgresql") else set())
+    checked, problems = 0, []
     for endpoint, (page, who, fields) in FORMS.items():
         if not fields:
             continue
         path = concrete_path(next(r for r in app.url_map.iter_rules() if r.endpoint == endpoint and "POST" in r.methods))
         for field in fields:
             for payload in HOSTILE:
-                if (endpoint, field, payload) in KNOWN_CRASHES:
+                if (endpoint, field, payload) in known:
                     continue
                 c = app.test_client()
                 if who == "user":
@@ -438,12 +454,15 @@ def test_hostile_strings_in_every_form_field_are_refused_or_rendered_escaped(app
                     login(c, "admin@example.com")
                 token = csrf_token(c, page)
                 data = {**fields, field: payload, "csrf_token": token}
-                if endpoint == "auth.register":
-                    data.update(email=f"new{checked}@example.com") if field != "email" else None
-                response = c.post(path, data=data, follow_redirects=True)
-                assert_escaped(response, f"{endpoint} {field}={payload[:20]!r}")
+                if endpoint == "auth.register" and field != "email":
+                    data["email"] = f"new{checked}@example.com"
+                try:
+                    assert_escaped(c.post(path, data=data, follow_redirects=True), f"{endpoint} {field}={payload[:20]!r}")
+                except AssertionError as exc:
+                    problems.append(str(exc).splitlines()[0])
                 reset_throttle(app)
                 checked += 1
+    assert not problems, problems
     assert checked >= 100
     # Whatever was stored is rendered escaped on every page afterwards.
     for email in ("alice@example.com", "admin@example.com"):
