@@ -11,7 +11,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor, TimeoutError as FuturesTimeout, wait
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, TimeoutError as FuturesTimeout, wait
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta, timezone
 from typing import Any
@@ -830,19 +830,41 @@ def run_tick(
     results: dict[int, SyncResult] = {}
     if ids:
         pool = ThreadPoolExecutor(max_workers=min(config["SYNC_MAX_WORKERS"], len(ids)), thread_name_prefix="sync")
-        futures = {pool.submit(_sync_in_context, app, uid, tick_at, feed, dry_run, sleep): uid for uid in ids}
-        # Each sync stops itself at its deadline; this bound only guards against a stuck HTTP call.
-        done, pending = wait(futures, timeout=config["SYNC_USER_DEADLINE_SECONDS"] + 60)
-        for future in done:
-            uid = futures[future]
-            try:
-                results[uid] = future.result()
-            except Exception:  # sync_user catches everything; this is the last line of defence
-                log.exception("User %s: sync crashed", uid)
-                results[uid] = SyncResult(uid, "?", "failed", "Unexpected error (details in the server log).")
+        started: dict[int, float] = {}  # when each user's sync began (monotonic), written by the workers
+
+        def task(uid: int) -> SyncResult:
+            started[uid] = time.monotonic()
+            return _sync_in_context(app, uid, tick_at, feed, dry_run, sleep)
+
+        futures = {pool.submit(task, uid): uid for uid in ids}
+        # Each sync stops itself at its deadline; this bound only guards against a stuck HTTP call. It
+        # counts from when a user's sync began, not from the tick's start, so a tick with more users
+        # than the pool gets through in one deadline still waits for the ones queued behind; it gives
+        # up only on syncs running past the bound, or when nothing has finished for that long.
+        limit = config["SYNC_USER_DEADLINE_SECONDS"] + 60
+        pending = set(futures)
+        last_progress = time.monotonic()
+        while pending:
+            done, pending = wait(pending, timeout=1.0, return_when=FIRST_COMPLETED)
+            for future in done:
+                uid = futures[future]
+                try:
+                    results[uid] = future.result()
+                except Exception:  # sync_user catches everything; this is the last line of defence
+                    log.exception("User %s: sync crashed", uid)
+                    results[uid] = SyncResult(uid, "?", "failed", "Unexpected error (details in the server log).")
+            now = time.monotonic()
+            if done:
+                last_progress = now
+            overdue = [f for f in pending if futures[f] in started and now - started[futures[f]] > limit]
+            if len(overdue) == len(pending) or now - last_progress > limit:
+                break
         for future in pending:
             uid = futures[future]
-            results[uid] = SyncResult(uid, "?", "failed", "Still running after the deadline; it will be recorded when it ends.")
+            if uid in started:
+                results[uid] = SyncResult(uid, "?", "failed", "Still running after the deadline; it will be recorded when it ends.")
+            else:
+                results[uid] = SyncResult(uid, "?", "failed", "Not started: the syncs before it did not finish in time.")
         pool.shutdown(wait=False, cancel_futures=True)
     if not dry_run:
         purged = purge_old_prices(clock.now())
