@@ -1,13 +1,23 @@
-"""Operator commands: `flask users …`, `flask keys …` and `flask scheduler …` (plus Flask-Migrate's `flask db …`)."""
+"""Operator commands: `flask users …`, `flask keys …` and `flask scheduler …`, plus Flask-Migrate's
+`flask db …` group, to which this module adds `flask db backup`."""
 from __future__ import annotations
 
+import os
+import secrets
+import shlex
+import sqlite3
+from pathlib import Path
+
 import click
-from flask import Flask
-from flask.cli import AppGroup
+from flask import Flask, current_app
+from flask.cli import AppGroup, with_appcontext
+from flask_migrate.cli import db as db_cli
 from sqlalchemy import select
+from sqlalchemy.engine import URL
 
 from app import accounts
 from app.credentials import SettingsError, apply_settings, rotate_stored_secrets, secret_status
+from app.crypto import FERNET_KEY_FILE
 from app.extensions import db
 from app.models import User
 
@@ -162,6 +172,97 @@ def sync_run(email: str | None, all_users: bool, dry_run: bool) -> None:
                 click.echo(f"  {slot.wall_from}-{slot.wall_to}  buy {slot.buy:8.4f}  sell {slot.sell:8.4f}  {flags}")
     if any(result.outcome == "failed" for result in results):
         raise SystemExit(1)
+
+
+# Added to Flask-Migrate's own `db` group (a module-level object), so it is registered once, on import.
+@db_cli.command("backup")
+@click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--force", is_flag=True, help="Replace PATH if it already exists.")
+@with_appcontext
+def db_backup(path: Path, force: bool) -> None:
+    """Copy the SQLite database to PATH while the app keeps running (PostgreSQL: use pg_dump)."""
+    url = db.engine.url
+    backend = url.get_backend_name()
+    if backend == "postgresql":
+        raise click.ClickException(_pg_dump_hint(url, path))
+    if backend != "sqlite":
+        raise click.ClickException(f"flask db backup copies SQLite databases only (this one is {backend}).")
+    source = _sqlite_file(url)
+    target = path.expanduser().absolute()
+    _check_target(target, source, force)
+    size = _sqlite_online_backup(target)
+    click.echo(f"Backed up {source} to {target} ({size / 1_000_000:.1f} MB, integrity checked).")
+    key_file = Path(current_app.config["DATA_DIR"]) / FERNET_KEY_FILE
+    key = str(key_file) if key_file.is_file() else "your FERNET_ENCRYPTION_KEY"
+    click.echo(f"Keep {key} with it: the stored tokens are encrypted with that key, which is not in the database.")
+
+
+def _pg_dump_hint(url: URL, path: Path) -> str:
+    command = ["pg_dump", "--format=custom", f"--file={path}"]
+    if url.host:
+        command.append(f"--host={url.host}")
+    if url.port:
+        command.append(f"--port={url.port}")
+    if url.username:
+        command.append(f"--username={url.username}")
+    command.append(f"--dbname={url.database or ''}")
+    return (
+        "flask db backup copies SQLite databases only; this app uses PostgreSQL, which pg_dump backs up "
+        "consistently while the app runs:\n"
+        f"  {shlex.join(command)}\n"
+        "With docker compose: docker compose exec -T postgres pg_dump -U tas --format=custom tas > tas.dump\n"
+        "Restore with pg_restore (docs/deployment.md, Backup and restore)."
+    )
+
+
+def _sqlite_file(url: URL) -> Path:
+    database = url.database or ""
+    if database in ("", ":memory:") or database.startswith("file::memory:") or url.query.get("mode") == "memory":
+        raise click.ClickException("The database is in memory: there is no file to back up.")
+    source = Path(database).expanduser().absolute()
+    if not source.is_file():
+        raise click.ClickException(f"There is no database at {source} yet (flask db upgrade creates it).")
+    return source
+
+
+def _check_target(target: Path, source: Path, force: bool) -> None:
+    if target.resolve() == source.resolve() or target.name.startswith(f"{source.name}-"):
+        raise click.ClickException(f"{target} is the live database (or one of its files); choose another path.")
+    if target.is_dir():
+        raise click.ClickException(f"{target} is a directory; give a file name, e.g. {target / 'backup.db'}.")
+    if target.exists() and not force:
+        raise click.ClickException(f"{target} already exists; use --force to replace it.")
+    if not target.parent.is_dir():
+        raise click.ClickException(f"The directory {target.parent} does not exist.")
+    if not os.access(target.parent, os.W_OK):
+        raise click.ClickException(f"The directory {target.parent} is not writable by this user (uid {os.getuid()}).")
+
+
+def _sqlite_online_backup(target: Path) -> int:
+    """Copy the app's SQLite database page by page into `target` through SQLite's online backup API.
+
+    The copy is a consistent snapshot even while other processes write (WAL); it is written under a
+    temporary name, checked, switched to a single self-contained file (no -wal) and then renamed, so
+    `target` is never a partial file."""
+    temporary = target.with_name(f".{target.name}.{secrets.token_hex(4)}.partial")
+    try:
+        os.close(os.open(temporary, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))  # private from the start
+        copy = sqlite3.connect(temporary)
+        try:
+            with db.engine.connect() as conn:
+                conn.connection.driver_connection.backup(copy)  # type: ignore[union-attr]
+            check = copy.execute("PRAGMA integrity_check").fetchone()[0]
+            if check != "ok":
+                raise click.ClickException(f"The copy failed SQLite's integrity check ({check}); {target} was not written.")
+            copy.execute("PRAGMA journal_mode=DELETE")
+        finally:
+            copy.close()
+        os.replace(temporary, target)  # mode 0600: password hashes and encrypted tokens
+    except (sqlite3.Error, OSError) as exc:
+        raise click.ClickException(f"Backup failed: {exc}") from exc
+    finally:
+        temporary.unlink(missing_ok=True)
+    return target.stat().st_size
 
 
 @click.command("demo")
