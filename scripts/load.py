@@ -284,8 +284,11 @@ def main() -> int:
             os.killpg(gunicorn.pid, signal.SIGTERM)
             gunicorn.wait(timeout=30)
             log_text = log_path.read_text()
-            print(f"gunicorn log: {len(log_text.splitlines())} lines, "
-                  f"{sum(1 for line in log_text.splitlines() if 'level=ERROR' in line or 'Traceback' in line)} errors")
+            bad = [line for line in log_text.splitlines() if "level=ERROR" in line or "level=CRITICAL" in line
+                   or "Traceback" in line or "[CRITICAL]" in line or "[ERROR]" in line]
+            print(f"gunicorn log: {len(log_text.splitlines())} lines, {len(bad)} errors")
+            for line in bad[:3]:
+                print(f"  {line[:300]}")
             # Time inside the app (the access line's duration_ms) against what the clients saw: the rest is
             # queueing for a worker thread, the network stack and the load generator itself.
             server = defaultdict(list)
