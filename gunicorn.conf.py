@@ -25,8 +25,13 @@ preload_app = False
 
 def post_worker_init(worker) -> None:
     """Start this worker's embedded scheduler (threads do not survive a fork, so never in the master)."""
+    import gc
+
     from app.scheduler import start_embedded
 
+    # The loaded app is long-lived: keep the collector from re-walking it on every full collection
+    # (measured: it doubled the dashboard's p95 on SQLite).
+    gc.freeze()
     start_embedded(worker.wsgi)
 
 

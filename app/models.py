@@ -253,7 +253,7 @@ class SyncRun(db.Model):
     pushed: Mapped[bool] = mapped_column(Boolean, default=False)
     push_latency_ms: Mapped[int | None] = mapped_column(Integer, nullable=True)
     tariff_push_id: Mapped[int | None] = mapped_column(
-        ForeignKey("tariff_pushes.id", ondelete="SET NULL"), nullable=True
+        ForeignKey("tariff_pushes.id", ondelete="SET NULL"), nullable=True, index=True
     )
 
 

@@ -12,6 +12,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select
+from sqlalchemy.orm import defer
 
 from app.clients.errors import ClientError
 from app.connections import NotConfigured, call_tesla, effective_timezone, statuses
@@ -76,10 +77,26 @@ class NowView:
     stale: bool
 
 
-def _rows_between(site_id: str, start: datetime, end: datetime) -> list[StoredPrice]:
+# The columns the dashboard shows, fetched as plain rows: a day of 5-minute prices as ORM objects
+# costs ten times the query itself.
+_PRICE_COLUMNS = (
+    StoredPrice.start_at,
+    StoredPrice.duration_minutes,
+    StoredPrice.channel,
+    StoredPrice.kind,
+    StoredPrice.per_kwh,
+    StoredPrice.estimate,
+    StoredPrice.spike_status,
+    StoredPrice.descriptor,
+    StoredPrice.renewables,
+    StoredPrice.updated_at,
+)
+
+
+def _rows_between(site_id: str, start: datetime, end: datetime) -> list[Any]:
     return list(
-        db.session.scalars(
-            select(StoredPrice)
+        db.session.execute(
+            select(*_PRICE_COLUMNS)
             .where(StoredPrice.amber_site_id == site_id, StoredPrice.start_at >= start, StoredPrice.start_at < end)
             .order_by(StoredPrice.start_at, StoredPrice.duration_minutes)
         )
@@ -171,14 +188,18 @@ def history_points(user: User, now: datetime) -> list[PricePoint]:
 # -- the tariff on the Powerwall ----------------------------------------------------------------------------
 
 
-def last_push(user: User, *, before_id: int | None = None) -> TariffPush | None:
-    """The newest accepted push for the user's current Tesla site (or the one before `before_id`)."""
+def last_push(user: User, *, before_id: int | None = None, explanation: bool = True) -> TariffPush | None:
+    """The newest accepted push for the user's current Tesla site (or the one before `before_id`).
+
+    `explanation=False` leaves the (large) per-slot explanation unloaded, for pages that do not show it."""
     site_id = user.settings.tesla_site_id if user.settings else None
     if not site_id:
         return None
     query = select(TariffPush).where(
         TariffPush.user_id == user.id, TariffPush.tesla_site_id == site_id, TariffPush.accepted.is_(True)
     )
+    if not explanation:
+        query = query.options(defer(TariffPush.explanation))
     if before_id is not None:
         query = query.where(TariffPush.id < before_id)
     return db.session.scalar(query.order_by(TariffPush.id.desc()).limit(1))
@@ -375,13 +396,12 @@ OUTCOME_WORDS = {
 }
 
 
-def sync_status(user: User, now: datetime) -> SyncStatusView:
-    """What the sync did last and what needs attention."""
+def sync_status(user: User, now: datetime, push: TariffPush | None) -> SyncStatusView:
+    """What the sync did last and what needs attention (`push`: the last accepted push, if any)."""
     from app import scheduler
 
     settings = user.settings
     last_run = db.session.scalar(select(SyncRun).where(SyncRun.user_id == user.id).order_by(SyncRun.id.desc()).limit(1))
-    push = last_push(user)
     latency = None
     if push is not None:
         latency = db.session.scalar(

@@ -50,14 +50,14 @@ def dashboard_context(user, now) -> dict:
     if counter.records:
         _record_call_counts(user, counter, now.astimezone(tz).date())
     db.session.commit()  # the battery reading and its call counts
-    push = data.last_push(user)
+    push = data.last_push(user, explanation=False)
     tariff = data.tariff_timeline(push.tariff, now, tz) if push else []
     return {
         "tz": tz,
         "now": now,
         "prices": data.now_prices(user, now),
         "battery": battery,
-        "status": data.sync_status(user, now),
+        "status": data.sync_status(user, now, push),
         "health": data.health(user),
         "costs": data.costs(user, now),
         "forecast_svg": forecast_chart(data.forecast_points(user, now), tariff, now, tz),

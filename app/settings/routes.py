@@ -1,6 +1,8 @@
 """Views of the settings blueprint."""
 from __future__ import annotations
 
+from zoneinfo import ZoneInfo
+
 from flask import abort, flash, redirect, render_template, url_for
 from flask_login import current_user
 
@@ -62,6 +64,7 @@ def _render(status: int = 200, **forms):
             tesla_sites=_site_choices(service_status["tesla"], settings.tesla_site_id if settings else None),
             tesla_timezone=settings.tesla_reported_timezone if settings else None,
             effective_timezone=effective_timezone(settings),
+            tz=ZoneInfo(effective_timezone(settings) or "Australia/Sydney"),
         ),
         status,
     )
