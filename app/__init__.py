@@ -105,6 +105,10 @@ def _configure_login(app: Flask) -> None:
         target = request.full_path if request.query_string else request.path
         return redirect(url_for("auth.login", next=target))
 
+    from app.security import reject_nul_bytes
+
+    app.before_request(reject_nul_bytes)
+
     @app.before_request
     def require_login():
         # Every view needs a signed-in user unless marked @public: a new route cannot forget it.

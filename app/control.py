@@ -10,6 +10,7 @@ runs again after missing the end. Every step is recorded in the audit trail."""
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -55,7 +56,7 @@ def validate_request(action: object, minutes: object) -> tuple[str, int]:
         raise ControlError("Choose force charge or force discharge.")
     if isinstance(minutes, int) and not isinstance(minutes, bool):
         value = minutes
-    elif isinstance(minutes, str) and minutes.strip().isdigit():
+    elif isinstance(minutes, str) and re.fullmatch(r"[0-9]{1,4}", minutes.strip()):
         value = int(minutes.strip())
     else:
         raise ControlError("Give the duration as a whole number of minutes.")

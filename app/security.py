@@ -106,3 +106,21 @@ def install_proxy_fix(app: Flask) -> None:
     hops = int(app.config.get("TRUST_PROXY") or 0)
     if hops > 0:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops, x_port=hops, x_prefix=hops)  # type: ignore[method-assign]
+
+
+# Integer primary keys are 32-bit on PostgreSQL: a larger id in a URL names nothing.
+MAX_DB_ID = 2**31 - 1
+
+
+def is_db_id(value: int) -> bool:
+    """Whether `value` can be a row id (so it is safe to look up)."""
+    return 0 < value <= MAX_DB_ID
+
+
+def reject_nul_bytes() -> None:
+    """400 for a form field or query argument holding a NUL character: no field of ours takes one,
+    and PostgreSQL refuses NUL in text, so it must not reach a query."""
+    for source in (request.args, request.form if request.method in ("POST", "PUT", "PATCH") else {}):
+        for values in (source.listvalues() if hasattr(source, "listvalues") else []):
+            if any("\x00" in value for value in values):
+                abort(400)

@@ -124,8 +124,10 @@ def clean_timezone(value: str | None) -> str | None:
     if not value:
         return None
     try:
+        if len(value) > 64:  # no zone name is this long; ZoneInfo would hit the file system's limit
+            raise ValueError(value)
         ZoneInfo(value)
-    except (ZoneInfoNotFoundError, ValueError) as exc:
+    except (ZoneInfoNotFoundError, ValueError, OSError) as exc:
         raise ValueError(f"Unknown time zone; choose one like {AUSTRALIAN_TIMEZONES[0]}.") from exc
     return value
 

@@ -11,7 +11,7 @@ from app.admin.forms import CreateUserForm
 from app.extensions import db
 from app.form_helpers import ActionForm
 from app.models import User
-from app.security import admin_required
+from app.security import admin_required, is_db_id
 
 
 def _render(form: CreateUserForm | None = None, status: int = 200):
@@ -55,7 +55,7 @@ def user_action(user_id: int, action: str):
         abort(404)
     if not ActionForm().validate_on_submit():
         abort(400)
-    user = db.session.get(User, user_id) or abort(404)
+    user = (db.session.get(User, user_id) if is_db_id(user_id) else None) or abort(404)
     email = user.email
     try:
         if action == "delete":

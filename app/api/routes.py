@@ -59,7 +59,10 @@ def sync():
 @bp.post("/control")
 def control_action():
     """Force charge / force discharge / cancel: {"action": ..., "minutes": N}."""
-    body = request.get_json(silent=True)
+    try:
+        body = request.get_json(silent=True)
+    except RecursionError:  # nested deeper than the parser can go; get_json only silences ValueError
+        body = None
     if not isinstance(body, dict):
         return jsonify(error='Send JSON like {"action": "force_charge", "minutes": 60}.', status=400), 400
     action = body.get("action")

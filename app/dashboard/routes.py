@@ -15,6 +15,7 @@ from app.dashboard.actions import sync_now
 from app.dashboard.charts import forecast_chart, history_chart
 from app.extensions import db
 from app.form_helpers import ActionForm
+from app.security import is_db_id
 from app.models import SyncRun, TariffPush
 
 PARTS = ("now", "battery", "control", "status", "forecast", "history", "health")
@@ -136,7 +137,7 @@ def tariff(push_id: int | None = None):
     if push_id is None:
         push = data.last_push(current_user)
     else:
-        push = db.session.get(TariffPush, push_id)
+        push = db.session.get(TariffPush, push_id) if is_db_id(push_id) else None
         if push is None or push.user_id != current_user.id:
             abort(404)
     previous = None
