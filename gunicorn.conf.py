@@ -17,7 +17,8 @@ def _env(name: str, default: str) -> str:
 bind = f"{_env('HOST', '127.0.0.1')}:{_env('PORT', '5001')}"
 workers = int(_env("GUNICORN_WORKERS", "2"))
 threads = int(_env("GUNICORN_THREADS", "4"))
-accesslog = "-"
+# The app writes one redacted access line per request with its request id (app/observability.py).
+accesslog = None
 # The app is loaded in each worker, after the fork: no database connection or scheduler thread is
 # shared between processes.
 preload_app = False
