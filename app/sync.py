@@ -7,11 +7,12 @@ push if needed -> record. Every failure keeps the last good tariff on the Powerw
 from __future__ import annotations
 
 import logging
+import queue
 import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable
-from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, TimeoutError as FuturesTimeout, wait
+from concurrent.futures import Future, ThreadPoolExecutor, TimeoutError as FuturesTimeout, wait
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta, timezone
 from typing import Any
@@ -44,11 +45,8 @@ from app.connections import (
 )
 from app.credentials import CredentialUnreadable
 from app.extensions import db
-from app.control import ACTION_WORDS
-from app.control import live_session as live_force_session
 from app.models import (
     ApiCallCount,
-    ForceSession,
     ServiceStatus,
     StoredPrice,
     SyncRun,
@@ -422,7 +420,6 @@ class _UserSync:
         self.result = SyncResult(user.id, user.email, "skipped", "")
         self.notes: list[str] = []
         self.last_via: str | None = None
-        self.forced: ForceSession | None = None
 
     def _commit(self) -> None:
         # Never hold a write transaction across an outside call: on SQLite it would block every
@@ -461,16 +458,7 @@ class _UserSync:
             raise _Stop("skipped", "Sync is turned off in Settings.")
         self._ensure_sites()
         tz = effective_timezone(settings)
-        # A force charge/discharge owns the Powerwall's settings: record prices, change nothing.
-        self.forced = live_force_session(self.user)
         fetch = self._prices()
-        if self.forced is not None:
-            until = self.forced.ends_at.astimezone(ZoneInfo(tz)).strftime("%H:%M")
-            raise _Stop(
-                "skipped",
-                f"{ACTION_WORDS[self.forced.action]} is running until {until}; prices were recorded and the forced "
-                "settings are left in place.",
-            )
         try:
             built = self.feed.tariff(settings.amber_site_id, fetch, tz, settings.forecast_estimate, self.now)
         except TariffBuildError as exc:
@@ -641,7 +629,7 @@ class _UserSync:
 
     def _watchdog(self) -> None:
         """If the Powerwall has been steering on old prices for too long, push a flat fallback once."""
-        if self.dry_run or self.state.fallback_active or self.forced is not None:
+        if self.dry_run or self.state.fallback_active:
             return
         limit = timedelta(minutes=self.config["SYNC_STALE_MINUTES"])
         if not is_stale(self.state.last_success_at, None, self.now, limit):
@@ -843,38 +831,60 @@ def run_tick(
     results: dict[int, SyncResult] = {}
     if ids:
         pool = ThreadPoolExecutor(max_workers=min(config["SYNC_MAX_WORKERS"], len(ids)), thread_name_prefix="sync")
-        started: dict[int, float] = {}  # when each user's sync began (monotonic), written by the workers
+        started: set[int] = set()  # users whose sync began
+        running: dict[int, float] = {}  # users whose sync is under way -> when it began (monotonic)
+        finished: queue.SimpleQueue[Future] = queue.SimpleQueue()
 
         def task(uid: int) -> SyncResult:
-            started[uid] = time.monotonic()
-            return _sync_in_context(app, uid, tick_at, feed, dry_run, sleep)
+            started.add(uid)
+            running[uid] = time.monotonic()
+            try:
+                return _sync_in_context(app, uid, tick_at, feed, dry_run, sleep)
+            finally:
+                running.pop(uid, None)
 
-        futures = {pool.submit(task, uid): uid for uid in ids}
+        futures: dict[Future, int] = {}
+        for uid in ids:
+            future = pool.submit(task, uid)
+            futures[future] = uid
+            future.add_done_callback(finished.put)
+
+        def collect(future: Future) -> None:
+            uid = futures[future]
+            try:
+                results[uid] = future.result()
+            except Exception:  # sync_user catches everything; this is the last line of defence
+                log.exception("User %s: sync crashed", uid)
+                results[uid] = SyncResult(uid, "?", "failed", "Unexpected error (details in the server log).")
+
         # Each sync stops itself at its deadline; this bound only guards against a stuck HTTP call. It
         # counts from when a user's sync began, not from the tick's start, so a tick with more users
         # than the pool gets through in one deadline still waits for the ones queued behind; it gives
-        # up only on syncs running past the bound, or when nothing has finished for that long.
+        # up only when every sync still under way has run past the bound and none is queued, or when
+        # nothing has finished for that long. (Completions arrive through a queue: waiting on every
+        # pending future after each completion would cost O(users) each time.)
         limit = config["SYNC_USER_DEADLINE_SECONDS"] + 60
-        pending = set(futures)
+        remaining = len(futures)
         last_progress = time.monotonic()
-        while pending:
-            done, pending = wait(pending, timeout=1.0, return_when=FIRST_COMPLETED)
-            for future in done:
-                uid = futures[future]
-                try:
-                    results[uid] = future.result()
-                except Exception:  # sync_user catches everything; this is the last line of defence
-                    log.exception("User %s: sync crashed", uid)
-                    results[uid] = SyncResult(uid, "?", "failed", "Unexpected error (details in the server log).")
+        while remaining:
+            try:
+                collect(finished.get(timeout=1.0))
+                remaining -= 1
+                last_progress = time.monotonic()
+                continue
+            except queue.Empty:
+                pass
             now = time.monotonic()
-            if done:
-                last_progress = now
-            overdue = [f for f in pending if futures[f] in started and now - started[futures[f]] > limit]
-            if len(overdue) == len(pending) or now - last_progress > limit:
+            under_way = list(running.values())
+            stuck = len(under_way) == remaining and all(now - began > limit for began in under_way)
+            if stuck or now - last_progress > limit:
                 break
-        for future in pending:
-            uid = futures[future]
-            if uid in started:
+        for future, uid in futures.items():
+            if uid in results:
+                continue
+            if future.done():
+                collect(future)
+            elif uid in started:
                 results[uid] = SyncResult(uid, "?", "failed", "Still running after the deadline; it will be recorded when it ends.")
             else:
                 results[uid] = SyncResult(uid, "?", "failed", "Not started: the syncs before it did not finish in time.")
