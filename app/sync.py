@@ -45,8 +45,11 @@ from app.connections import (
 )
 from app.credentials import CredentialUnreadable
 from app.extensions import db
+from app.control import ACTION_WORDS
+from app.control import live_session as live_force_session
 from app.models import (
     ApiCallCount,
+    ForceSession,
     ServiceStatus,
     StoredPrice,
     SyncRun,
@@ -420,6 +423,7 @@ class _UserSync:
         self.result = SyncResult(user.id, user.email, "skipped", "")
         self.notes: list[str] = []
         self.last_via: str | None = None
+        self.forced: ForceSession | None = None
 
     def _commit(self) -> None:
         # Never hold a write transaction across an outside call: on SQLite it would block every
@@ -458,7 +462,16 @@ class _UserSync:
             raise _Stop("skipped", "Sync is turned off in Settings.")
         self._ensure_sites()
         tz = effective_timezone(settings)
+        # A force charge/discharge owns the Powerwall's settings: record prices, change nothing.
+        self.forced = live_force_session(self.user)
         fetch = self._prices()
+        if self.forced is not None:
+            until = self.forced.ends_at.astimezone(ZoneInfo(tz)).strftime("%H:%M")
+            raise _Stop(
+                "skipped",
+                f"{ACTION_WORDS[self.forced.action]} is running until {until}; prices were recorded and the forced "
+                "settings are left in place.",
+            )
         try:
             built = self.feed.tariff(settings.amber_site_id, fetch, tz, settings.forecast_estimate, self.now)
         except TariffBuildError as exc:
@@ -629,7 +642,7 @@ class _UserSync:
 
     def _watchdog(self) -> None:
         """If the Powerwall has been steering on old prices for too long, push a flat fallback once."""
-        if self.dry_run or self.state.fallback_active:
+        if self.dry_run or self.state.fallback_active or self.forced is not None:
             return
         limit = timedelta(minutes=self.config["SYNC_STALE_MINUTES"])
         if not is_stale(self.state.last_success_at, None, self.now, limit):
