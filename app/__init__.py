@@ -30,6 +30,14 @@ def create_app(config: Config | str | None = None) -> Flask:
     app.extensions["crypto"] = init_app_keys(app.config)
     clock.init_app(app)
 
+    if app.config["SQLALCHEMY_DATABASE_URI"] not in ("sqlite://", "sqlite:///:memory:"):
+        # Every sync worker may hold a connection while it writes; the pages need a few more.
+        # (An in-memory SQLite database has a single static connection: no pool to size.)
+        app.config["SQLALCHEMY_ENGINE_OPTIONS"] = {
+            **app.config["SQLALCHEMY_ENGINE_OPTIONS"],
+            "pool_size": app.config["SYNC_MAX_WORKERS"] + 8,
+            "max_overflow": 10,
+        }
     db.init_app(app)
     migrate.init_app(app, db, directory=str(BASE_DIR / "migrations"))
     csrf.init_app(app)
@@ -77,6 +85,8 @@ def _sqlite_pragmas(dbapi_connection, connection_record) -> None:
         # WAL lets pages read while a sync writes.
         cursor.execute("PRAGMA busy_timeout=30000")
         cursor.execute("PRAGMA journal_mode=WAL")
+        # With WAL this is still crash-safe (no corruption); only the last commit may be lost on power loss.
+        cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.close()
 
 

@@ -11,7 +11,7 @@ import queue
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, TimeoutError as FuturesTimeout, wait
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta, timezone
@@ -176,21 +176,21 @@ def fetch_site_prices(
     now: Callable[[], datetime],
     sleep: Callable[[float], None],
     *,
-    polls: int,
-    poll_interval: float,
+    waits: Sequence[float],
 ) -> SiteFetch:
     """30-minute prices for the next 24 h and 5-minute prices near term; re-poll the 5-minute ones
-    (at most `polls` times) until the current price is confirmed, staying inside Amber's budget."""
+    (once after each of `waits`, in seconds) until the current price is confirmed, staying inside
+    Amber's budget."""
     far = client.current_prices(site_id, next_intervals=48, resolution=30).intervals
     near = client.current_prices(site_id, previous_intervals=6, next_intervals=12, resolution=5).intervals
-    for _ in range(polls):
+    for wait in waits:
         if _current_price_confirmed(near, now()):
             break
         budget = client.rate_limit
         if budget is not None and budget.remaining is not None and budget.remaining <= AMBER_BUDGET_RESERVE:
             log.info("Amber budget low (%s left); not waiting for the confirmed price", budget.remaining)
             break
-        sleep(poll_interval)
+        sleep(wait)
         near = client.current_prices(site_id, previous_intervals=6, next_intervals=12, resolution=5).intervals
     return SiteFetch(near + far, _current_price_confirmed(near, now()))
 
@@ -202,11 +202,10 @@ class PriceFeed:
         self,
         now: Callable[[], datetime],
         sleep: Callable[[float], None],
-        polls: int,
-        poll_interval: float,
+        waits: Sequence[float],
         users_per_site: Counter[str] | None = None,
     ):
-        self._now, self._sleep, self._polls, self._poll_interval = now, sleep, polls, poll_interval
+        self._now, self._sleep, self._waits = now, sleep, tuple(waits)
         # How many of the tick's users read each site: a site's data is let go after its last one,
         # so a tick over thousands of sites does not hold all of them in memory at once.
         self._remaining: Counter[str] | None = Counter(users_per_site) if users_per_site is not None else None
@@ -225,7 +224,7 @@ class PriceFeed:
                 return self._fetched[site_id], False
             try:
                 fetch = fetch_site_prices(
-                    client_factory(), site_id, self._now, self._sleep, polls=self._polls, poll_interval=self._poll_interval
+                    client_factory(), site_id, self._now, self._sleep, waits=self._waits
                 )
             except (AuthenticationError, CredentialUnreadable, NotConfigured) as exc:
                 # This caller's token is the problem: another user of the site may fetch with theirs.
@@ -730,7 +729,7 @@ def sync_user(
     config = current_app.config
     sleep = sleep or clock.sleeper()
     now = clock.now()
-    feed = feed or PriceFeed(clock.now, sleep, config["AMBER_CONFIRM_POLLS"], config["AMBER_CONFIRM_POLL_SECONDS"])
+    feed = feed or PriceFeed(clock.now, sleep, config["AMBER_CONFIRM_POLL_WAITS"])
     user = db.session.get(User, user_id, options=[joinedload(User.settings)])
     if user is None:
         return SyncResult(user_id, "?", "skipped", "No such account.")
@@ -839,7 +838,7 @@ def run_tick(
     )
     db.session.remove()  # the workers use their own sessions
     feed = PriceFeed(
-        clock.now, sleep, config["AMBER_CONFIRM_POLLS"], config["AMBER_CONFIRM_POLL_SECONDS"], users_per_site
+        clock.now, sleep, config["AMBER_CONFIRM_POLL_WAITS"], users_per_site
     )
     results: dict[int, SyncResult] = {}
     if ids:

@@ -170,8 +170,8 @@ def main() -> int:
     parser.add_argument("--workers", type=int, default=0, help="SYNC_MAX_WORKERS (default: the app's)")
     parser.add_argument("--database-url", help="PostgreSQL server to create a fresh database on (default SQLite)")
     parser.add_argument("--pool-size", type=int, default=None, help=argparse.SUPPRESS)
-    parser.add_argument("--polls", type=int, help="AMBER_CONFIRM_POLLS (default: the app's)")
-    parser.add_argument("--poll-seconds", type=float, help="AMBER_CONFIRM_POLL_SECONDS (default: the app's)")
+    parser.add_argument("--waits", help="AMBER_CONFIRM_POLL_WAITS as seconds separated by commas, e.g. 10,10,15,15 "
+                        "(default: the app's)")
     parser.add_argument("--sim", choices=("subprocess", "thread"), default="subprocess")
     parser.add_argument("--start", default=DEFAULT_START, help="first interval (ISO 8601, on a 5-minute boundary)")
     parser.add_argument("--seed", type=int, default=5)
@@ -190,18 +190,16 @@ def main() -> int:
             app = make_app(database_url, tmp, base, args, clock)  # type: ignore[arg-type]
             app.extensions["clock"] = clock
             app.extensions["sleep"] = clock.sleep
-            if args.polls is not None:
-                app.config["AMBER_CONFIRM_POLLS"] = args.polls
-            if args.poll_seconds is not None:
-                app.config["AMBER_CONFIRM_POLL_SECONDS"] = args.poll_seconds
+            if args.waits:
+                app.config["AMBER_CONFIRM_POLL_WAITS"] = tuple(float(w) for w in args.waits.split(","))
             create_users(app, args.users, site_ids(1))
             delay = app.config["SCHEDULER_TICK_DELAY_SECONDS"]
             print(
                 f"{args.users} users on one Amber site, {app.config['SYNC_MAX_WORKERS']} workers, "
                 f"{args.latency_ms} ms added per call, simulator in a {args.sim}; {args.intervals} intervals from "
                 f"{start.isoformat()}, ticks at the boundary + {delay:g} s; price confirmed "
-                f"{args.estimate_seconds} s into each interval; re-polls: {app.config['AMBER_CONFIRM_POLLS']} x "
-                f"{app.config['AMBER_CONFIRM_POLL_SECONDS']:g} s"
+                f"{args.estimate_seconds} s into each interval; re-polls after "
+                f"{', '.join(f'{w:g}' for w in app.config['AMBER_CONFIRM_POLL_WAITS'])} s"
             )
             print(f"  load average before: {' '.join(f'{v:.1f}' for v in os.getloadavg())}")
             run(app, base, clock, args, start, delay, next_estimate)

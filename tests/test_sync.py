@@ -88,8 +88,9 @@ def test_the_sync_waits_for_the_confirmed_price_within_the_amber_budget(env):
     [result] = env.tick()
     assert result.outcome == "pushed"
     assert "estimate was used" not in result.reason
-    assert env.amber.calls == ["prices/30", "prices/5", "prices/5", "prices/5", "prices/5"]  # 5 s polls
-    assert SHARED.current == NOW + timedelta(seconds=15)
+    # Re-polls after 10 s and 10 s more: the second sees the confirmed price (12 s in).
+    assert env.amber.calls == ["prices/30", "prices/5", "prices/5", "prices/5"]
+    assert SHARED.current == NOW + timedelta(seconds=20)
 
 
 def test_never_more_than_six_amber_calls_when_the_price_stays_an_estimate(env):

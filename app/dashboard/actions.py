@@ -4,7 +4,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from flask import current_app
 from sqlalchemy import select
 
 from app import clock
@@ -34,6 +33,6 @@ def sync_now(user: User, now: datetime) -> SyncNowResult:
         return SyncNowResult(False, "wait", f"A sync ran moments ago; try again in {wait} s.")
     if not (user.settings and user.settings.sync_enabled):
         return SyncNowResult(False, "skipped", "Sync is turned off in Settings, so nothing was sent to the Powerwall.")
-    feed = PriceFeed(clock.now, clock.sleeper(), 0, current_app.config["AMBER_CONFIRM_POLL_SECONDS"])
+    feed = PriceFeed(clock.now, clock.sleeper(), ())  # a person is waiting: no re-polls
     result = sync_user(user.id, feed=feed)
     return SyncNowResult(result.outcome in ("pushed", "unchanged"), result.outcome, result.reason)
