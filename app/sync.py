@@ -29,9 +29,11 @@ from app.clients.amber import AmberClient
 from app.clients.base import CallRecord
 from app.clients.errors import (
     AuthenticationError,
+    BadResponseError,
     ClientError,
     CommandRejectedError,
     RateLimitedError,
+    TransientError,
 )
 from app.connections import (
     NotConfigured,
@@ -625,6 +627,19 @@ class _UserSync:
             push.tesla_reason = exc.reason or "no reason given"
             db.session.add(push)  # written with the run, in one short transaction at the end
             raise _Stop("failed", f"Tesla refused the tariff: {push.tesla_reason}. The last good tariff stays.") from exc
+        except _Stop as stop:
+            cause = stop.__cause__
+            answer_lost = isinstance(cause, BadResponseError) or (isinstance(cause, TransientError) and cause.status is None)
+            if answer_lost:
+                # The push went out but its answer was lost (timeout, dropped connection, garbled reply):
+                # the Powerwall may hold the new tariff. Read it back on the next sync and fix any difference.
+                self.state.last_readback_at = None
+                raise _Stop(
+                    "failed",
+                    "Tesla's answer to the push was lost, so the Powerwall may already have the new tariff; "
+                    "the next sync reads it back and corrects it if needed.",
+                ) from stop.__cause__
+            raise
         # Added only now: a push that never reached Tesla is not recorded as one.
         push.accepted = True
         db.session.add(push)  # its id reaches the result when the run is recorded

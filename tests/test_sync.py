@@ -378,3 +378,20 @@ def test_cli_sync_run(env, app, runner, user_id):
     assert result.exit_code == 1 and "failed - Amber prices could not be read" in result.output
     result = runner.invoke(args=["sync", "run"])
     assert result.exit_code != 0 and "--user EMAIL or --all" in result.output
+
+
+def test_a_push_whose_answer_is_lost_is_read_back_and_corrected(env, app, user_id):
+    env.tick()  # the first tariff, accepted
+    env.amber.price_fn = lambda start, minutes: (45.0, -8.0)
+    SHARED.advance(minutes=5)
+    # Tesla applies the tariff but the answer never arrives.
+    env.sim("faults", json={"endpoint": "tesla_time_of_use_settings", "malformed": True, "count": 1})
+    [result] = env.tick()
+    assert result.outcome == "failed" and "answer to the push was lost" in result.reason
+    assert tariff_rates(env.pushed_tariff())[0]["PERIOD_14_00"] == 0.45  # the Powerwall did take it
+    SHARED.advance(minutes=5)
+    [result] = env.tick()  # the next sync sends it again and this time records it as accepted
+    assert result.outcome == "pushed"
+    with app.app_context():
+        latest = _db.session.scalar(select(TariffPush).where(TariffPush.accepted.is_(True)).order_by(TariffPush.id.desc()))
+        assert tariff_rates(latest.tariff)[0]["PERIOD_14_00"] == 0.45
