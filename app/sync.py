@@ -11,10 +11,10 @@ import queue
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor, TimeoutError as FuturesTimeout, wait
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
-from datetime import date, datetime, timedelta, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -25,8 +25,8 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from app import clock
+from app.api_usage import TESLA_SERVICES, CallCounter, record_call_counts
 from app.clients.amber import AmberClient
-from app.clients.base import CallRecord
 from app.clients.errors import (
     AuthenticationError,
     BadResponseError,
@@ -50,7 +50,6 @@ from app.extensions import db
 from app.control import ACTION_WORDS
 from app.control import live_session as live_force_session
 from app.models import (
-    ApiCallCount,
     ForceSession,
     ServiceStatus,
     StoredPrice,
@@ -74,7 +73,6 @@ from app.tariff import SlotFlag, TariffBuildError, TariffExplanation, TariffPoli
 
 log = logging.getLogger(__name__)
 
-TESLA_SERVICES = ("tesla", "teslemetry", "tesla_auth")
 # Keep this many Amber requests of the account's 50-per-5-minutes budget for everything else.
 AMBER_BUDGET_RESERVE = 10
 
@@ -114,36 +112,6 @@ class _Stop(Exception):
 
 
 # -- call counting ----------------------------------------------------------------------------------------
-
-
-def call_kind(path: str) -> str:
-    """A short name for an API path without ids, e.g. "time_of_use_settings" or "prices_current"."""
-    parts = [p for p in path.split("/") if p and p not in ("api", "1", "v1", "oauth2", "v3")]
-    named = [p for p in parts if not p.isdigit() and not (len(p) >= 20 and p.isalnum())]
-    if not named:
-        return "other"
-    if named[-1] == "current" and len(named) >= 2:
-        return f"{named[-2]}_current"
-    return named[-1][:48]
-
-
-class CallCounter:
-    """Collects the HTTP calls of one user's sync (thread-safe)."""
-
-    def __init__(self) -> None:
-        self.records: list[CallRecord] = []
-        self._lock = threading.Lock()
-
-    def __call__(self, record: CallRecord) -> None:
-        with self._lock:
-            self.records.append(record)
-
-    def count(self, services: Iterable[str]) -> int:
-        wanted = set(services)
-        return sum(1 for r in self.records if r.service in wanted)
-
-    def by_kind(self) -> Counter[tuple[str, str, bool]]:
-        return Counter((r.service, call_kind(r.path), r.billable) for r in self.records)
 
 
 # -- Amber prices, fetched once per site per tick ---------------------------------------------------------
@@ -340,27 +308,6 @@ def purge_old_prices(now: datetime) -> int:
     cutoff = now - timedelta(days=current_app.config["PRICE_RETENTION_DAYS"])
     result = db.session.execute(delete(StoredPrice).where(StoredPrice.start_at < cutoff))
     return result.rowcount or 0
-
-
-def _record_call_counts(user: User, counter: CallCounter, day: date) -> None:
-    kinds = counter.by_kind()
-    if not kinds:
-        return
-    with db.session.no_autoflush:  # read first, so the writes that follow come in one short burst
-        rows = {
-            (row.service, row.kind): row
-            for row in db.session.scalars(
-                select(ApiCallCount).where(ApiCallCount.user_id == user.id, ApiCallCount.day == day)
-            )
-        }
-    for (service, kind, billable), count in kinds.items():
-        row = rows.get((service, kind))
-        if row is None:
-            row = rows[(service, kind)] = ApiCallCount(user_id=user.id, day=day, service=service, kind=kind, calls=0, billable=0)
-            db.session.add(row)
-        row.calls += count
-        if billable and service in TESLA_SERVICES:
-            row.billable += count
 
 
 def sync_state(user: User) -> SyncState:
@@ -782,7 +729,7 @@ def _record_run(
     state = sync_state(user)
     tz = effective_timezone(user.settings)
     day = started.astimezone(ZoneInfo(tz)).date() if tz else started.date()
-    _record_call_counts(user, counter, day)
+    record_call_counts(user, counter, day)
     state.last_attempt_at = started
     if accepted is not None:
         if accepted.id is None:

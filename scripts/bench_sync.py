@@ -31,7 +31,6 @@ import os
 import pstats
 import resource
 import secrets
-import statistics
 import subprocess
 import sys
 import tempfile

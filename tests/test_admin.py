@@ -5,7 +5,7 @@ from sqlalchemy import func, select
 
 from app.extensions import db as _db
 from app.models import User, UserSettings
-from tests.conftest import create_user, csrf_token, login
+from tests.conftest import csrf_token, login
 
 
 def act(client, user_id, action):

@@ -7,7 +7,7 @@ from sqlalchemy import select
 from app.credentials import get_secret
 from app.crypto import Crypto
 from app.extensions import db as _db
-from app.models import User, UserSettings
+from app.models import UserSettings
 
 TOKEN = "psk_0123456789abcdef0123456789abcdef"
 

@@ -5,7 +5,6 @@ import json
 import logging
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 

@@ -6,7 +6,6 @@ import logging
 import re
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 

@@ -4,11 +4,10 @@ from __future__ import annotations
 import re
 from datetime import date, timedelta
 
-import requests
 from sqlalchemy import select
 
 from app.extensions import db as _db
-from app.models import ApiCallCount, SyncRun, SyncState, TariffPush, User
+from app.models import ApiCallCount, SyncRun, SyncState, TariffPush
 from tests.amber_fake import flat
 from tests.conftest import create_user, csrf_token, login
 from tests.sync_env import NOW, SHARED, configure, env, simulator  # noqa: F401  (fixtures)

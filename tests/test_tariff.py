@@ -10,7 +10,6 @@ import json
 import random
 from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 

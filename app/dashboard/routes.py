@@ -9,6 +9,7 @@ from flask_login import current_user
 from sqlalchemy import func, select
 
 from app import clock, control
+from app.api_usage import CallCounter, record_call_counts
 from app.credentials import secret_status
 from app.dashboard import bp, data
 from app.dashboard.actions import sync_now
@@ -43,13 +44,12 @@ def setup_steps(user) -> list[tuple[str, bool, bool]]:
 
 def dashboard_context(user, now) -> dict:
     """Everything the dashboard partials need. Reads Tesla (cached, counted) for the battery."""
-    from app.sync import CallCounter, _record_call_counts
 
     tz = data.site_zone(user)
     counter = CallCounter()
     battery = data.battery(user, now, on_call=counter)
     if counter.records:
-        _record_call_counts(user, counter, now.astimezone(tz).date())
+        record_call_counts(user, counter, now.astimezone(tz).date())
     db.session.commit()  # the battery reading and its call counts
     push = data.last_push(user, explanation=False)
     tariff = data.tariff_timeline(push.tariff, now, tz) if push else []

@@ -1,0 +1,68 @@
+"""Counting the outside API calls a user's actions cause (sync, dashboard reads, force control), per
+local day, service and kind; Tesla's billable ones marked. The dashboard's cost meter reads these."""
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from collections.abc import Iterable
+from datetime import date
+
+from sqlalchemy import select
+
+from app.clients.base import CallRecord
+from app.extensions import db
+from app.models import ApiCallCount, User
+
+TESLA_SERVICES = ("tesla", "teslemetry", "tesla_auth")
+
+
+def call_kind(path: str) -> str:
+    """A short name for an API path without ids, e.g. "time_of_use_settings" or "prices_current"."""
+    parts = [p for p in path.split("/") if p and p not in ("api", "1", "v1", "oauth2", "v3")]
+    named = [p for p in parts if not p.isdigit() and not (len(p) >= 20 and p.isalnum())]
+    if not named:
+        return "other"
+    if named[-1] == "current" and len(named) >= 2:
+        return f"{named[-2]}_current"
+    return named[-1][:48]
+
+
+class CallCounter:
+    """Collects the HTTP calls of one user's sync (thread-safe)."""
+
+    def __init__(self) -> None:
+        self.records: list[CallRecord] = []
+        self._lock = threading.Lock()
+
+    def __call__(self, record: CallRecord) -> None:
+        with self._lock:
+            self.records.append(record)
+
+    def count(self, services: Iterable[str]) -> int:
+        wanted = set(services)
+        return sum(1 for r in self.records if r.service in wanted)
+
+    def by_kind(self) -> Counter[tuple[str, str, bool]]:
+        return Counter((r.service, call_kind(r.path), r.billable) for r in self.records)
+
+
+def record_call_counts(user: User, counter: CallCounter, day: date) -> None:
+    """Add the counter's calls to the user's counts for `day`. The caller commits."""
+    kinds = counter.by_kind()
+    if not kinds:
+        return
+    with db.session.no_autoflush:  # read first, so the writes that follow come in one short burst
+        rows = {
+            (row.service, row.kind): row
+            for row in db.session.scalars(
+                select(ApiCallCount).where(ApiCallCount.user_id == user.id, ApiCallCount.day == day)
+            )
+        }
+    for (service, kind, billable), count in kinds.items():
+        row = rows.get((service, kind))
+        if row is None:
+            row = rows[(service, kind)] = ApiCallCount(user_id=user.id, day=day, service=service, kind=kind, calls=0, billable=0)
+            db.session.add(row)
+        row.calls += count
+        if billable and service in TESLA_SERVICES:
+            row.billable += count
