@@ -36,7 +36,6 @@ import statistics
 import sys
 import tempfile
 import time
-import uuid
 from collections import defaultdict
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -45,6 +44,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "scripts"))
+
+from bench_sync import fresh_database  # noqa: E402  (one way to make a throw-away database)
 
 UTC = timezone.utc
 # 19:12:40 AEDT: evening peak, 160 s into a 5-minute interval (the simulator's price is confirmed).
@@ -67,35 +69,6 @@ class FrozenClock:
 
 
 # -- databases ----------------------------------------------------------------------------------------------
-
-
-@contextmanager
-def fresh_database(database_url: str | None, tmp: Path) -> Iterator[str]:
-    """A new SQLite file in `tmp`, or a new database on the PostgreSQL server of `database_url`."""
-    if not database_url:
-        yield f"sqlite:///{tmp / 'bench-dashboard.db'}"
-        return
-    import psycopg
-    from sqlalchemy.engine import make_url
-
-    from config import normalise_database_url
-
-    url = make_url(normalise_database_url(database_url))
-
-    def admin():
-        return psycopg.connect(
-            host=url.host or "127.0.0.1", port=url.port or 5432, user=url.username or "postgres",
-            password=url.password, dbname=url.database or "postgres", autocommit=True, connect_timeout=5,
-        )
-
-    name = f"tas_bench_{uuid.uuid4().hex[:12]}"
-    with admin() as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield url.set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin() as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def make_app(database_url: str, tmp: Path, sim_base: str, clock: FrozenClock):
