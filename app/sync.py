@@ -606,7 +606,7 @@ class _UserSync:
         if self.dry_run or self.state.fallback_active or self.forced is not None:
             return
         limit = timedelta(minutes=self.config["SYNC_STALE_MINUTES"])
-        if not is_stale(self.state.last_success_at, None, self.now, limit):
+        if not is_stale(self.state.last_success_at, self.now, limit):
             return
         site_id = self.settings.tesla_site_id if self.settings else None
         last = last_accepted_push(self.user, site_id) if site_id else None

@@ -106,12 +106,10 @@ def fallback_tariff(last_good: Mapping[str, Any], policy: TariffPolicy) -> dict[
     )
 
 
-def is_stale(last_success_at: datetime | None, since: datetime | None, now: datetime, limit: timedelta) -> bool:
-    """Whether the Powerwall has been steering on old prices for longer than `limit`.
-
-    `since` is when syncing began for this user (a brand-new user is not stale)."""
-    reference = last_success_at or since
-    return reference is not None and now - reference > limit
+def is_stale(last_success_at: datetime | None, now: datetime, limit: timedelta) -> bool:
+    """Whether the Powerwall has been steering on old prices for longer than `limit` (a user who never
+    had a fresh tariff pushed is not: there is nothing old to replace)."""
+    return last_success_at is not None and now - last_success_at > limit
 
 
 @dataclass(frozen=True)

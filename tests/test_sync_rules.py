@@ -89,7 +89,7 @@ def test_fallback_never_sells_above_buy_and_needs_a_tariff():
 )
 def test_is_stale(last_success_minutes_ago, stale):
     last = None if last_success_minutes_ago is None else NOW - timedelta(minutes=last_success_minutes_ago)
-    assert is_stale(last, None, NOW, timedelta(minutes=45)) is stale
+    assert is_stale(last, NOW, timedelta(minutes=45)) is stale
 
 
 BASE = dict(enabled=True, active=False, current_costs_money=False, next_costs_money=False,

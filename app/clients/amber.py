@@ -7,10 +7,10 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
-from typing import Any
+from typing import Any, TypeVar
 
 import requests
 
@@ -32,6 +32,7 @@ _KIND_BY_TYPE: dict[str, IntervalKind] = {
     "CurrentInterval": IntervalKind.CURRENT,
     "ForecastInterval": IntervalKind.FORECAST,
 }
+T = TypeVar("T")
 
 
 class MalformedInterval(ValueError):
@@ -227,16 +228,22 @@ def parse_site(raw: Any) -> AmberSite | None:
     )
 
 
-def parse_prices(items: list[Any]) -> PriceResult:
-    """Parse a price array; malformed intervals are skipped, counted and logged (without payload)."""
-    intervals: list[PriceInterval] = []
+def _parse_each(items: list[Any], parse_one: Callable[[Any], T], what: str) -> tuple[list[T], int]:
+    """Parse every item; malformed ones are skipped, counted and logged (without payload)."""
+    parsed: list[T] = []
     skipped = 0
     for index, raw in enumerate(items):
         try:
-            intervals.append(parse_price_interval(raw))
+            parsed.append(parse_one(raw))
         except MalformedInterval as exc:
             skipped += 1
-            logger.warning("amber: skipped malformed price interval #%d: %s", index, exc)
+            logger.warning("amber: skipped malformed %s interval #%d: %s", what, index, exc)
+    return parsed, skipped
+
+
+def parse_prices(items: list[Any]) -> PriceResult:
+    """Parse a price array; malformed intervals are skipped, counted and logged (without payload)."""
+    intervals, skipped = _parse_each(items, parse_price_interval, "price")
     return PriceResult(intervals=intervals, skipped=skipped)
 
 
@@ -270,14 +277,7 @@ def parse_price_interval(raw: Any) -> PriceInterval:
 
 def parse_usage(items: list[Any]) -> UsageResult:
     """Parse a usage array; malformed intervals are skipped and counted."""
-    intervals: list[UsageInterval] = []
-    skipped = 0
-    for index, raw in enumerate(items):
-        try:
-            intervals.append(parse_usage_interval(raw))
-        except MalformedInterval as exc:
-            skipped += 1
-            logger.warning("amber: skipped malformed usage interval #%d: %s", index, exc)
+    intervals, skipped = _parse_each(items, parse_usage_interval, "usage")
     return UsageResult(intervals=intervals, skipped=skipped)
 
 
