@@ -135,6 +135,10 @@ class Scheduler:
         self.renew_every = float(config["SCHEDULER_LEASE_RENEW_SECONDS"])
         self.is_leader = False
         self._leader_lock = threading.Lock()
+        # Held while a job adds a job and while stop() takes the scheduler away: APScheduler's
+        # shutdown(wait=True) holds its job-store lock while it waits for running jobs, so a job
+        # adding one after shutdown began would wait for that lock forever (and stop() for the job).
+        self._aps_lock = threading.Lock()
         self._aps: BackgroundScheduler | None = None
 
     # Decisions -------------------------------------------------------------------------------
@@ -224,7 +228,8 @@ class Scheduler:
 
     def stop(self) -> None:
         """Stop the jobs (letting a running one finish), then give the lease up for another process."""
-        aps, self._aps = self._aps, None
+        with self._aps_lock:
+            aps, self._aps = self._aps, None
         if aps is None:
             return
         aps.shutdown(wait=True)
@@ -239,8 +244,9 @@ class Scheduler:
 
     def run_soon(self, func: Callable[[], object], job_id: str) -> None:
         """Run `func` once, now, in the scheduler's worker threads."""
-        if self._aps is not None:
-            self._aps.add_job(self._guarded(func), id=job_id, replace_existing=True)
+        with self._aps_lock:
+            if self._aps is not None:
+                self._aps.add_job(self._guarded(func), id=job_id, replace_existing=True)
 
     def _lease_job(self) -> None:
         if self.renew_lease():

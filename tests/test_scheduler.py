@@ -352,6 +352,35 @@ def test_cli_status(app, runner, clock):
 
 # --- Starting and stopping (real APScheduler threads; nothing waits for a tick) ------------------
 
+def test_stop_while_a_job_adds_a_job_does_not_deadlock(app):
+    # APScheduler's shutdown(wait=True) holds its job-store lock while it waits for running jobs; a
+    # lease takeover adding its catch-up tick right then used to wait for that lock forever.
+    s = Scheduler(app, tick_job=Recorder(), leader_jobs=())
+    adding, shutting_down = threading.Event(), threading.Event()
+    s.renew_lease = lambda: True  # every lease job "becomes leader" and asks for the catch-up tick
+    s.start()
+    aps = s._aps
+    real_add_job, executor = aps.add_job, aps._lookup_executor("default")
+    real_shutdown = executor.shutdown
+
+    def slow_add_job(*args, **kwargs):
+        adding.set()
+        shutting_down.wait(1)  # without the fix, stop() is inside shutdown by now
+        return real_add_job(*args, **kwargs)
+
+    def shutdown(wait=True):
+        shutting_down.set()
+        real_shutdown(wait)
+
+    aps.add_job, executor.shutdown = slow_add_job, shutdown
+    aps.modify_job("lease", next_run_time=datetime.now(timezone.utc))
+    assert adding.wait(5)
+    stopper = threading.Thread(target=s.stop, daemon=True)
+    stopper.start()
+    stopper.join(10)
+    assert not stopper.is_alive(), "stop() deadlocked with a job adding a job"
+
+
 def test_start_registers_aligned_jobs_and_stop_releases_the_lease(app, clock):
     s = Scheduler(app, tick_job=Recorder(), leader_jobs=(LeaderJob("expire", "x:y", 60),))
     s.start()
