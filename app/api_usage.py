@@ -1,5 +1,6 @@
 """Counting the outside API calls a user's actions cause (sync, dashboard reads, force control), per
-local day, service and kind; Tesla's billable ones marked. The dashboard's cost meter reads these."""
+local day, service, kind and HTTP status class; Tesla's billable ones marked. The dashboard's cost meter
+and /metrics read these."""
 from __future__ import annotations
 
 import threading
@@ -42,8 +43,18 @@ class CallCounter:
         wanted = set(services)
         return sum(1 for r in self.records if r.service in wanted)
 
-    def by_kind(self) -> Counter[tuple[str, str, bool]]:
-        return Counter((r.service, call_kind(r.path), r.billable) for r in self.records)
+    def by_kind(self) -> Counter[tuple[str, str, str, bool]]:
+        """Calls per (service, kind, status class, billable)."""
+        return Counter((r.service, call_kind(r.path), status_class(r.status), r.billable) for r in self.records)
+
+
+def status_class(status: int | None) -> str:
+    """"2xx"-style class of an HTTP status; "none" when no response arrived, "other" outside 100-599."""
+    if status is None:
+        return "none"
+    if 100 <= status <= 599:
+        return f"{status // 100}xx"
+    return "other"
 
 
 def record_call_counts(user: User, counter: CallCounter, day: date) -> None:
@@ -53,15 +64,18 @@ def record_call_counts(user: User, counter: CallCounter, day: date) -> None:
         return
     with db.session.no_autoflush:  # read first, so the writes that follow come in one short burst
         rows = {
-            (row.service, row.kind): row
+            (row.service, row.kind, row.status_class): row
             for row in db.session.scalars(
                 select(ApiCallCount).where(ApiCallCount.user_id == user.id, ApiCallCount.day == day)
             )
         }
-    for (service, kind, billable), count in kinds.items():
-        row = rows.get((service, kind))
+    for (service, kind, klass, billable), count in kinds.items():
+        key = (service, kind, klass)
+        row = rows.get(key)
         if row is None:
-            row = rows[(service, kind)] = ApiCallCount(user_id=user.id, day=day, service=service, kind=kind, calls=0, billable=0)
+            row = rows[key] = ApiCallCount(
+                user_id=user.id, day=day, service=service, kind=kind, status_class=klass, calls=0, billable=0
+            )
             db.session.add(row)
         row.calls += count
         if billable and service in TESLA_SERVICES:

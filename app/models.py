@@ -9,6 +9,7 @@ from datetime import date
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     CheckConstraint,
     Date,
@@ -239,6 +240,8 @@ class SyncRun(db.Model):
     __table_args__ = (
         CheckConstraint("outcome IN ('pushed', 'unchanged', 'skipped', 'failed')", name="outcome_valid"),
         Index("ix_sync_runs_user_id_started_at", "user_id", "started_at"),
+        # /metrics reads the last 24 hours across all users; retention deletes by age across all users.
+        Index("ix_sync_runs_started_at", "started_at"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -255,6 +258,21 @@ class SyncRun(db.Model):
     tariff_push_id: Mapped[int | None] = mapped_column(
         ForeignKey("tariff_pushes.id", ondelete="SET NULL"), nullable=True, index=True
     )
+
+
+class SyncRunTotal(db.Model):
+    """Sync runs deleted by retention, per outcome, so the `tas_sync_runs_total` counter never goes down.
+
+    /metrics reports rows in sync_runs plus `purged`; retention moves counts here in the same
+    transaction as the delete."""
+
+    __tablename__ = "sync_run_totals"
+    __table_args__ = (
+        CheckConstraint("outcome IN ('pushed', 'unchanged', 'skipped', 'failed')", name="outcome_valid"),
+    )
+
+    outcome: Mapped[str] = mapped_column(String(16), primary_key=True)
+    purged: Mapped[int] = mapped_column(BigInteger, default=0)
 
 
 class TariffPush(db.Model):
@@ -303,16 +321,27 @@ class StoredPrice(db.Model):
 
 
 class ApiCallCount(db.Model):
-    """Outside API calls per user, day, service and kind; `billable` counts the ones Tesla bills."""
+    """Outside API calls per user, day, service, kind and status class; `billable` counts the ones Tesla bills.
+
+    `status_class` is the HTTP status class of each attempt ("2xx" ... "5xx"), "none" when no response
+    arrived (timeout, connection error), "other" for a code outside 100-599, and "unknown" for calls
+    counted before the class was recorded (migration 0007). A class, not the exact code: at most eight
+    values by construction, so a user's rows per day and the /metrics label stay small."""
 
     __tablename__ = "api_call_counts"
-    __table_args__ = (UniqueConstraint("user_id", "day", "service", "kind", name="uq_api_call_counts_key"),)
+    __table_args__ = (
+        UniqueConstraint("user_id", "day", "service", "kind", "status_class", name="uq_api_call_counts_key"),
+        CheckConstraint(
+            "status_class IN ('1xx', '2xx', '3xx', '4xx', '5xx', 'none', 'other', 'unknown')", name="status_class_valid"
+        ),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
     day: Mapped[date] = mapped_column(Date)
     service: Mapped[str] = mapped_column(String(16))
     kind: Mapped[str] = mapped_column(String(48))
+    status_class: Mapped[str] = mapped_column(String(8), default="unknown", server_default="unknown")
     calls: Mapped[int] = mapped_column(Integer, default=0)
     billable: Mapped[int] = mapped_column(Integer, default=0)
 

@@ -25,7 +25,7 @@ from datetime import datetime, timedelta, timezone
 from typing import IO, Any
 
 from flask import Blueprint, Flask, Response, abort, current_app, g, has_request_context, request
-from sqlalchemy import func, select
+from sqlalchemy import func, select, union_all
 
 from app import clock
 from app.clients.base import REDACTED, redact_text
@@ -248,12 +248,19 @@ def render_metrics(now: datetime) -> str:
     """The exposition text, read from the database at `now`."""
     from app import lease
     from app.control import LIVE_STATES
-    from app.models import ApiCallCount, ForceSession, SyncRun
+    from app.models import ApiCallCount, ForceSession, SyncRun, SyncRunTotal
     from app.scheduler import LEASE_NAME
 
     out = _Exposition()
 
-    counts = dict(db.session.execute(select(SyncRun.outcome, func.count()).group_by(SyncRun.outcome)).all())
+    # Rows still in sync_runs plus the ones retention deleted, read in ONE statement: retention moves
+    # counts from one table to the other in a transaction, and two statements could straddle its
+    # commit and make the counter dip.
+    present = select(SyncRun.outcome.label("outcome"), func.count().label("n")).group_by(SyncRun.outcome)
+    purged = select(SyncRunTotal.outcome.label("outcome"), SyncRunTotal.purged.label("n"))
+    counts: dict[str, int] = {}
+    for outcome, n in db.session.execute(union_all(present, purged)).all():
+        counts[outcome] = counts.get(outcome, 0) + int(n or 0)
     out.family("tas_sync_runs_total", "counter", "Syncs of one user since the database was created, by outcome.")
     for outcome in sorted(set(SYNC_OUTCOMES) | set(counts)):
         out.sample("tas_sync_runs_total", counts.get(outcome, 0), outcome=outcome)
@@ -275,15 +282,17 @@ def render_metrics(now: datetime) -> str:
     out.sample("tas_push_latency_last_24h_ms_sum", sum(latencies))
 
     rows = db.session.execute(
-        select(ApiCallCount.service, func.sum(ApiCallCount.calls), func.sum(ApiCallCount.billable))
-        .group_by(ApiCallCount.service)
+        select(
+            ApiCallCount.service, ApiCallCount.status_class, func.sum(ApiCallCount.calls), func.sum(ApiCallCount.billable)
+        ).group_by(ApiCallCount.service, ApiCallCount.status_class)
     ).all()
     out.family("tas_api_calls_total", "counter",
-               "Calls to Amber and Tesla since the database was created, by service and whether Tesla bills them.")
-    for service, calls, billable in sorted(rows, key=lambda r: r[0]):
+               "Calls to Amber and Tesla since the database was created, by service, HTTP status class "
+               "(none = no response, unknown = counted before classes were recorded) and whether Tesla bills them.")
+    for service, klass, calls, billable in sorted(rows, key=lambda r: (r[0], r[1])):
         calls, billable = int(calls or 0), int(billable or 0)
-        out.sample("tas_api_calls_total", billable, service=service, billable="true")
-        out.sample("tas_api_calls_total", calls - billable, service=service, billable="false")
+        out.sample("tas_api_calls_total", billable, service=service, status=klass, billable="true")
+        out.sample("tas_api_calls_total", calls - billable, service=service, status=klass, billable="false")
 
     held = lease.current_holder(LEASE_NAME, now)
     stored = held or lease.read_lease(LEASE_NAME)

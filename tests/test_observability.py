@@ -19,6 +19,7 @@ from app.observability import (
 )
 from app.security import public
 from tests.conftest import csrf_token
+from tests.sync_env import env, simulator  # noqa: F401  (fixtures)
 
 BEARER = "tok_live_9f8e7d6c5b4a39281706f5e4d3c2b1a0"
 AMBER_KEY = "psk_0123456789abcdef0123456789abcdef"
@@ -297,7 +298,7 @@ def test_metrics_on_an_empty_database(metrics_app, client):
 
 
 def test_metrics_are_read_from_the_database(metrics_app, client, db, clock, user_id, admin_id):
-    from app.models import ApiCallCount, ForceSession, SchedulerLease, SyncRun
+    from app.models import ApiCallCount, ForceSession, SchedulerLease, SyncRun, SyncRunTotal
 
     now = clock()
     runs = [("pushed", 100), ("pushed", 300), ("pushed", 200), ("pushed", 900), ("unchanged", None), ("failed", None)]
@@ -306,10 +307,15 @@ def test_metrics_are_read_from_the_database(metrics_app, client, db, clock, user
     db.session.add(SyncRun(user_id=user_id, started_at=now - timedelta(hours=25), outcome="pushed", push_latency_ms=99999, pushed=True))
     today = date(2026, 11, 24)
     db.session.add_all([
-        ApiCallCount(user_id=user_id, day=today, service="amber", kind="prices", calls=10, billable=0),
-        ApiCallCount(user_id=admin_id, day=today, service="amber", kind="prices", calls=5, billable=0),
-        ApiCallCount(user_id=user_id, day=today, service="teslemetry", kind="time_of_use_settings", calls=7, billable=6),
+        ApiCallCount(user_id=user_id, day=today, service="amber", kind="prices", status_class="2xx", calls=10, billable=0),
+        ApiCallCount(user_id=admin_id, day=today, service="amber", kind="prices", status_class="2xx", calls=5, billable=0),
+        ApiCallCount(user_id=user_id, day=today, service="amber", kind="prices", status_class="5xx", calls=3, billable=0),
+        ApiCallCount(user_id=user_id, day=today, service="teslemetry", kind="time_of_use_settings", status_class="2xx", calls=7, billable=6),
+        ApiCallCount(user_id=user_id, day=today, service="teslemetry", kind="site_info", status_class="4xx", calls=2, billable=2),
+        # Counted before status classes existed (the migration's backfill).
+        ApiCallCount(user_id=user_id, day=today - timedelta(days=1), service="teslemetry", kind="site_info", calls=4, billable=4),
     ])
+    db.session.add(SyncRunTotal(outcome="pushed", purged=10))  # runs that retention deleted still count
     db.session.add(SchedulerLease(name="scheduler", holder="host-a:4242:beef", acquired_at=now, renewed_at=now,
                                   expires_at=now + timedelta(seconds=60), last_tick_at=now - timedelta(seconds=30)))
     db.session.add(ForceSession(user_id=user_id, tesla_site_id="1", action="force_charge", state="active", minutes=30,
@@ -319,7 +325,7 @@ def test_metrics_are_read_from_the_database(metrics_app, client, db, clock, user
     db.session.commit()
 
     samples = parse_exposition(scrape(client).get_data(as_text=True))
-    assert samples['tas_sync_runs_total{outcome="pushed"}'] == 5
+    assert samples['tas_sync_runs_total{outcome="pushed"}'] == 15
     assert samples['tas_sync_runs_total{outcome="unchanged"}'] == 1
     assert samples['tas_sync_runs_total{outcome="failed"}'] == 1
     assert samples['tas_sync_runs_total{outcome="skipped"}'] == 0
@@ -327,9 +333,13 @@ def test_metrics_are_read_from_the_database(metrics_app, client, db, clock, user
     assert samples['tas_push_latency_last_24h_ms{quantile="0.5"}'] == 200
     assert samples['tas_push_latency_last_24h_ms{quantile="1"}'] == 900
     assert samples["tas_push_latency_last_24h_ms_sum"] == 1500
-    assert samples['tas_api_calls_total{service="amber",billable="false"}'] == 15
-    assert samples['tas_api_calls_total{service="teslemetry",billable="true"}'] == 6
-    assert samples['tas_api_calls_total{service="teslemetry",billable="false"}'] == 1
+    assert samples['tas_api_calls_total{service="amber",status="2xx",billable="false"}'] == 15
+    assert samples['tas_api_calls_total{service="amber",status="5xx",billable="false"}'] == 3
+    assert samples['tas_api_calls_total{service="teslemetry",status="2xx",billable="true"}'] == 6
+    assert samples['tas_api_calls_total{service="teslemetry",status="2xx",billable="false"}'] == 1
+    assert samples['tas_api_calls_total{service="teslemetry",status="4xx",billable="true"}'] == 2
+    assert samples['tas_api_calls_total{service="teslemetry",status="unknown",billable="true"}'] == 4
+    assert not any('status="3xx"' in key for key in samples)  # only classes that happened
     assert samples["tas_scheduler_leader"] == 1
     assert samples['tas_scheduler_leader_info{pid="4242"}'] == 1
     assert samples["tas_scheduler_last_tick_timestamp_seconds"] == (now - timedelta(seconds=30)).timestamp()
@@ -354,3 +364,64 @@ def test_metrics_token_setting(monkeypatch):
         config_for("testing")
     monkeypatch.setenv("LOG_FORMAT", "JSON")
     assert config_for("testing").LOG_FORMAT == "json"
+
+
+# -- API calls by status, from a real sync against the fakes -------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("status", "expected"),
+    [(200, "2xx"), (204, "2xx"), (301, "3xx"), (401, "4xx"), (429, "4xx"), (500, "5xx"), (503, "5xx"),
+     (100, "1xx"), (None, "none"), (0, "other"), (600, "other"), (999, "other")],
+)
+def test_status_class(status, expected):
+    from app.api_usage import status_class
+
+    assert status_class(status) == expected
+
+
+def test_failed_calls_show_up_in_metrics_by_status_and_the_cost_meter_counts_them_all(env, app, user_id):
+    import requests as real_requests
+
+    from app.dashboard import data
+    from app.extensions import db as _db
+    from app.models import User
+    from tests.sync_env import SHARED, TESLA_SITE
+
+    app.config["METRICS_TOKEN"] = METRICS_TOKEN
+    push_url = f"{env.simulator}/teslemetry/api/1/energy_sites/{TESLA_SITE}/time_of_use_settings"
+
+    # 1: Amber answers, Tesla says "slow down" to the push.
+    env.sim("faults", json={"endpoint": "tesla_time_of_use_settings", "status": 429, "retry_after": 120, "count": 1})
+    [result] = env.tick()
+    assert result.outcome == "failed" and "slow down" in result.reason
+    # 2: Amber fails with 500 (a GET: tried three times); nothing reaches Tesla.
+    SHARED.advance(minutes=5)
+    env.amber.fail_status = 500
+    [result] = env.tick()
+    assert result.outcome == "failed" and "Amber prices could not be read" in result.reason
+    env.amber.fail_status = None
+    # 3: Amber answers, the push times out waiting for Tesla's answer (no status at all).
+    SHARED.advance(minutes=5)
+    env.mock.add(responses.POST, push_url, body=real_requests.exceptions.ReadTimeout("read timed out"))
+    [result] = env.tick()
+    assert result.outcome == "failed"
+    env.mock.remove(responses.POST, push_url)
+
+    samples = parse_exposition(scrape(app.test_client()).get_data(as_text=True))
+    calls = {k: v for k, v in samples.items() if k.startswith("tas_api_calls_total")}
+    assert calls == {
+        'tas_api_calls_total{service="amber",status="2xx",billable="true"}': 0,
+        'tas_api_calls_total{service="amber",status="2xx",billable="false"}': 4,
+        'tas_api_calls_total{service="amber",status="5xx",billable="true"}': 0,
+        'tas_api_calls_total{service="amber",status="5xx",billable="false"}': 3,
+        'tas_api_calls_total{service="teslemetry",status="4xx",billable="true"}': 1,  # Tesla bills a 429
+        'tas_api_calls_total{service="teslemetry",status="4xx",billable="false"}': 0,
+        'tas_api_calls_total{service="teslemetry",status="none",billable="true"}': 0,
+        'tas_api_calls_total{service="teslemetry",status="none",billable="false"}': 1,
+    }
+    assert len(env.amber.calls) == 4 + 3  # every call Amber saw is counted once
+    with app.app_context():
+        user = _db.session.get(User, user_id)
+        costs = data.costs(user, SHARED.current)
+        assert costs.teslemetry_today == 2  # the meter adds up every status class
