@@ -17,6 +17,7 @@ REGISTRATION_POLICIES = ("first-user", "open", "closed")
 SCHEDULER_MODES = ("embedded", "off")
 LOG_FORMATS = ("text", "json")
 METRICS_TOKEN_MIN_LENGTH = 16
+MAX_RETENTION_DAYS = 36500  # a century: beyond it the cutoff date would overflow
 
 
 class ConfigError(Exception):
@@ -48,6 +49,14 @@ def _number(name: str, default: float, *, minimum: float, integer: bool = False)
     if value < minimum:
         raise ConfigError(f"{name} must be at least {minimum:g} (got {raw!r})")
     return value
+
+
+def _days(name: str, default: int) -> int:
+    """A retention period in whole days, from 1 to MAX_RETENTION_DAYS."""
+    days = int(_number(name, default, minimum=1, integer=True))
+    if days > MAX_RETENTION_DAYS:
+        raise ConfigError(f"{name} must be at most {MAX_RETENTION_DAYS} days (got {days})")
+    return days
 
 
 def _proxy_hops(raw: str | None) -> int:
@@ -130,7 +139,12 @@ class Config:
         # I/O-bound (each user waits on Amber and Tesla): measured, PostgreSQL needs 32 for 1,000 users a tick.
         self.SYNC_MAX_WORKERS = int(_number("SYNC_MAX_WORKERS", 32, minimum=1, integer=True))
         self.SQLALCHEMY_ENGINE_OPTIONS = {"pool_pre_ping": True}
-        self.PRICE_RETENTION_DAYS = int(_number("PRICE_RETENTION_DAYS", 400, minimum=1, integer=True))
+        # Retention (app/retention.py, hourly): rows older than this many days are deleted.
+        self.PRICE_RETENTION_DAYS = _days("PRICE_RETENTION_DAYS", 90)
+        self.SYNC_RUN_RETENTION_DAYS = _days("SYNC_RUN_RETENTION_DAYS", 90)
+        # A user's newest pushes are kept whatever their age (the dashboard and the sync compare with them).
+        self.TARIFF_PUSH_RETENTION_DAYS = _days("TARIFF_PUSH_RETENTION_DAYS", 365)
+        self.RETENTION_BATCH_SIZE = 5000  # rows per DELETE, committed one by one so SQLite writers wait briefly
         self.SYNC_USER_DEADLINE_SECONDS = 90  # one user's sync stops before its next call after this
         self.SYNC_REFRESH_MINUTES = 60  # push an unchanged tariff again after this long
         self.SYNC_STALE_MINUTES = 45  # after this long without fresh prices, push the flat fallback

@@ -1,5 +1,5 @@
 """Operator commands: `flask users …`, `flask keys …` and `flask scheduler …`, plus Flask-Migrate's
-`flask db …` group, to which this module adds `flask db backup`."""
+`flask db …` group, to which this module adds `flask db backup` and `flask db purge`."""
 from __future__ import annotations
 
 import os
@@ -195,6 +195,27 @@ def db_backup(path: Path, force: bool) -> None:
     key_file = Path(current_app.config["DATA_DIR"]) / FERNET_KEY_FILE
     key = str(key_file) if key_file.is_file() else "your FERNET_ENCRYPTION_KEY"
     click.echo(f"Keep {key} with it: the stored tokens are encrypted with that key, which is not in the database.")
+
+
+@db_cli.command("purge")
+@with_appcontext
+def db_purge() -> None:
+    """Delete sync runs, tariff pushes and prices past their retention periods now (the scheduler does it hourly)."""
+    from app import clock
+    from app.retention import purge_old_rows
+
+    config = current_app.config
+    result = purge_old_rows(clock.now())
+    outcomes = ", ".join(f"{outcome} {n}" for outcome, n in sorted(result.sync_runs_by_outcome.items()))
+    click.echo(
+        f"Deleted {result.sync_runs} sync runs older than {config['SYNC_RUN_RETENTION_DAYS']} days"
+        + (f" ({outcomes})" if outcomes else "")
+    )
+    click.echo(
+        f"Deleted {result.tariff_pushes} tariff pushes older than {config['TARIFF_PUSH_RETENTION_DAYS']} days "
+        "(each user's newest pushes are kept)"
+    )
+    click.echo(f"Deleted {result.price_intervals} stored prices older than {config['PRICE_RETENTION_DAYS']} days")
 
 
 def _pg_dump_hint(url: URL, path: Path) -> str:

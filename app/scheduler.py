@@ -99,6 +99,8 @@ class LeaderJob:
 LEADER_JOBS: tuple[LeaderJob, ...] = (
     # Restore force sessions that ended (also ones missed while the app was down); verify active ones.
     LeaderJob("force-control", "app.control:check_sessions", every_seconds=30),
+    # Delete old sync runs, tariff pushes and prices in small committed batches (app/retention.py).
+    LeaderJob("retention", "app.retention:purge_old_rows", every_seconds=3600),
 )
 
 
