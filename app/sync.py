@@ -19,7 +19,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from flask import Flask, current_app
-from sqlalchemy import delete, select
+from sqlalchemy import select
 from sqlalchemy.orm import defer, joinedload
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -301,13 +301,6 @@ def store_prices(site_id: str, intervals: list[PriceInterval], now: datetime) ->
         }
     columns = [c for c in next(iter(rows.values())) if c not in ("amber_site_id", "channel", "start_at", "duration_minutes")] if rows else []
     _upsert(StoredPrice, list(rows.values()), ["amber_site_id", "channel", "start_at", "duration_minutes"], columns)
-
-
-def purge_old_prices(now: datetime) -> int:
-    """Delete stored prices older than PRICE_RETENTION_DAYS; return how many."""
-    cutoff = now - timedelta(days=current_app.config["PRICE_RETENTION_DAYS"])
-    result = db.session.execute(delete(StoredPrice).where(StoredPrice.start_at < cutoff))
-    return result.rowcount or 0
 
 
 def sync_state(user: User) -> SyncState:
@@ -863,11 +856,6 @@ def run_tick(
             else:
                 results[uid] = SyncResult(uid, "?", "failed", "Not started: the syncs before it did not finish in time.")
         pool.shutdown(wait=False, cancel_futures=True)
-    if not dry_run:
-        purged = purge_old_prices(clock.now())
-        db.session.commit()
-        if purged:
-            log.info("Deleted %s stored prices older than the retention period", purged)
     summary = Counter(r.outcome for r in results.values())
     log.info("Tick %s: %s", tick_at.isoformat() if tick_at else "manual", dict(summary) or "no users")
     return [results[uid] for uid in ids if uid in results]
