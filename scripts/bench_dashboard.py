@@ -52,6 +52,10 @@ UTC = timezone.utc
 # 19:12:40 AEDT: evening peak, 160 s into a 5-minute interval (the simulator's price is confirmed).
 DEFAULT_AT = "2026-11-24T08:12:40+00:00"
 ENDPOINTS = ("/", "/api/dashboard", "/tariff", "/history")
+# The dashboard's charts are kept per minute and per price data (app.dashboard.routes.price_charts):
+# its views are timed both with the charts drawn on every request (what a view costs when the
+# prices or the minute changed) and reused (another view in the same minute).
+CHART_VIEWS = ("/", "/api/dashboard")
 TARGET_MS = 50.0
 EMAIL = "bench@example.com"
 PASSWORD = "benchmark password"
@@ -254,6 +258,9 @@ def time_endpoints(app, requests_per_endpoint: int, sim_base: str, profile: bool
 
     from app.extensions import db
 
+    from app.dashboard.routes import price_charts
+
+    clear_charts = price_charts.cache_clear  # kept before the profiler wraps the module's names
     log = QueryLog()
     with app.app_context():
         log.attach(db.engine)
@@ -271,13 +278,17 @@ def time_endpoints(app, requests_per_endpoint: int, sim_base: str, profile: bool
           + (f" ({gc.get_freeze_count():,} frozen)" if freeze else "") + f"; gc thresholds {gc.get_threshold()}")
 
     missed = []
-    print(f"  {'endpoint':<16}{'p50 ms':>9}{'p95 ms':>9}{'max ms':>9}{'CPU p50':>9}{'CPU p95':>9}{'queries':>9}{'SQL p50':>9}{'SQL p95':>9}  bytes")
+    print(f"  {'endpoint':<24}{'p50 ms':>9}{'p95 ms':>9}{'max ms':>9}{'CPU p50':>9}{'CPU p95':>9}{'queries':>9}{'SQL p50':>9}{'SQL p95':>9}  bytes")
     per_endpoint_sql: dict[str, dict[str, list[float]]] = {}
-    for path in ENDPOINTS:
+    runs = [(path, True) for path in ENDPOINTS] + [(path, False) for path in CHART_VIEWS]
+    for path, draw in runs:
+        label = path if path not in CHART_VIEWS else f"{path} ({'drawn' if draw else 'reused'})"
         times, cpu_times, sql_times, counts = [], [], [], []
         statements: dict[str, list[float]] = defaultdict(list)
         size = 0
         for _ in range(requests_per_endpoint):
+            if draw:
+                clear_charts()
             log.enabled = True
             started, cpu_started = time.perf_counter(), time.process_time()
             response = client.get(path)
@@ -293,15 +304,16 @@ def time_endpoints(app, requests_per_endpoint: int, sim_base: str, profile: bool
             counts.append(len(queries))
             for statement, seconds in queries:
                 statements[statement].append(seconds * 1000)
-        per_endpoint_sql[path] = statements
+        if draw:
+            per_endpoint_sql[path] = statements
         p95 = percentile(times, 0.95)
         flag = "" if p95 < TARGET_MS else "  <-- over the 50 ms target"
         print(
-            f"  {path:<16}{percentile(times, 0.5):>9.1f}{p95:>9.1f}{max(times):>9.1f}"
+            f"  {label:<24}{percentile(times, 0.5):>9.1f}{p95:>9.1f}{max(times):>9.1f}"
             f"{percentile(cpu_times, 0.5):>9.1f}{percentile(cpu_times, 0.95):>9.1f}{statistics.median(counts):>9.0f}"
             f"{percentile(sql_times, 0.5):>9.1f}{percentile(sql_times, 0.95):>9.1f}  {size}{flag}"
         )
-        if p95 >= TARGET_MS:
+        if p95 >= TARGET_MS and path not in missed:
             missed.append(path)
 
     tesla_after = http.get(f"{sim_base}/_sim/state", timeout=10).json()["request_counts"]
@@ -309,16 +321,16 @@ def time_endpoints(app, requests_per_endpoint: int, sim_base: str, profile: bool
     print(f"  simulator calls while timing: {changed or 'none'}")
 
     for path in ENDPOINTS if profile else missed:
-        explain(app, client, path, per_endpoint_sql[path], requests_per_endpoint, cprofile)
+        explain(client, path, per_endpoint_sql[path], requests_per_endpoint, cprofile, clear_charts)
     return missed
 
 
 # Functions the dashboard's views call, timed inclusively (a function that calls another includes it).
 COMPONENTS = {
     "app.dashboard.data": ("battery", "now_prices", "sync_status", "last_push", "health", "costs", "tariff_timeline",
-                           "forecast_points", "history_points", "_rows_between", "_points", "explained_slots", "push_diff",
+                           "forecast_points", "history_points", "price_rows", "_rows_between", "_points", "explained_slots", "push_diff",
                            "site_zone", "control_view"),
-    "app.dashboard.routes": ("forecast_chart", "history_chart", "render_part", "render_template", "setup_steps"),
+    "app.dashboard.routes": ("price_charts", "forecast_chart", "history_chart", "render_part", "render_template", "setup_steps"),
     "app.api.routes": ("render_part", "jsonify"),
 }
 
@@ -353,7 +365,8 @@ def timed_components(totals: dict[str, list[float]]) -> Iterator[None]:
             setattr(module, name, real)
 
 
-def explain(app, client, path: str, statements: dict[str, list[float]], requests_per_endpoint: int, cprofile: bool) -> None:
+def explain(client, path: str, statements: dict[str, list[float]], requests_per_endpoint: int, cprofile: bool,
+            clear_charts) -> None:
     """Where one endpoint's time goes: its slowest SQL statements and its helpers' time per request."""
     print(f"\n  breakdown of {path}: SQL statements by total time ({requests_per_endpoint} requests)")
     ranked = sorted(statements.items(), key=lambda item: -sum(item[1]))
@@ -365,6 +378,7 @@ def explain(app, client, path: str, statements: dict[str, list[float]], requests
     whole = []
     with timed_components(totals):
         for _ in range(samples):
+            clear_charts()  # the breakdown is of a view that draws its charts
             started = time.perf_counter()
             client.get(path)
             whole.append((time.perf_counter() - started) * 1000)
@@ -377,6 +391,7 @@ def explain(app, client, path: str, statements: dict[str, list[float]], requests
     profiler = cProfile.Profile()
     profiler.enable()
     for _ in range(30):
+        clear_charts()
         client.get(path)
     profiler.disable()
     stream = io.StringIO()

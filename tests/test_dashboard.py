@@ -168,3 +168,33 @@ def test_stale_prices_are_flagged(env):
     SHARED.advance(minutes=20)
     text = signed_in(env).get("/").get_data(as_text=True)
     assert "the sync has not refreshed them since" in text
+
+
+def chart_of(client, part: str) -> str:
+    return client.get("/api/dashboard").get_json()["html"][part]
+
+
+def test_charts_show_new_prices_at_once_and_are_drawn_once_per_minute_otherwise(env):
+    from app.dashboard.routes import price_charts
+
+    price_charts.cache_clear()
+    SHARED.advance(seconds=65 - SHARED.current.second)  # 5 s into a minute
+    env.amber.price_fn = flat(21.0, -5.0)
+    env.tick()
+    client = signed_in(env)
+    first = chart_of(client, "forecast")
+    assert "buy price from 21c to 21c" in first
+    SHARED.advance(seconds=40)  # same minute, same prices: drawn once, shown twice
+    assert chart_of(client, "forecast") == first
+    assert price_charts.cache_info().misses == 1 and price_charts.cache_info().hits >= 1
+
+    env.amber.price_fn = flat(47.0, -5.0)  # new prices in the same minute are drawn at once
+    env.tick()
+    changed = chart_of(client, "forecast")
+    assert "buy price from 47c to 47c" in changed and "21c" not in changed
+    assert price_charts.cache_info().misses == 2
+
+    history = chart_of(client, "history")
+    SHARED.advance(seconds=60)  # the next minute moves the history window
+    assert chart_of(client, "history") != history
+    assert price_charts.cache_info().misses == 3

@@ -15,11 +15,13 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import defer
 
 from app.clients.errors import ClientError
-from app.connections import NotConfigured, call_tesla, effective_timezone, statuses
+from app.connections import NotConfigured, call_tesla, effective_timezone
 from app.credentials import CredentialUnreadable
 from app.dashboard.charts import PricePoint, TariffSlot
 from app.extensions import db
-from app.models import ApiCallCount, ControlEvent, ForceSession, StoredPrice, SyncRun, SyncState, TariffPush, TeslaReading, User
+from app.models import (
+    ApiCallCount, ControlEvent, ForceSession, ServiceStatus, StoredPrice, SyncRun, SyncState, TariffPush, TeslaReading, User,
+)
 from app.tariff import period_name, tariff_rates
 
 log = logging.getLogger(__name__)
@@ -89,7 +91,6 @@ _PRICE_COLUMNS = (
     StoredPrice.spike_status,
     StoredPrice.descriptor,
     StoredPrice.renewables,
-    StoredPrice.updated_at,
 )
 
 
@@ -101,6 +102,27 @@ def _rows_between(site_id: str, start: datetime, end: datetime) -> list[Any]:
             .order_by(StoredPrice.start_at, StoredPrice.duration_minutes)
         )
     )
+
+
+@dataclass(frozen=True)
+class PriceRows:
+    """The site's stored prices from a day back to a day ahead of the current half hour: what the
+    price now, the forecast and the history show, read in one query per page view."""
+
+    site_id: str | None
+    rows: tuple[Any, ...]
+
+    def between(self, start: datetime, end: datetime) -> list[Any]:
+        return [r for r in self.rows if start <= r.start_at < end]
+
+
+def price_rows(user: User, now: datetime) -> PriceRows:
+    """Read the prices the dashboard shows (nothing when no Amber site is chosen)."""
+    site_id = user.settings.amber_site_id if user.settings else None
+    if not site_id:
+        return PriceRows(None, ())
+    end = slot_start(now, site_zone(user)) + timedelta(hours=24)
+    return PriceRows(site_id, tuple(_rows_between(site_id, now - timedelta(hours=24), end)))
 
 
 def _pair(rows: list[StoredPrice]) -> PriceNow | None:
@@ -122,18 +144,19 @@ def _pair(rows: list[StoredPrice]) -> PriceNow | None:
     )
 
 
-def now_prices(user: User, now: datetime) -> NowView:
+def now_prices(prices: PriceRows, now: datetime) -> NowView:
     """The stored prices that contain `now`: the 5-minute interval and the 30-minute slot."""
-    site_id = user.settings.amber_site_id if user.settings else None
-    if not site_id:
+    if not prices.site_id:
         return NowView(None, None, None, False)
-    rows = [r for r in _rows_between(site_id, now - timedelta(minutes=30), now + timedelta(seconds=1))
+    rows = [r for r in prices.between(now - timedelta(minutes=30), now + timedelta(seconds=1))
             if r.start_at <= now < r.start_at + timedelta(minutes=r.duration_minutes)]
     five = _pair([r for r in rows if r.duration_minutes == 5])
     half = _pair([r for r in rows if r.duration_minutes == 30])
-    updated = max((r.updated_at for r in rows), default=None)
-    if half is None and five is None:
-        updated = db.session.scalar(select(func.max(StoredPrice.updated_at)).where(StoredPrice.amber_site_id == site_id))
+    # When they were stored (not part of the rows: a day of timestamps costs more than this query).
+    query = select(func.max(StoredPrice.updated_at)).where(StoredPrice.amber_site_id == prices.site_id)
+    if rows:
+        query = query.where(StoredPrice.start_at.in_({r.start_at for r in rows}))
+    updated = db.session.scalar(query)
     stale = updated is None or now - updated > PRICES_STALE_AFTER
     return NowView(five, half, updated, stale)
 
@@ -167,22 +190,15 @@ def _points(rows: list[StoredPrice]) -> list[PricePoint]:
     return points
 
 
-def forecast_points(user: User, now: datetime) -> list[PricePoint]:
+def forecast_points(prices: PriceRows, now: datetime, tz: ZoneInfo) -> list[PricePoint]:
     """Amber's prices from the current half hour to 24 hours ahead (latest forecast)."""
-    site_id = user.settings.amber_site_id if user.settings else None
-    if not site_id:
-        return []
-    start = slot_start(now, site_zone(user))
-    return _points(_rows_between(site_id, start, start + timedelta(hours=24)))
+    start = slot_start(now, tz)
+    return _points(prices.between(start, start + timedelta(hours=24)))
 
 
-def history_points(user: User, now: datetime) -> list[PricePoint]:
+def history_points(prices: PriceRows, now: datetime) -> list[PricePoint]:
     """Settled prices of the last 24 hours; missing intervals stay missing."""
-    site_id = user.settings.amber_site_id if user.settings else None
-    if not site_id:
-        return []
-    rows = [r for r in _rows_between(site_id, now - timedelta(hours=24), now) if r.kind in ("actual", "current")]
-    return _points(rows)
+    return _points([r for r in prices.between(now - timedelta(hours=24), now) if r.kind in ("actual", "current")])
 
 
 # -- the tariff on the Powerwall ----------------------------------------------------------------------------
@@ -329,6 +345,8 @@ def battery(user: User, now: datetime, *, refresh: bool = True, on_call=None) ->
 def _refresh_reading(user: User, reading: TeslaReading, site_id: str, now: datetime, on_call) -> None:
     live_due = reading.live_status_at is None or now - reading.live_status_at >= LIVE_STATUS_MAX_AGE
     info_due = reading.site_info_at is None or now - reading.site_info_at >= SITE_INFO_MAX_AGE
+    if not (live_due or info_due):
+        return
     # An error also counts as a read, so a broken connection is not retried on every page view.
     if reading.error_at is not None and now - reading.error_at < LIVE_STATUS_MAX_AGE:
         return
@@ -396,8 +414,11 @@ OUTCOME_WORDS = {
 }
 
 
-def sync_status(user: User, now: datetime, push: TariffPush | None) -> SyncStatusView:
-    """What the sync did last and what needs attention (`push`: the last accepted push, if any)."""
+def sync_status(
+    user: User, now: datetime, push: TariffPush | None, services: dict[str, ServiceStatus | None]
+) -> SyncStatusView:
+    """What the sync did last and what needs attention (`push`: the last accepted push, if any;
+    `services`: the recorded connection statuses, from `connections.statuses`)."""
     from app import scheduler
 
     settings = user.settings
@@ -423,7 +444,7 @@ def sync_status(user: User, now: datetime, push: TariffPush | None) -> SyncStatu
             alerts.append(Alert("warning", f"Reconnect needed: {state.tesla_blocked_reason}"))
         if state.export_protection_active:
             alerts.append(Alert("info", "Export protection is on: exporting costs money right now, so exports are stopped."))
-    for service, row in statuses(user).items():
+    for service, row in services.items():
         if row is not None and row.state == "attention" and not (state and state.tesla_blocked_reason and service == "tesla"):
             alerts.append(Alert("warning", f"{'Amber' if service == 'amber' else 'Tesla'}: {row.message}"))
     return SyncStatusView(enabled, last_run, push, latency, next_tick, alerts)
@@ -450,10 +471,10 @@ class CostView:
     amber_budget_left: int
 
 
-def health(user: User) -> list[ServiceHealth]:
-    """Per service: connected / needs attention / not configured."""
+def health(user: User, services: dict[str, ServiceStatus | None]) -> list[ServiceHealth]:
+    """Per service: connected / needs attention / not configured (`services` as for `sync_status`)."""
     settings = user.settings
-    rows = statuses(user)
+    rows = services
     result = []
     for service, name, configured in (
         ("amber", "Amber Electric", bool(settings and settings.amber_token_enc)),

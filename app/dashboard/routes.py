@@ -1,7 +1,9 @@
 """Views of the dashboard blueprint. The page and its JSON refresh render the same partials."""
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
+from functools import lru_cache
+from zoneinfo import ZoneInfo
 
 from flask import abort, flash, redirect, render_template, request, url_for
 from markupsafe import Markup
@@ -10,10 +12,11 @@ from sqlalchemy import func, select
 
 from app import clock, control
 from app.api_usage import CallCounter, record_call_counts
+from app.connections import statuses
 from app.credentials import secret_status
 from app.dashboard import bp, data
 from app.dashboard.actions import sync_now
-from app.dashboard.charts import forecast_chart, history_chart
+from app.dashboard.charts import TariffSlot, forecast_chart, history_chart
 from app.extensions import db
 from app.form_helpers import ActionForm
 from app.security import is_db_id
@@ -21,6 +24,8 @@ from app.models import SyncRun, TariffPush
 
 PARTS = ("now", "battery", "control", "status", "forecast", "history", "health")
 HISTORY_PAGE_SIZE = 50
+# Charts kept per worker process (each pair is ~100 KB at most).
+CHART_CACHE_SIZE = 256
 
 
 def setup_steps(user) -> list[tuple[str, bool, bool]]:
@@ -50,25 +55,48 @@ def dashboard_context(user, now) -> dict:
     battery = data.battery(user, now, on_call=counter)
     if counter.records:
         record_call_counts(user, counter, now.astimezone(tz).date())
-    db.session.commit()  # the battery reading and its call counts
+    if db.session.new or db.session.dirty or db.session.deleted:
+        # A new battery reading (or error) and its call counts. Only then: a commit expires every
+        # loaded object, and reloading the user, settings and sync state is a third of a page's queries.
+        db.session.commit()
     push = data.last_push(user, explanation=False)
     tariff = data.tariff_timeline(push.tariff, now, tz) if push else []
+    prices = data.price_rows(user, now)
+    services = statuses(user)
     return {
         "tz": tz,
         "now": now,
-        "prices": data.now_prices(user, now),
+        "prices": data.now_prices(prices, now),
         "battery": battery,
-        "status": data.sync_status(user, now, push),
-        "health": data.health(user),
+        "status": data.sync_status(user, now, push, services),
+        "health": data.health(user, services),
         "costs": data.costs(user, now),
-        "forecast_svg": forecast_chart(data.forecast_points(user, now), tariff, now, tz),
-        "history_svg": history_chart(data.history_points(user, now), now - timedelta(hours=24), now, tz),
+        **dict(zip(("forecast_svg", "history_svg"), price_charts(prices, tuple(tariff), chart_minute(now), tz))),
         "steps": setup_steps(user),
         "control": data.control_view(user, now),
         "outcome_words": data.OUTCOME_WORDS,
         "fleet_rates": (data.FLEET_RATE_COMMANDS, data.FLEET_RATE_DATA),
         "action_form": ActionForm(),
     }
+
+
+def chart_minute(now: datetime) -> datetime:
+    """The instant the charts are drawn for: `now` to the minute (a minute is under a pixel of a day)."""
+    return now.replace(second=0, microsecond=0)
+
+
+@lru_cache(maxsize=CHART_CACHE_SIZE)
+def price_charts(prices: data.PriceRows, tariff: tuple[TariffSlot, ...], minute: datetime, tz: ZoneInfo) -> tuple[Markup, Markup]:
+    """The forecast and history charts as of `minute`.
+
+    Drawing them is most of a dashboard view's work, and they are a pure function of these arguments
+    (the stored price rows as read, the tariff timeline, the minute, the zone), so each worker keeps
+    the last few: a view in the same minute with the same prices and tariff reuses them, and any
+    change to a price row (values or update time) or to the tariff draws them again."""
+    return (
+        forecast_chart(data.forecast_points(prices, minute, tz), tariff, minute, tz),
+        history_chart(data.history_points(prices, minute), minute - timedelta(hours=24), minute, tz),
+    )
 
 
 def render_part(part: str, context: dict) -> str:
