@@ -6,10 +6,12 @@ Run from the repository root (loopback only, bounded by --duration):
     .venv/bin/python scripts/load.py --clients 50 --duration 30 --think 1
 
 Starts, all on 127.0.0.1 and free ports: the simulator (a subprocess, real clock, rate limits off), a
-SQLite database in a temporary directory with the demo account (Amber + Teslemetry, sync on), and
+SQLite database in a temporary directory with --users households (the demo account and copies of it:
+Amber + Teslemetry, sync on; one per client by default, so no client rides on another's cached
+battery reading or charts), and
 `gunicorn -c gunicorn.conf.py run:app` with --workers workers, the embedded scheduler ticking every
 --tick seconds (SCHEDULER_TICK_SECONDS). Then --clients threads, each with its own requests.Session
-signed in through the real form, alternate GET / and GET /api/dashboard (waiting --think seconds
+signed in through the real form as one of the users, alternate GET / and GET /api/dashboard (waiting --think seconds
 between requests) for --duration seconds. Prints p50/p95/p99/max per endpoint, requests/s, errors,
 the ticks the scheduler ran meanwhile, CPU used by gunicorn and a /metrics scrape. Target: no errors
 and p95 under 100 ms. Not a test: it prints figures and exits 0 (1 when there were errors).
@@ -73,24 +75,41 @@ def worker_pids(master: int) -> list[int]:
     return [int(p) for p in out.split()]
 
 
-def prepare_database(sim_base: str, data_dir: Path) -> tuple[str, str, str]:
-    """Migrate a new SQLite database and create the demo account; return (database URL, email, password)."""
+def prepare_database(sim_base: str, data_dir: Path, users: int) -> tuple[str, list[tuple[str, str]]]:
+    """Migrate a new SQLite database with the demo account and `users - 1` more households set up the
+    same way (Amber + Teslemetry on the simulator, sync on); return (database URL, [(email, password)])."""
     import logging
 
     logging.disable(logging.WARNING)
-    from app import create_app
+    from app import accounts, create_app
+    from app.credentials import apply_settings
     from app.demo import DEMO_EMAIL, DEMO_PASSWORD, demo_config, prepare_demo
+    from app.extensions import db
+    from app.simulator import identity
 
     config = demo_config(sim_base, data_dir, "127.0.0.1", 5001)
     config.SCHEDULER = "off"
     app = create_app(config)
     prepare_demo(app)
+    logins = [(DEMO_EMAIL, DEMO_PASSWORD)]
     with app.app_context():
-        from app.extensions import db
-
+        for i in range(1, users):
+            email, password = f"load{i:03d}@example.com", f"load test password {i:03d}"
+            user = accounts.create_user(email, password)
+            apply_settings(
+                user,
+                amber_token=identity.AMBER_TOKEN,
+                amber_site_id=identity.AMBER_SITE_ID,
+                teslemetry_token=identity.TESLEMETRY_TOKEN,
+                tesla_site_id=str(identity.TESLA_ENERGY_SITE_ID),
+                site_timezone="Australia/Sydney",
+                sync_enabled=True,
+            )
+            logins.append((email, password))
+        db.session.commit()
         db.engine.dispose()
     logging.disable(logging.NOTSET)
-    return config.SQLALCHEMY_DATABASE_URI, DEMO_EMAIL, DEMO_PASSWORD
+    return config.SQLALCHEMY_DATABASE_URI, logins
 
 
 def start_gunicorn(env: dict[str, str], log_path: Path) -> subprocess.Popen:
@@ -181,6 +200,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--serve-simulator", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--clients", type=int, default=50)
+    parser.add_argument("--users", type=int, default=0,
+                        help="accounts the clients sign in as, in turn (default: one per client)")
     parser.add_argument("--duration", type=float, default=60.0, help="seconds of load (default 60)")
     parser.add_argument("--think", type=float, default=0.0, help="seconds each client waits between requests")
     parser.add_argument("--workers", type=int, default=4, help="gunicorn worker processes")
@@ -190,8 +211,9 @@ def main() -> int:
     if args.serve_simulator:
         serve_simulator()
         return 0
-    if not (1 <= args.clients <= 500 and 1 <= args.duration <= 600 and 1 <= args.workers <= 16):
-        parser.error("clients 1..500, duration 1..600 s, workers 1..16")
+    args.users = args.users or args.clients
+    if not (1 <= args.clients <= 500 and 1 <= args.users <= 500 and 1 <= args.duration <= 600 and 1 <= args.workers <= 16):
+        parser.error("clients 1..500, users 1..500, duration 1..600 s, workers 1..16")
 
     from app.simulator import identity
 
@@ -205,7 +227,7 @@ def main() -> int:
             raise SystemExit("the simulator did not start on loopback")
         with tempfile.TemporaryDirectory(prefix="tas-load-") as tmp:
             data_dir = Path(tmp)
-            db_url, email, password = prepare_database(sim_base, data_dir)
+            db_url, logins = prepare_database(sim_base, data_dir, args.users)
             port = free_port()
             env = {k: v for k, v in os.environ.items() if not k.startswith(("GUNICORN_", "SCHEDULER"))}
             env.update(identity.app_settings(sim_base))
@@ -226,14 +248,14 @@ def main() -> int:
             sessions: list[requests.Session] = [None] * args.clients  # type: ignore[list-item]
 
             def login_one(i: int) -> None:
-                sessions[i] = sign_in(base, email, password)
+                sessions[i] = sign_in(base, *logins[i % len(logins)])
 
             login_threads = [threading.Thread(target=login_one, args=(i,)) for i in range(args.clients)]
             for t in login_threads:
                 t.start()
             for t in login_threads:
                 t.join()
-            print(f"{args.clients} clients signed in in {time.perf_counter() - started:.1f} s")
+            print(f"{args.clients} clients signed in as {args.users} users in {time.perf_counter() - started:.1f} s")
             for s in sessions:  # warm up: first render per worker, first Tesla read
                 s.get(f"{base}/api/dashboard", timeout=30)
 
@@ -272,6 +294,13 @@ def main() -> int:
                   f"{cpu * 1000 / max(total, 1):.1f} ms CPU per request (incl. scheduler ticks)")
             print(f"load generator CPU {client_cpu / wall:.2f} cores ({client_cpu * 1000 / max(total, 1):.1f} ms per request); "
                   f"simulator {sim_cpu / wall:.2f} cores; machine {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}")
+            if not args.think and total:
+                # Little's law for a closed loop: each client always has one request in flight, so the
+                # mean latency is at least clients x CPU per request / cores, whatever the server's order.
+                floor_ms = args.clients * (cpu + client_cpu) * 1000 / total / (os.cpu_count() or 1)
+                print(f"closed loop without think time: mean latency >= {args.clients} clients x "
+                      f"{(cpu + client_cpu) * 1000 / total:.1f} ms CPU / {os.cpu_count()} cores = {floor_ms:.0f} ms "
+                      f"(measured mean {statistics.fmean(everything):.0f} ms)")
             print(f"sync runs during the load: {runs_after - runs_before} (all time {outcomes})")
             scrape = requests.get(f"{base}/metrics", headers={"Authorization": f"Bearer {METRICS_TOKEN}"}, timeout=10)
             wanted = ("tas_sync_runs_total", "tas_scheduler_leader", "tas_push_latency_last_24h_ms{quantile=\"0.5\"}",
