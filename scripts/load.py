@@ -11,8 +11,9 @@ Amber + Teslemetry, sync on; one per client by default, so no client rides on an
 battery reading or charts), and
 `gunicorn -c gunicorn.conf.py run:app` with --workers workers, the embedded scheduler ticking every
 --tick seconds (SCHEDULER_TICK_SECONDS). Then --clients threads, each with its own requests.Session
-signed in through the real form as one of the users, alternate GET / and GET /api/dashboard (waiting --think seconds
-between requests) for --duration seconds. Prints p50/p95/p99/max per endpoint, requests/s, errors,
+signed in through the real form as one of the users, alternate GET / and GET /api/dashboard for
+--duration seconds, back to back, or with --think: waiting 0.5-1.5 x --think seconds (uniform, after a
+random start within the first --think), as independent users would, not in lockstep. Prints p50/p95/p99/max per endpoint, requests/s, errors,
 the ticks the scheduler ran meanwhile, CPU used by gunicorn and a /metrics scrape. Target: no errors
 and p95 under 100 ms. Not a test: it prints figures and exits 0 (1 when there were errors).
 """
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import random
 import re
 import resource
 import signal
@@ -160,7 +162,10 @@ def run_clients(base: str, sessions: list[requests.Session], duration: float, th
 
     def client(index: int, session: requests.Session) -> None:
         paths = ["/", "/api/dashboard"] if index % 2 == 0 else ["/api/dashboard", "/"]
+        pause = random.Random(index)  # independent users: staggered starts, think times ±50 %
         start_gate.wait()
+        if think:
+            time.sleep(pause.uniform(0, think))
         i = 0
         while time.monotonic() < stop_at:
             path = paths[i % 2]
@@ -179,7 +184,7 @@ def run_clients(base: str, sessions: list[requests.Session], duration: float, th
                 else:
                     latencies[path].append(elapsed)
             if think:
-                time.sleep(think)
+                time.sleep(pause.uniform(0.5 * think, 1.5 * think))
 
     threads = [threading.Thread(target=client, args=(i, s), daemon=True) for i, s in enumerate(sessions)]
     for t in threads:
@@ -203,10 +208,11 @@ def main() -> int:
     parser.add_argument("--users", type=int, default=0,
                         help="accounts the clients sign in as, in turn (default: one per client)")
     parser.add_argument("--duration", type=float, default=60.0, help="seconds of load (default 60)")
-    parser.add_argument("--think", type=float, default=0.0, help="seconds each client waits between requests")
+    parser.add_argument("--think", type=float, default=0.0, help="mean seconds each client waits between requests")
     parser.add_argument("--workers", type=int, default=4, help="gunicorn worker processes")
     parser.add_argument("--threads", type=int, default=4, help="threads per gunicorn worker")
-    parser.add_argument("--tick", type=int, default=10, help="SCHEDULER_TICK_SECONDS during the run (divides 3600)")
+    parser.add_argument("--tick", type=int, default=60,
+                        help="SCHEDULER_TICK_SECONDS during the run (divides 3600; the app's default is 300)")
     args = parser.parse_args()
     if args.serve_simulator:
         serve_simulator()
