@@ -10,6 +10,7 @@ from datetime import datetime, timedelta
 
 from flask import current_app
 from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from app.extensions import db
@@ -61,9 +62,19 @@ def create_user(email: str, password: str, *, is_admin: bool = False) -> User:
     if db.session.scalar(select(User.id).where(User.email == email)) is not None:
         raise AccountError("An account with that email already exists.", "email")
     first = user_count() == 0
-    user = User(email=email, password_hash=hash_password(password), is_admin=is_admin or first)
+    user = User(
+        email=email, password_hash=hash_password(password), is_admin=is_admin or first, founder=True if first else None
+    )
     db.session.add(user)
-    db.session.flush()
+    try:
+        db.session.flush()
+    except IntegrityError as exc:
+        # Another sign-up committed between our check and this insert: the same email, or (on a new
+        # install) the first account, whose founder flag is unique. The caller rolls back.
+        log.warning("Account creation refused: another account was created at the same moment")
+        if first:
+            raise AccountError("Another account was created at the same moment. Please try again.") from exc
+        raise AccountError("An account with that email already exists.", "email") from exc
     log.info("Created account %s%s", user.id, " (administrator)" if user.is_admin else "")
     return user
 

@@ -76,6 +76,9 @@ class User(UserMixin, db.Model):
     session_nonce: Mapped[str] = mapped_column(String(32), default=new_session_nonce)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # True on the account that was created first, NULL on every other: the unique constraint lets
+    # only one of two simultaneous sign-ups on a new install become that first administrator.
+    founder: Mapped[bool | None] = mapped_column(Boolean, nullable=True, unique=True)
 
     settings: Mapped[UserSettings] = relationship(
         back_populates="user", uselist=False, cascade="all, delete-orphan", passive_deletes=True
@@ -300,6 +303,8 @@ class StoredPrice(db.Model):
     __table_args__ = (
         UniqueConstraint("amber_site_id", "channel", "start_at", "duration_minutes", name="uq_price_intervals_key"),
         Index("ix_price_intervals_site_start", "amber_site_id", "start_at"),
+        # Retention deletes by age across every site.
+        Index("ix_price_intervals_start_at", "start_at"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)

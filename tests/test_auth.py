@@ -40,6 +40,64 @@ def test_first_user_policy_closes_sign_up_after_the_first_account(app, client, a
     assert login(client, "late@example.com").status_code == 200  # no such account was made
 
 
+def test_two_simultaneous_first_sign_ups_make_one_administrator(app, monkeypatch):
+    """Two people sign up on a new install at the same moment: both saw no account yet."""
+    import threading
+
+    from app import accounts
+
+    seen_empty = threading.Barrier(2, timeout=10)
+    real_count = accounts.user_count
+
+    waited = threading.local()
+
+    def count_then_wait():
+        n = real_count()
+        if not getattr(waited, "done", False):
+            waited.done = True
+            seen_empty.wait()  # both requests have read "no accounts" before either goes on
+        return n
+
+    clients = [app.test_client(), app.test_client()]
+    tokens = [csrf_token(c, "/register") for c in clients]
+    monkeypatch.setattr(accounts, "user_count", count_then_wait)
+    statuses: dict[str, int] = {}
+
+    def sign_up(i: int) -> None:
+        email = f"racer{i}@example.com"
+        statuses[email] = clients[i].post(
+            "/register", data={"email": email, "password": TEST_PASSWORD, "confirm": TEST_PASSWORD, "csrf_token": tokens[i]},
+        ).status_code
+
+    threads = [threading.Thread(target=sign_up, args=(i,)) for i in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    with app.app_context():
+        users = app.extensions["sqlalchemy"].session.scalars(select(User)).all()
+        assert len(users) == 1 and users[0].is_admin and users[0].founder
+    assert statuses[users[0].email] == 302
+    loser = next(email for email in statuses if email != users[0].email)
+    # PostgreSQL: the unique founder flag refuses the second insert (400, "try again"); SQLite: the
+    # second writer's snapshot is stale and the database refuses it (the error page, 503).
+    assert statuses[loser] in (400, 503)
+
+
+def test_a_sign_up_that_loses_the_race_is_told_to_try_again(app, client, admin_id, monkeypatch):
+    """The check said "no account yet" but the first account was committed before this insert."""
+    from app import accounts
+
+    monkeypatch.setattr(accounts, "user_count", lambda: 0)
+    response = register(client, "second@example.com")
+    assert response.status_code == 400
+    assert "Another account was created at the same moment. Please try again." in response.get_data(as_text=True)
+    with app.app_context():
+        session = app.extensions["sqlalchemy"].session
+        assert session.scalar(select(User).where(User.email == "second@example.com")) is None
+        assert [u.id for u in session.scalars(select(User).where(User.is_admin.is_(True)))] == [admin_id]
+
+
 def test_open_policy_allows_more_accounts_and_they_are_not_admins(app, client, admin_id):
     app.config["REGISTRATION"] = "open"
     assert register(client, "bob@example.com").status_code == 302
