@@ -269,6 +269,15 @@ def test_non_json_success_body_is_bad_response(mocked: responses.RequestsMock, c
     assert "maintenance" not in excinfo.value.user_message
 
 
+def test_a_garbled_success_is_still_counted_as_a_billable_call(
+    mocked: responses.RequestsMock, client: HttpClient, records: list[CallRecord]
+) -> None:
+    mocked.post(f"{BASE}/a", body="{not json", status=200, content_type="application/json")
+    with pytest.raises(BadResponseError):
+        client.request("POST", "/a", json={})
+    assert [(r.status, r.billable, r.error) for r in records] == [(200, True, "BadResponseError")]
+
+
 def test_non_json_allowed_when_not_expected(mocked: responses.RequestsMock, client: HttpClient) -> None:
     mocked.post(f"{BASE}/a", body="", status=200)
     assert client.request("POST", "/a", json={}, expect_json=False).body is None

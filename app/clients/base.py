@@ -256,7 +256,12 @@ class HttpClient:
                 duration = self._clock() - started
                 self._observe_response(response)
                 if 200 <= status < 300:
-                    body = self._parse_body(response, expect_json, secrets)
+                    try:
+                        body = self._parse_body(response, expect_json, secrets)
+                    except ClientError as exc:
+                        # The call happened (and Tesla bills it) even though its answer is unusable.
+                        self._record(method, log_path, status, duration, attempt, type(exc).__name__)
+                        raise
                     self._record(method, log_path, status, duration, attempt, None)
                     logger.debug("%s %s %s -> %s in %.0f ms", self.service, method, log_path, status, duration * 1000)
                     return ApiResponse(status=status, headers=response.headers, body=body)
