@@ -278,6 +278,18 @@ def test_a_garbled_success_is_still_counted_as_a_billable_call(
     assert [(r.status, r.billable, r.error) for r in records] == [(200, True, "BadResponseError")]
 
 
+def test_a_lost_answer_counts_as_billable_a_refused_connection_does_not(
+    mocked: responses.RequestsMock, client: HttpClient, records: list[CallRecord]
+) -> None:
+    # The cost meter errs high: after a read timeout Tesla may have applied (and billed) the command.
+    mocked.post(f"{BASE}/timeout", body=requests.ReadTimeout("slow"))
+    mocked.post(f"{BASE}/refused", body=requests.ConnectionError("refused"))
+    for path in ("/timeout", "/refused"):
+        with pytest.raises(TransientError):
+            client.request("POST", path, json={})
+    assert [(r.path, r.status, r.billable) for r in records] == [("/v1/timeout", None, True), ("/v1/refused", None, False)]
+
+
 def test_non_json_allowed_when_not_expected(mocked: responses.RequestsMock, client: HttpClient) -> None:
     mocked.post(f"{BASE}/a", body="", status=200)
     assert client.request("POST", "/a", json={}, expect_json=False).body is None

@@ -417,8 +417,9 @@ def test_failed_calls_show_up_in_metrics_by_status_and_the_cost_meter_counts_the
         'tas_api_calls_total{service="amber",status="5xx",billable="false"}': 3,
         'tas_api_calls_total{service="teslemetry",status="4xx",billable="true"}': 1,  # Tesla bills a 429
         'tas_api_calls_total{service="teslemetry",status="4xx",billable="false"}': 0,
-        'tas_api_calls_total{service="teslemetry",status="none",billable="true"}': 0,
-        'tas_api_calls_total{service="teslemetry",status="none",billable="false"}': 1,
+        # The push's answer was lost after sending: Tesla may have applied and billed it, so it counts.
+        'tas_api_calls_total{service="teslemetry",status="none",billable="true"}': 1,
+        'tas_api_calls_total{service="teslemetry",status="none",billable="false"}': 0,
     }
     assert len(env.amber.calls) == 4 + 3  # every call Amber saw is counted once
     with app.app_context():

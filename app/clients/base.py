@@ -110,7 +110,7 @@ class CallRecord:
     path: str  # no query string, so no secrets
     status: int | None  # None when no response arrived (timeout, connection error)
     duration_s: float
-    billable: bool  # Tesla bills every request that got a status < 500
+    billable: bool  # Tesla bills every request that got a status < 500; an answer lost after sending may be billed
     attempt: int = 1
     error: str | None = None  # error class name when the attempt failed
 
@@ -242,17 +242,17 @@ class HttpClient:
             except requests.ConnectionError as exc:  # includes ConnectTimeout: nothing was processed
                 error: ClientError = TransientError(self.service, None, detail=f"connection failed: {type(exc).__name__}")
                 retryable = True
-                status = None
+                status, reached = None, False
             except requests.Timeout as exc:  # read timeout: the server may have acted, and waiting again is costly
                 error = TransientError(self.service, None, detail=f"timed out: {type(exc).__name__}")
                 retryable = False
-                status = None
+                status, reached = None, True
             except requests.RequestException as exc:
                 error = TransientError(self.service, None, detail=f"request failed: {type(exc).__name__}")
                 retryable = False
-                status = None
+                status, reached = None, True
             else:
-                status = response.status_code
+                status, reached = response.status_code, True
                 duration = self._clock() - started
                 self._observe_response(response)
                 if 200 <= status < 300:
@@ -260,16 +260,16 @@ class HttpClient:
                         body = self._parse_body(response, expect_json, secrets)
                     except ClientError as exc:
                         # The call happened (and Tesla bills it) even though its answer is unusable.
-                        self._record(method, log_path, status, duration, attempt, type(exc).__name__)
+                        self._record(method, log_path, status, duration, attempt, type(exc).__name__, reached)
                         raise
-                    self._record(method, log_path, status, duration, attempt, None)
+                    self._record(method, log_path, status, duration, attempt, None, reached)
                     logger.debug("%s %s %s -> %s in %.0f ms", self.service, method, log_path, status, duration * 1000)
                     return ApiResponse(status=status, headers=response.headers, body=body)
                 error = self._error_for_status(response, secrets)
                 retryable = status >= 500
 
             duration = self._clock() - started
-            self._record(method, log_path, status, duration, attempt, type(error).__name__)
+            self._record(method, log_path, status, duration, attempt, type(error).__name__, reached)
             will_retry = retryable and attempt < attempts
             logger.warning(
                 "%s %s %s -> %s in %.0f ms (attempt %d/%d%s): %s",
@@ -358,7 +358,12 @@ class HttpClient:
             text = (response.text or "")[:200]
         return (redact_text(code, secrets) if code else None), redact_text(text, secrets)
 
-    def _record(self, method: str, path: str, status: int | None, duration: float, attempt: int, error: str | None) -> None:
+    def _record(
+        self, method: str, path: str, status: int | None, duration: float, attempt: int, error: str | None, reached: bool
+    ) -> None:
+        """Report one attempt. `reached`: the request got to the server (a status arrived, or the answer
+        was lost after sending: a read timeout or a broken reply), so it may have been processed and
+        billed; counted as billable then, so the cost estimate errs high, never low."""
         if self._on_call is None:
             return
         record = CallRecord(
@@ -367,7 +372,7 @@ class HttpClient:
             path=path,
             status=status,
             duration_s=duration,
-            billable=status is not None and status < 500,
+            billable=status < 500 if status is not None else reached,
             attempt=attempt,
             error=error,
         )
