@@ -443,7 +443,7 @@ def test_exact_duplicates_keep_the_settled_kind() -> None:
 
 
 def _short_forecast(future_slots: int) -> list[PriceInterval]:
-    now = BRISBANE_NOW  # 12:40, current slot 12:30 = 02:30Z
+    # BRISBANE_NOW is 12:40, so the current slot is 12:30 = 02:30Z
     start = utc("2026-11-24T02:30:00Z")
     data = [
         interval(start, 500.0, kind=CURRENT),
