@@ -15,6 +15,7 @@ from app import accounts, create_app
 from app.connections import check_connections
 from app.credentials import apply_settings
 from app.extensions import db
+from app.models import User
 from app.simulator import identity
 from app.simulator.server import start_simulator_thread
 from config import Config, config_for
@@ -44,16 +45,21 @@ def prepare_demo(app: Flask) -> None:
         user = accounts.find_user(DEMO_EMAIL)
         if user is None:
             user = accounts.create_user(DEMO_EMAIL, DEMO_PASSWORD, is_admin=True)
-        apply_settings(
-            user,
-            amber_token=identity.AMBER_TOKEN,
-            amber_site_id=identity.AMBER_SITE_ID,
-            teslemetry_token=identity.TESLEMETRY_TOKEN,
-            tesla_site_id=str(identity.TESLA_ENERGY_SITE_ID),
-            sync_enabled=True,
-        )
+        connect_to_simulator(user)
         check_connections(user)
         db.session.commit()
+
+
+def connect_to_simulator(user: User) -> None:
+    """Give `user` the simulator's Amber and Teslemetry tokens and sites, with sync on (the caller commits)."""
+    apply_settings(
+        user,
+        amber_token=identity.AMBER_TOKEN,
+        amber_site_id=identity.AMBER_SITE_ID,
+        teslemetry_token=identity.TESLEMETRY_TOKEN,
+        tesla_site_id=str(identity.TESLA_ENERGY_SITE_ID),
+        sync_enabled=True,
+    )
 
 
 def run_demo(host: str = "127.0.0.1", port: int = 5001, sim_port: int = 5055, data_dir: Path | None = None) -> None:

@@ -173,15 +173,7 @@ def _purge_tariff_pushes(cutoff: datetime, batch_size: int, result: PurgeResult)
             and row.created_at < keep_from[(row.user_id, row.tesla_site_id)]
         ]
         if doomed:
-            try:
-                deleted = db.session.execute(
-                    delete(TariffPush).where(TariffPush.id.in_(doomed)).execution_options(synchronize_session=False)
-                ).rowcount or 0
-                db.session.commit()
-            except Exception:
-                db.session.rollback()
-                raise
-            result.tariff_pushes += deleted
+            result.tariff_pushes += _delete_batch(TariffPush, doomed)
             result.batches += 1
         if len(rows) < batch_size:
             return
@@ -220,15 +212,21 @@ def _purge_prices(cutoff: datetime, batch_size: int, result: PurgeResult) -> Non
         ).all()
         if not ids:
             return
-        try:
-            deleted = db.session.execute(
-                delete(StoredPrice).where(StoredPrice.id.in_(ids)).execution_options(synchronize_session=False)
-            ).rowcount or 0
-            db.session.commit()
-        except Exception:
-            db.session.rollback()
-            raise
+        deleted = _delete_batch(StoredPrice, ids)
         result.price_intervals += deleted
         result.batches += 1
         if len(ids) < batch_size or not deleted:
             return
+
+
+def _delete_batch(model: type[db.Model], ids: Sequence[int]) -> int:
+    """Delete these rows of `model` and commit; return how many this statement deleted."""
+    try:
+        deleted = db.session.execute(
+            delete(model).where(model.id.in_(ids)).execution_options(synchronize_session=False)
+        ).rowcount or 0
+        db.session.commit()
+    except Exception:
+        db.session.rollback()
+        raise
+    return deleted

@@ -84,10 +84,8 @@ def prepare_database(sim_base: str, data_dir: Path, users: int) -> tuple[str, li
 
     logging.disable(logging.WARNING)
     from app import accounts, create_app
-    from app.credentials import apply_settings
-    from app.demo import DEMO_EMAIL, DEMO_PASSWORD, demo_config, prepare_demo
+    from app.demo import DEMO_EMAIL, DEMO_PASSWORD, connect_to_simulator, demo_config, prepare_demo
     from app.extensions import db
-    from app.simulator import identity
 
     config = demo_config(sim_base, data_dir, "127.0.0.1", 5001)
     config.SCHEDULER = "off"
@@ -97,16 +95,7 @@ def prepare_database(sim_base: str, data_dir: Path, users: int) -> tuple[str, li
     with app.app_context():
         for i in range(1, users):
             email, password = f"load{i:03d}@example.com", f"load test password {i:03d}"
-            user = accounts.create_user(email, password)
-            apply_settings(
-                user,
-                amber_token=identity.AMBER_TOKEN,
-                amber_site_id=identity.AMBER_SITE_ID,
-                teslemetry_token=identity.TESLEMETRY_TOKEN,
-                tesla_site_id=str(identity.TESLA_ENERGY_SITE_ID),
-                site_timezone="Australia/Sydney",
-                sync_enabled=True,
-            )
+            connect_to_simulator(accounts.create_user(email, password))
             logins.append((email, password))
         db.session.commit()
         db.engine.dispose()
