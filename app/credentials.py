@@ -199,4 +199,5 @@ def unblock_tesla(user: User) -> None:
     state = db.session.get(SyncState, user.id) if user.id is not None else None
     if state is not None and state.tesla_blocked_reason:
         state.tesla_blocked_reason = None
+        state.tesla_retry_after = None  # the hourly check's time: the new credentials are tried at once
         log.info("User %s: Tesla credentials changed; the sync may call Tesla again", user.id)

@@ -61,6 +61,7 @@ from app.models import (
 )
 from app.prices import Channel, IntervalKind, PriceInterval
 from app.sync_rules import (
+    TESLA_AUTH_RECHECK,
     PushDecision,
     decide_export_protection,
     decide_push,
@@ -68,6 +69,7 @@ from app.sync_rules import (
     is_stale,
     tariff_hash,
     tariffs_differ,
+    tesla_wait,
 )
 from app.tariff import SlotFlag, TariffBuildError, TariffExplanation, TariffPolicy, build_tariff
 
@@ -420,7 +422,7 @@ class _UserSync:
             raise _Stop("failed", f"{exc} The last good tariff stays on the Powerwall.") from exc
         tariff, explanation = built.tariff, built.explanation
         self.result.tariff, self.result.explanation = tariff, explanation
-        self._tesla_gate()
+        self._tesla_gate("Prices were still recorded.")
         decision = self._decide(tariff, explanation)
         self.result.decision = decision
         if self.dry_run:
@@ -453,8 +455,7 @@ class _UserSync:
             if not configured_tesla_paths(settings):
                 raise _Stop("skipped", "Add a Teslemetry token or connect Tesla in Settings.")
             if not settings.tesla_site_id or effective_timezone(settings) is None:
-                if self.state.tesla_blocked_reason:
-                    raise _Stop("skipped", f"Tesla needs attention: {self.state.tesla_blocked_reason}")
+                self._tesla_gate()
                 self._before_outside_call()
                 checked = True
                 status = check_tesla(self.user, self.now, self.counter)
@@ -491,13 +492,11 @@ class _UserSync:
         self._before_outside_call()
         return amber_client(self.user, self.counter)
 
-    def _tesla_gate(self) -> None:
-        """No Tesla call while Tesla asked us to wait, or while the credentials need the user."""
-        if self.state.tesla_blocked_reason:
-            raise _Stop("skipped", f"Tesla needs attention: {self.state.tesla_blocked_reason} Prices were still recorded.")
-        if self.state.tesla_retry_after and self.state.tesla_retry_after > self.now:
-            local = self.state.tesla_retry_after.strftime("%H:%M:%S UTC")
-            raise _Stop("skipped", f"Tesla asked us to slow down; the next push is after {local}.")
+    def _tesla_gate(self, note: str = "") -> None:
+        """No Tesla call while Tesla asked us to wait, or while refused credentials wait for their next check."""
+        reason = tesla_wait(self.state.tesla_blocked_reason, self.state.tesla_retry_after, self.now)
+        if reason:
+            raise _Stop("skipped", f"{reason} {note}".strip())
 
     def _decide(self, tariff: dict, explanation: TariffExplanation) -> PushDecision:
         last = last_accepted_push(self.user, self.settings.tesla_site_id)
@@ -530,6 +529,11 @@ class _UserSync:
         try:
             outcome = call_tesla(self.user, operation, self.now, self.counter)
             self.last_via = outcome.via
+            if self.state.tesla_blocked_reason:  # the hourly check: the credentials work again
+                log.info("User %s: Tesla accepts the saved credentials again", self.user.id)
+                self.state.tesla_blocked_reason, self.state.tesla_retry_after = None, None
+                _set_status(self.user, "tesla", "connected", "Connected again: Tesla accepted the saved credentials.",
+                            self.now, self.statuses)
             return outcome.value
         except RateLimitedError as exc:
             wait = exc.retry_after if exc.retry_after is not None else 60.0
@@ -538,8 +542,11 @@ class _UserSync:
         except (AuthenticationError, CredentialUnreadable) as exc:
             message = exc.user_message if isinstance(exc, ClientError) else str(exc)
             self.state.tesla_blocked_reason = message
+            self.state.tesla_retry_after = self.now + TESLA_AUTH_RECHECK
             _set_status(self.user, "tesla", "attention", message, self.now, self.statuses)
-            raise _Stop("failed", f"{message} No more Tesla calls until that is fixed.") from exc
+            raise _Stop(
+                "failed", f"{message} No more Tesla calls until that is fixed (the app checks again once an hour)."
+            ) from exc
         except CommandRejectedError:
             raise
         except ClientError as exc:
@@ -606,9 +613,7 @@ class _UserSync:
         if last is None:
             return
         fallback = fallback_tariff(last.tariff, TariffPolicy(estimate=self.settings.forecast_estimate))
-        if fallback is None or self.state.tesla_blocked_reason:
-            return
-        if self.state.tesla_retry_after and self.state.tesla_retry_after > self.now:
+        if fallback is None or tesla_wait(self.state.tesla_blocked_reason, self.state.tesla_retry_after, self.now):
             return
         minutes = self.config["SYNC_STALE_MINUTES"]
         try:

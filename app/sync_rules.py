@@ -112,6 +112,24 @@ def is_stale(last_success_at: datetime | None, now: datetime, limit: timedelta) 
     return last_success_at is not None and now - last_success_at > limit
 
 
+# After Tesla refused the saved credentials, the sync checks once an hour whether they work again: a
+# passing outage at Tesla or Teslemetry must not stop the sync until someone notices.
+TESLA_AUTH_RECHECK = timedelta(hours=1)
+
+
+def tesla_wait(blocked_reason: str | None, retry_after: datetime | None, now: datetime) -> str | None:
+    """Why the sync must not call Tesla at `now`, in plain words; None when it may.
+
+    `retry_after` is when Tesla may be called again: after a 429, what Tesla asked for; after refused
+    credentials (`blocked_reason`), the next hourly check."""
+    if retry_after is None or retry_after <= now:
+        return None
+    when = retry_after.strftime("%H:%M UTC")
+    if blocked_reason:
+        return f"Tesla needs attention: {blocked_reason} The app checks again after {when}."
+    return f"Tesla asked us to slow down; the next push is after {retry_after.strftime('%H:%M:%S UTC')}."
+
+
 @dataclass(frozen=True)
 class ExportAction:
     """What export protection should do this tick: "activate", "restore" or "none", and why."""

@@ -188,6 +188,13 @@ def test_tesla_429_waits_as_told_without_hammering(env, app, user_id):
     assert env.tick()[0].outcome == "pushed"
 
 
+def tesla_status(app) -> ServiceStatus:
+    with app.app_context():
+        row = _db.session.scalar(select(ServiceStatus).where(ServiceStatus.service == "tesla"))
+        _db.session.expunge_all()
+        return row
+
+
 def test_tesla_401_stops_tesla_calls_until_the_user_fixes_the_token(env, app, user_id):
     configure(app, user_id, teslemetry_token="not-the-simulator-token")
     [result] = env.tick()
@@ -195,13 +202,38 @@ def test_tesla_401_stops_tesla_calls_until_the_user_fixes_the_token(env, app, us
     SHARED.advance(minutes=5)
     [result] = env.tick()
     assert result.outcome == "skipped" and result.tesla_calls == 0
+    assert "checks again after" in result.reason
     assert result.amber_calls == 2  # prices are still recorded
-    with app.app_context():
-        status = _db.session.scalar(select(ServiceStatus).where(ServiceStatus.service == "tesla"))
-        assert status.state == "attention"
-    configure(app, user_id, teslemetry_token=identity.TESLEMETRY_TOKEN)
+    assert tesla_status(app).state == "attention"
+    for _ in range(10):  # the rest of the hour: no Tesla call at all
+        SHARED.advance(minutes=5)
+        assert env.tick()[0].tesla_calls == 0
+    SHARED.advance(minutes=5)
+    [result] = env.tick()  # the hourly check: one call, refused again, blocked for another hour
+    assert result.outcome == "failed" and result.tesla_calls == 1
+    SHARED.advance(minutes=5)
+    assert env.tick()[0].tesla_calls == 0
+    configure(app, user_id, teslemetry_token=identity.TESLEMETRY_TOKEN)  # fixed: tried at once
     SHARED.advance(minutes=5)
     assert env.tick()[0].outcome == "pushed"
+
+
+def test_a_passing_401_clears_itself_at_the_hourly_check(env, app, user_id):
+    assert env.tick()[0].outcome == "pushed"
+    env.amber.price_fn = flat(44.0, -6.0)  # the next sync has something to push
+    env.sim("faults", json={"endpoint": "tesla_time_of_use_settings", "status": 401, "count": 1})
+    SHARED.advance(minutes=5)
+    [result] = env.tick()
+    assert result.outcome == "failed" and "No more Tesla calls" in result.reason
+    SHARED.advance(minutes=30)
+    assert env.tick()[0].outcome == "skipped"
+    SHARED.advance(minutes=30)
+    [result] = env.tick()  # an hour after the refusal the credentials are tried again, and work
+    assert result.outcome == "pushed"
+    assert env.state(user_id).tesla_blocked_reason is None and env.state(user_id).tesla_retry_after is None
+    assert tesla_status(app).state == "connected"
+    SHARED.advance(minutes=5)
+    assert env.tick()[0].outcome in ("pushed", "unchanged")
 
 
 def test_an_exception_in_one_user_is_recorded_and_others_still_sync(env, app, user_id, monkeypatch):

@@ -116,3 +116,15 @@ BASE = dict(enabled=True, active=False, current_costs_money=False, next_costs_mo
 )
 def test_export_protection(changes, action):
     assert decide_export_protection(**{**BASE, **changes}).action == action
+
+
+def test_tesla_wait_after_refused_credentials_and_after_a_429():
+    from app.sync_rules import TESLA_AUTH_RECHECK, tesla_wait
+
+    now = datetime(2026, 11, 24, 3, 0, tzinfo=timezone.utc)
+    check = now + TESLA_AUTH_RECHECK
+    assert tesla_wait("Token refused.", check, now) == "Tesla needs attention: Token refused. The app checks again after 04:00 UTC."
+    assert tesla_wait("Token refused.", check, check) is None  # the hourly check may call
+    assert tesla_wait("Token refused.", None, now) is None  # blocked before checks existed: check now
+    assert tesla_wait(None, now + timedelta(seconds=90), now) == "Tesla asked us to slow down; the next push is after 03:01:30 UTC."
+    assert tesla_wait(None, None, now) is None

@@ -441,7 +441,8 @@ def sync_status(
         if state.fallback_active:
             alerts.append(Alert("warning", "Prices could not be refreshed for a while, so the Powerwall has a safe flat tariff until they return."))
         if state.tesla_blocked_reason:
-            alerts.append(Alert("warning", f"Reconnect needed: {state.tesla_blocked_reason}"))
+            alerts.append(Alert("warning", f"Reconnect needed: {state.tesla_blocked_reason} "
+                                           "(the app checks once an hour whether it works again)"))
         if state.export_protection_active:
             alerts.append(Alert("info", "Export protection is on: exporting costs money right now, so exports are stopped."))
     for service, row in services.items():
