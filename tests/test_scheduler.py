@@ -493,10 +493,11 @@ def load_gunicorn_conf() -> dict:
 
 
 def test_gunicorn_conf_defaults(monkeypatch):
-    for name in ("HOST", "PORT", "GUNICORN_WORKERS", "GUNICORN_THREADS"):
+    for name in ("HOST", "PORT", "GUNICORN_WORKERS", "GUNICORN_THREADS", "GUNICORN_KEEPALIVE"):
         monkeypatch.setenv(name, "")
     conf = load_gunicorn_conf()
     assert conf["bind"] == "127.0.0.1:5001" and conf["workers"] == 2 and conf["threads"] == 4
+    assert conf["keepalive"] == 0  # connections are not pinned to one worker (docs/performance.md)
     assert conf["preload_app"] is False
 
 
@@ -505,8 +506,9 @@ def test_gunicorn_conf_from_environment(monkeypatch):
     monkeypatch.setenv("PORT", "8000")
     monkeypatch.setenv("GUNICORN_WORKERS", "4")
     monkeypatch.setenv("GUNICORN_THREADS", "8")
+    monkeypatch.setenv("GUNICORN_KEEPALIVE", "5")
     conf = load_gunicorn_conf()
-    assert conf["bind"] == "0.0.0.0:8000" and conf["workers"] == 4 and conf["threads"] == 8
+    assert conf["bind"] == "0.0.0.0:8000" and conf["workers"] == 4 and conf["threads"] == 8 and conf["keepalive"] == 5
 
 
 def test_gunicorn_hooks_start_and_stop_the_worker_scheduler(app, monkeypatch):
