@@ -17,7 +17,7 @@ from app.security import admin_required, is_db_id
 def _render(form: CreateUserForm | None = None, status: int = 200):
     users = db.session.scalars(select(User).order_by(User.email)).all()
     return (
-        render_template("admin/users.html", users=users, form=form or CreateUserForm(), action_form=ActionForm()),
+        render_template("admin/users.html", users=users, form=form or CreateUserForm()),
         status,
     )
 

@@ -76,7 +76,6 @@ def dashboard_context(user, now) -> dict:
         "control": data.control_view(user, now),
         "outcome_words": data.OUTCOME_WORDS,
         "fleet_rates": (data.FLEET_RATE_COMMANDS, data.FLEET_RATE_DATA),
-        "action_form": ActionForm(),
     }
 
 

@@ -54,7 +54,6 @@ def _render(status: int = 200, **forms):
             amber_form=amber,
             tesla_form=tesla,
             prefs_form=prefs,
-            action_form=ActionForm(),
             amber_status=secret_status(settings, "amber_token"),
             teslemetry_status=secret_status(settings, "teslemetry_token"),
             fleet_connected=fleet_configured(settings),

@@ -56,7 +56,7 @@ def _settings():
 @bp.route("/tesla-fleet/connect", methods=["GET"])
 def connect_page():
     """Explain what connecting does, with the button that starts it."""
-    return render_template("tesla_oauth/connect.html", fleet=fleet_app_config(), action_form=ActionForm())
+    return render_template("tesla_oauth/connect.html", fleet=fleet_app_config())
 
 
 @bp.route("/tesla-fleet/connect", methods=["POST"])
@@ -78,7 +78,7 @@ def connect():
 def _callback_failed(message: str, status: int):
     return (
         render_template(
-            "tesla_oauth/callback_error.html", message=message, fleet=fleet_app_config(), action_form=ActionForm()
+            "tesla_oauth/callback_error.html", message=message, fleet=fleet_app_config()
         ),
         status,
     )
@@ -163,7 +163,6 @@ def admin_app():
         local_key_url=url_for("tesla_oauth.public_key", _external=True),
         registrations=registrations(),
         region_names=REGION_NAMES,
-        action_form=ActionForm(),
     )
 
 
