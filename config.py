@@ -140,7 +140,7 @@ class Config:
         self.SYNC_MAX_WORKERS = int(_number("SYNC_MAX_WORKERS", 32, minimum=1, integer=True))
         self.SQLALCHEMY_ENGINE_OPTIONS = {"pool_pre_ping": True}
         # Retention (app/retention.py, hourly): rows older than this many days are deleted.
-        self.PRICE_RETENTION_DAYS = _days("PRICE_RETENTION_DAYS", 90)
+        self.PRICE_RETENTION_DAYS = _days("PRICE_RETENTION_DAYS", 400)
         self.SYNC_RUN_RETENTION_DAYS = _days("SYNC_RUN_RETENTION_DAYS", 90)
         # A user's newest pushes are kept whatever their age (the dashboard and the sync compare with them).
         self.TARIFF_PUSH_RETENTION_DAYS = _days("TARIFF_PUSH_RETENTION_DAYS", 365)

@@ -274,14 +274,15 @@ def test_cli_purge_prints_what_it_deleted(app, db, clock, runner, user_id, caplo
     now = clock()
     add_run(db, user_id, now - 100 * DAY, "pushed")
     add_run(db, user_id, now - 100 * DAY, "failed")
-    add_price(db, now - 100 * DAY)
+    add_price(db, now - 401 * DAY)
+    add_price(db, now - 100 * DAY)  # prices are kept 400 days by default
     db.session.commit()
     with caplog.at_level("INFO", logger="app.retention"):
         result = runner.invoke(args=["db", "purge"])
     assert result.exit_code == 0, result.output
     assert "Deleted 2 sync runs older than 90 days (failed 1, pushed 1)" in result.output
     assert "Deleted 0 tariff pushes older than 365 days" in result.output
-    assert "Deleted 1 stored prices older than 90 days" in result.output
+    assert "Deleted 1 stored prices older than 400 days" in result.output
     assert "Retention: deleted 2 sync runs, 0 tariff pushes and 1 stored prices" in caplog.text
 
 
@@ -297,8 +298,8 @@ def test_defaults(monkeypatch):
     for name in RETENTION_VARIABLES:
         monkeypatch.delenv(name, raising=False)
     config = config_for("testing")
-    assert (config.SYNC_RUN_RETENTION_DAYS, config.TARIFF_PUSH_RETENTION_DAYS, config.PRICE_RETENTION_DAYS) == (90, 365, 90)
-    assert RetentionPolicy.from_config(vars(config)) == RetentionPolicy(90, 365, 90, 5000)
+    assert (config.SYNC_RUN_RETENTION_DAYS, config.TARIFF_PUSH_RETENTION_DAYS, config.PRICE_RETENTION_DAYS) == (90, 365, 400)
+    assert RetentionPolicy.from_config(vars(config)) == RetentionPolicy(90, 365, 400, 5000)
     monkeypatch.setenv("TARIFF_PUSH_RETENTION_DAYS", " 30 ")
     assert config_for("testing").TARIFF_PUSH_RETENTION_DAYS == 30
 
