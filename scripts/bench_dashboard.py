@@ -31,7 +31,6 @@ import math
 import os
 import pstats
 import re
-import secrets
 import statistics
 import sys
 import tempfile
@@ -46,7 +45,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "scripts"))
 
-from bench_sync import fresh_database  # noqa: E402  (one way to make a throw-away database)
+from bench_sync import fresh_database, percentile  # noqa: E402  (one way to make a throw-away database)
+from bench_sync import make_app as bench_sync_app  # noqa: E402
 
 UTC = timezone.utc
 # 19:12:40 AEDT: evening peak, 160 s into a 5-minute interval (the simulator's price is confirmed).
@@ -76,29 +76,9 @@ class FrozenClock:
 
 
 def make_app(database_url: str, tmp: Path, sim_base: str, clock: FrozenClock):
-    """Production settings on `database_url`, pointed at the simulator, scheduler off, clock frozen."""
-    from cryptography.fernet import Fernet
-
-    from app import create_app
-    from app.extensions import db
-    from app.simulator import identity
-    from config import ProductionConfig
-
-    os.environ.setdefault("LOG_LEVEL", "WARNING")
-    config = ProductionConfig()
-    config.DATA_DIR = str(tmp / "data")
-    config.SQLALCHEMY_DATABASE_URI = database_url
-    config.SECRET_KEY = secrets.token_hex(16)
-    config.FERNET_ENCRYPTION_KEY = Fernet.generate_key().decode()
-    config.SCHEDULER = "off"
-    config.LOG_LEVEL = "WARNING"
-    for name, value in identity.app_settings(sim_base).items():
-        setattr(config, name, value)
-    app = create_app(config)
-    app.extensions["clock"] = clock
+    """bench_sync's app (production settings, scheduler off) with the clock frozen and no waiting."""
+    app = bench_sync_app(database_url, tmp, sim_base, clock)
     app.extensions["sleep"] = lambda seconds: None  # the price is already confirmed; never wait
-    with app.app_context():
-        db.create_all()
     return app
 
 
@@ -203,11 +183,6 @@ def build(app, at: datetime, days: int, push_days: int) -> dict[str, int]:
 
 
 # -- measuring ----------------------------------------------------------------------------------------------
-
-
-def percentile(values: list[float], fraction: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, math.ceil(fraction * len(ordered)) - 1))]
 
 
 class QueryLog:

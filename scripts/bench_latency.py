@@ -187,7 +187,8 @@ def main() -> int:
         if args.latency_ms:
             sim_post(base, "faults", {"endpoint": "*", "latency_ms": args.latency_ms})
         with fresh_database(args.database_url, tmp) as database_url:
-            app = make_app(database_url, tmp, base, args, clock)  # type: ignore[arg-type]
+            app = make_app(database_url, tmp, base, clock, log_level=args.log_level, workers=args.workers,
+                           pool_size=args.pool_size)
             app.extensions["clock"] = clock
             app.extensions["sleep"] = clock.sleep
             if args.waits:

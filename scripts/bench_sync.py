@@ -117,14 +117,15 @@ def child_peak_rss_mb(pid: int | None) -> float | None:
 
 
 def child_cpu_seconds(pid: int | None) -> float | None:
-    """User + system CPU time a running child has used so far (Linux /proc), in seconds."""
+    """User + system CPU time a running process and its children that have exited have used so far
+    (Linux /proc), in seconds; None when there is no such process."""
     if pid is None:
         return None
     try:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     except OSError:
         return None
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return sum(int(f) for f in fields[11:15]) / os.sysconf("SC_CLK_TCK")
 
 
 def own_cpu_seconds() -> float:
@@ -246,26 +247,29 @@ def create_users(app, count: int, sites: list[str]) -> None:
             db.session.commit()
 
 
-def make_app(database_url: str, tmp: Path, base: str, args, clock: RunningClock):
-    """The app on `database_url`, pointed at the simulator."""
+def make_app(database_url: str, tmp: Path, base: str, clock, *, log_level: str = "WARNING",
+              workers: int | None = None, pool_size: int | None = 0):
+    """Production settings on `database_url` with throw-away keys, pointed at the simulator at `base`,
+    scheduler off, the given clock; `pool_size` None sizes the PostgreSQL pool to the sync workers, 0
+    keeps the default. The schema is created from the models."""
     from cryptography.fernet import Fernet
 
     from app import create_app
     from app.simulator import identity
     from config import ProductionConfig
 
-    os.environ.setdefault("LOG_LEVEL", args.log_level)
+    os.environ.setdefault("LOG_LEVEL", log_level)
     config = ProductionConfig()
     config.DATA_DIR = str(tmp / "data")
     config.SQLALCHEMY_DATABASE_URI = database_url
     config.SECRET_KEY = secrets.token_hex(16)
     config.FERNET_ENCRYPTION_KEY = Fernet.generate_key().decode()
     config.SCHEDULER = "off"
-    config.LOG_LEVEL = args.log_level
-    if args.workers:
-        config.SYNC_MAX_WORKERS = args.workers
-    if database_url.startswith("postgresql") and args.pool_size != 0:
-        pool = args.pool_size or config.SYNC_MAX_WORKERS
+    config.LOG_LEVEL = log_level
+    if workers:
+        config.SYNC_MAX_WORKERS = workers
+    if database_url.startswith("postgresql") and pool_size != 0:
+        pool = pool_size or config.SYNC_MAX_WORKERS
         config.SQLALCHEMY_ENGINE_OPTIONS = {**config.SQLALCHEMY_ENGINE_OPTIONS, "pool_size": pool, "max_overflow": 10}
     for name, value in identity.app_settings(base).items():
         setattr(config, name, value)
@@ -416,7 +420,8 @@ def main() -> int:
             sim_post(base, "clock", {"set": at.isoformat()})
             if args.latency_ms:
                 sim_post(base, "faults", {"endpoint": "*", "latency_ms": args.latency_ms})
-            app = make_app(database_url, tmp, base, args, clock)
+            app = make_app(database_url, tmp, base, clock, log_level=args.log_level, workers=args.workers,
+                           pool_size=args.pool_size)
             started = time.perf_counter()
             create_users(app, args.users, site_ids(args.sites))
             setup = time.perf_counter() - started

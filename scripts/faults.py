@@ -89,8 +89,8 @@ SCENARIOS = [
              [{"endpoint": "tesla_*", "status": 429, "retry_after": 900}]),
     Scenario("tesla_malformed", "Tesla's site_info and push answers cut in half",
              [{"endpoint": "tesla_site_info", "malformed": True}, {"endpoint": "tesla_time_of_use_settings", "malformed": True}]),
-    Scenario("tesla_push_dropped", f"The push is held past the read timeout: the app drops the connection, "
-             f"the simulator still applies it", [{"endpoint": "tesla_time_of_use_settings", "latency_ms": int((TIMEOUT_S + 1) * 1000)}]),
+    Scenario("tesla_push_dropped", "The push is held past the read timeout: the app drops the connection, "
+             "the simulator still applies it", [{"endpoint": "tesla_time_of_use_settings", "latency_ms": int((TIMEOUT_S + 1) * 1000)}]),
 ]
 
 

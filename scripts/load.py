@@ -20,6 +20,7 @@ and p95 under 100 ms. Not a test: it prints figures and exits 0 (1 when there we
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import random
 import re
@@ -38,38 +39,26 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "scripts"))
 
 import requests  # noqa: E402
+from bench_sync import percentile, simulator  # noqa: E402  (one simulator subprocess, one percentile)
+from bench_sync import child_cpu_seconds as _child_cpu  # noqa: E402
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU of `pid` and its reaped children so far; 0 once it is gone."""
+    return _child_cpu(pid) or 0.0
 
 METRICS_TOKEN = "load-test-metrics-token-0123456789"
 ACCESS_RE = re.compile(r'logger=app\.access .*?msg="GET (/|/api/dashboard) 200".*?duration_ms=([0-9.]+)')
 CSRF_RE = re.compile(r'name="csrf_token" type="hidden" value="([^"]+)"|name="csrf_token" value="([^"]+)"')
 
 
-def serve_simulator() -> None:
-    """Child process: a simulator on an ephemeral loopback port; prints its URL, stops when stdin closes."""
-    from app.simulator.server import create_simulator_app, start_simulator_thread
-
-    sim_app = create_simulator_app(amber_rate_limit=0, teslemetry_rate_limit=0)
-    base, stop = start_simulator_thread(app=sim_app)
-    print(base, flush=True)
-    sys.stdin.read()
-    stop()
-
-
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU of `pid` and its children that have exited (Linux /proc)."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return sum(int(f) for f in fields[11:15]) / os.sysconf("SC_CLK_TCK")
 
 
 def worker_pids(master: int) -> list[int]:
@@ -123,6 +112,17 @@ def start_gunicorn(env: dict[str, str], log_path: Path) -> subprocess.Popen:
     raise SystemExit("gunicorn did not answer /healthz within 60 s")
 
 
+def stop_gunicorn(proc: subprocess.Popen | None) -> None:
+    """SIGTERM the whole gunicorn process group (SIGKILL after 30 s), if it still runs."""
+    if proc is None or proc.poll() is not None:
+        return
+    os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+
+
 def sign_in(base: str, email: str, password: str) -> requests.Session:
     session = requests.Session()
     page = session.get(f"{base}/login", timeout=30).text
@@ -133,13 +133,6 @@ def sign_in(base: str, email: str, password: str) -> requests.Session:
                             allow_redirects=False, timeout=30)
     assert response.status_code == 302, f"sign-in failed: {response.status_code}"
     return session
-
-
-def percentile(sorted_ms: list[float], q: float) -> float:
-    if not sorted_ms:
-        return float("nan")
-    index = min(len(sorted_ms) - 1, max(0, int(round(q * len(sorted_ms) + 0.5)) - 1))
-    return sorted_ms[index]
 
 
 def run_clients(base: str, sessions: list[requests.Session], duration: float, think: float):
@@ -192,7 +185,6 @@ def sync_run_counts(db_url: str) -> tuple[int, dict[str, int]]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--serve-simulator", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--clients", type=int, default=50)
     parser.add_argument("--users", type=int, default=0,
                         help="accounts the clients sign in as, in turn (default: one per client)")
@@ -203,23 +195,18 @@ def main() -> int:
     parser.add_argument("--tick", type=int, default=60,
                         help="SCHEDULER_TICK_SECONDS during the run (divides 3600; the app's default is 300)")
     args = parser.parse_args()
-    if args.serve_simulator:
-        serve_simulator()
-        return 0
     args.users = args.users or args.clients
     if not (1 <= args.clients <= 500 and 1 <= args.users <= 500 and 1 <= args.duration <= 600 and 1 <= args.workers <= 16):
         parser.error("clients 1..500, users 1..500, duration 1..600 s, workers 1..16")
 
     from app.simulator import identity
 
-    child = subprocess.Popen([sys.executable, __file__, "--serve-simulator"], cwd=ROOT, stdin=subprocess.PIPE,
-                             stdout=subprocess.PIPE, text=True)
     gunicorn: subprocess.Popen | None = None
-    try:
-        assert child.stdout is not None
-        sim_base = child.stdout.readline().strip()
+    with contextlib.ExitStack() as stack:
+        sim_base, sim_pid = stack.enter_context(simulator("process"))
         if not sim_base.startswith("http://127.0.0.1:"):
             raise SystemExit("the simulator did not start on loopback")
+        stack.callback(lambda: stop_gunicorn(gunicorn))
         with tempfile.TemporaryDirectory(prefix="tas-load-") as tmp:
             data_dir = Path(tmp)
             db_url, logins = prepare_database(sim_base, data_dir, args.users)
@@ -258,14 +245,14 @@ def main() -> int:
             cpu_before = sum(cpu_seconds(p) for p in pids)
             runs_before, _ = sync_run_counts(db_url)
             self_before = resource.getrusage(resource.RUSAGE_SELF)
-            sim_before = cpu_seconds(child.pid)
+            sim_before = cpu_seconds(sim_pid)
             wall = time.perf_counter()
             latencies, errors = run_clients(base, sessions, args.duration, args.think)
             wall = time.perf_counter() - wall
             cpu = sum(cpu_seconds(p) for p in pids) - cpu_before
             self_after = resource.getrusage(resource.RUSAGE_SELF)
             client_cpu = (self_after.ru_utime - self_before.ru_utime) + (self_after.ru_stime - self_before.ru_stime)
-            sim_cpu = cpu_seconds(child.pid) - sim_before
+            sim_cpu = cpu_seconds(sim_pid) - sim_before
             runs_after, outcomes = sync_run_counts(db_url)
 
             total = sum(len(v) for v in latencies.values())
@@ -305,8 +292,7 @@ def main() -> int:
             p95 = percentile(everything, .95)
             verdict = "met" if not errors and p95 < 100 else "MISSED"
             print(f"target (no errors, p95 < 100 ms): {verdict} (p95 {p95:.1f} ms)")
-            os.killpg(gunicorn.pid, signal.SIGTERM)
-            gunicorn.wait(timeout=30)
+            stop_gunicorn(gunicorn)
             log_text = log_path.read_text()
             bad = [line for line in log_text.splitlines() if "level=ERROR" in line or "level=CRITICAL" in line
                    or "Traceback" in line or "[CRITICAL]" in line or "[ERROR]" in line]
@@ -323,19 +309,6 @@ def main() -> int:
                 print(f"server time {path:<16} n {len(values):>6}  p50 {percentile(values, .5):7.1f}  "
                       f"p95 {percentile(values, .95):7.1f}  p99 {percentile(values, .99):7.1f} ms")
             return 0 if not errors else 1
-    finally:
-        if gunicorn is not None and gunicorn.poll() is None:
-            os.killpg(gunicorn.pid, signal.SIGTERM)
-            try:
-                gunicorn.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(gunicorn.pid, signal.SIGKILL)
-        if child.stdin:
-            child.stdin.close()
-        try:
-            child.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            child.kill()
 
 
 if __name__ == "__main__":
