@@ -116,12 +116,12 @@ class PriceRows:
         return [r for r in self.rows if start <= r.start_at < end]
 
 
-def price_rows(user: User, now: datetime) -> PriceRows:
-    """Read the prices the dashboard shows (nothing when no Amber site is chosen)."""
+def price_rows(user: User, now: datetime, tz: ZoneInfo) -> PriceRows:
+    """Read the prices the dashboard shows (nothing when no Amber site is chosen); `tz` is the site's zone."""
     site_id = user.settings.amber_site_id if user.settings else None
     if not site_id:
         return PriceRows(None, ())
-    end = slot_start(now, site_zone(user)) + timedelta(hours=24)
+    end = slot_start(now, tz) + timedelta(hours=24)
     return PriceRows(site_id, tuple(_rows_between(site_id, now - timedelta(hours=24), end)))
 
 

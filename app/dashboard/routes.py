@@ -61,7 +61,7 @@ def dashboard_context(user, now) -> dict:
         db.session.commit()
     push = data.last_push(user, explanation=False)
     tariff = data.tariff_timeline(push.tariff, now, tz) if push else []
-    prices = data.price_rows(user, now)
+    prices = data.price_rows(user, now, tz)
     services = statuses(user)
     return {
         "tz": tz,
