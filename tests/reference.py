@@ -1,12 +1,13 @@
-"""Where the shared reference fixtures live: `../shared/reference/fixtures` beside the project root
-(that is how every developer and CI checks the project out)."""
+"""Where the reference payloads live: `tests/fixtures/` (provenance in its README).
+
+They are part of the repository, so a fresh clone runs its tests with nothing beside it."""
 from __future__ import annotations
 
 import json
 from pathlib import Path
 from typing import Any
 
-FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "reference" / "fixtures"
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
 
 
 def load_fixture(name: str) -> Any:
