@@ -1,4 +1,4 @@
-"""Counting the outside API calls a user's actions cause (sync, dashboard reads, force control), per
+"""Counting the outside API calls a household's actions cause (sync, dashboard reads, force control), per
 local day, service, kind and HTTP status class; Tesla's billable ones marked. The dashboard's cost meter
 and /metrics read these."""
 from __future__ import annotations
@@ -12,7 +12,7 @@ from sqlalchemy import select
 
 from app.clients.base import CallRecord
 from app.extensions import db
-from app.models import ApiCallCount, User
+from app.models import ApiCallCount, Household
 
 TESLA_SERVICES = ("tesla", "teslemetry", "tesla_auth")
 
@@ -29,7 +29,7 @@ def call_kind(path: str) -> str:
 
 
 class CallCounter:
-    """Collects the HTTP calls of one user's sync (thread-safe)."""
+    """Collects the HTTP calls of one household's sync (thread-safe)."""
 
     def __init__(self) -> None:
         self.records: list[CallRecord] = []
@@ -57,8 +57,8 @@ def status_class(status: int | None) -> str:
     return "other"
 
 
-def record_call_counts(user: User, counter: CallCounter, day: date) -> None:
-    """Add the counter's calls to the user's counts for `day`. The caller commits."""
+def record_call_counts(household: Household, counter: CallCounter, day: date) -> None:
+    """Add the counter's calls to the household's counts for `day`. The caller commits."""
     kinds = counter.by_kind()
     if not kinds:
         return
@@ -66,7 +66,7 @@ def record_call_counts(user: User, counter: CallCounter, day: date) -> None:
         rows = {
             (row.service, row.kind, row.status_class): row
             for row in db.session.scalars(
-                select(ApiCallCount).where(ApiCallCount.user_id == user.id, ApiCallCount.day == day)
+                select(ApiCallCount).where(ApiCallCount.household_id == household.id, ApiCallCount.day == day)
             )
         }
     for (service, kind, klass, billable), count in kinds.items():
@@ -74,7 +74,7 @@ def record_call_counts(user: User, counter: CallCounter, day: date) -> None:
         row = rows.get(key)
         if row is None:
             row = rows[key] = ApiCallCount(
-                user_id=user.id, day=day, service=service, kind=kind, status_class=klass, calls=0, billable=0
+                household_id=household.id, day=day, service=service, kind=kind, status_class=klass, calls=0, billable=0
             )
             db.session.add(row)
         row.calls += count

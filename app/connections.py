@@ -1,4 +1,4 @@
-"""A user's connections to Amber and Tesla: build clients from stored credentials, keep Fleet tokens
+"""A household's connections to Amber and Tesla: build clients from stored credentials, keep Fleet tokens
 fresh, choose the Tesla path (with fallback), and record each service's status in plain words.
 
 Routes, the CLI and (later) the sync call this module; clients stay free of Flask and models."""
@@ -23,7 +23,8 @@ from app.clients.tesla import EnergySite, TeslaClient, fleet_api_host, teslemetr
 from app.clients.tesla_auth import TeslaAuthClient, TokenSet, discover_region
 from app.credentials import CredentialUnreadable, get_secret, set_secret, settings_for, unblock_tesla
 from app.extensions import db
-from app.models import ServiceStatus, User, UserSettings, utcnow
+from app.households.service import PowerwallTaken, claim_tesla_site
+from app.models import ServiceStatus, Household, HouseholdSettings, utcnow
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -34,7 +35,7 @@ REFRESH_MARGIN = timedelta(minutes=5)
 
 
 class ReconnectNeeded(AuthenticationError):
-    """The Fleet refresh token is gone or refused: only the user can fix it, by connecting again."""
+    """The Fleet refresh token is gone or refused: only the household can fix it, by connecting again."""
 
     def __init__(self, detail: str = "refresh token missing or refused") -> None:
         super().__init__(
@@ -46,18 +47,18 @@ class ReconnectNeeded(AuthenticationError):
 
 
 class NotConfigured(Exception):
-    """The user has not given what this call needs; the message says what is missing."""
+    """The household has not given what this call needs; the message says what is missing."""
 
 
 _THREAD = threading.local()
 
 
 def _session() -> requests.Session:
-    """This thread's HTTP session: a sync worker reuses its open connections from one user to the next
+    """This thread's HTTP session: a sync worker reuses its open connections from one household to the next
     instead of opening new ones (TCP, and TLS in production) for every client.
 
     The cookie jar is emptied each time a session is handed out, so a client starts as clean as with a
-    new session and nothing one user's calls received is ever sent with another user's."""
+    new session and nothing one household's calls received is ever sent with another household's."""
     session = getattr(_THREAD, "session", None)
     if session is None:
         session = _THREAD.session = requests.Session()
@@ -68,9 +69,9 @@ def _session() -> requests.Session:
 # -- Amber ------------------------------------------------------------------------------------------------
 
 
-def amber_client(user: User, on_call: OnCall = None) -> AmberClient:
-    """An Amber client with the user's token (NotConfigured / CredentialUnreadable when it can't be had)."""
-    token = get_secret(user.settings, "amber_token")
+def amber_client(household: Household, on_call: OnCall = None) -> AmberClient:
+    """An Amber client with the household's token (NotConfigured / CredentialUnreadable when it can't be had)."""
+    token = get_secret(household.settings, "amber_token")
     if not token:
         raise NotConfigured("Add your Amber API token in Settings.")
     return AmberClient(
@@ -96,8 +97,8 @@ def tesla_auth_client(on_call: OnCall = None) -> TeslaAuthClient:
     )
 
 
-def fleet_host(settings: UserSettings) -> str:
-    """The Fleet API base URL for the user's region (TESLA_FLEET_API_URL overrides every region)."""
+def fleet_host(settings: HouseholdSettings) -> str:
+    """The Fleet API base URL for the household's region (TESLA_FLEET_API_URL overrides every region)."""
     return fleet_api_host(settings.tesla_region or "na", current_app.config.get("TESLA_FLEET_API_URL"))
 
 
@@ -107,21 +108,21 @@ def fleet_candidate_hosts() -> list[str] | None:
     return [override] if override else None
 
 
-def save_fleet_tokens(user: User, tokens: TokenSet, now: datetime, region: str | None = None) -> None:
+def save_fleet_tokens(household: Household, tokens: TokenSet, now: datetime, region: str | None = None) -> None:
     """Store a token set; a refresh that returned no new refresh token keeps the old one."""
-    settings = settings_for(user)
+    settings = settings_for(household)
     set_secret(settings, "tesla_access_token", tokens.access_token)
     if tokens.refresh_token:
         set_secret(settings, "tesla_refresh_token", tokens.refresh_token)
     settings.tesla_token_expires_at = tokens.expires_at(now)
     if region:
         settings.tesla_region = region.lower()
-    unblock_tesla(user)
+    unblock_tesla(household)
 
 
-def clear_fleet_tokens(user: User) -> None:
+def clear_fleet_tokens(household: Household) -> None:
     """Forget the Fleet connection (tokens, expiry, region)."""
-    settings = settings_for(user)
+    settings = settings_for(household)
     for name in ("tesla_access_token", "tesla_refresh_token"):
         set_secret(settings, name, None)
     settings.tesla_token_expires_at = None
@@ -130,15 +131,15 @@ def clear_fleet_tokens(user: User) -> None:
         settings.tesla_path = "teslemetry"
 
 
-def fleet_configured(settings: UserSettings | None) -> bool:
+def fleet_configured(settings: HouseholdSettings | None) -> bool:
     """Whether Fleet tokens are stored (readable or not)."""
     return bool(settings and settings.tesla_refresh_token_enc)
 
 
-def fleet_access_token(user: User, now: datetime, *, force_refresh: bool = False, on_call: OnCall = None) -> str:
+def fleet_access_token(household: Household, now: datetime, *, force_refresh: bool = False, on_call: OnCall = None) -> str:
     """A Fleet access token valid for at least REFRESH_MARGIN, refreshing (and saving the rotated
     refresh token at once) when needed."""
-    settings = user.settings
+    settings = household.settings
     if not fleet_configured(settings):
         raise NotConfigured("Connect your Tesla account through the Fleet API in Settings.")
     access = get_secret(settings, "tesla_access_token")
@@ -161,20 +162,20 @@ def fleet_access_token(user: User, now: datetime, *, force_refresh: bool = False
         tokens = tesla_auth_client(on_call).refresh(refresh)
     except AuthenticationError as exc:
         db.session.rollback()
-        log.warning("User %s: Tesla refused the Fleet refresh token (%s)", user.id, exc.code or exc.status)
+        log.warning("Household %s: Tesla refused the Fleet refresh token (%s)", household.id, exc.code or exc.status)
         raise ReconnectNeeded(exc.detail or "refresh refused") from exc
-    save_fleet_tokens(user, tokens, now)
+    save_fleet_tokens(household, tokens, now)
     # Commit now, not at the edge: a rotated refresh token that is not saved is lost for good.
     db.session.commit()
-    log.info("User %s: refreshed the Tesla Fleet access token", user.id)
+    log.info("Household %s: refreshed the Tesla Fleet access token", household.id)
     return tokens.access_token
 
 
 # -- Tesla: clients and path choice -----------------------------------------------------------------------
 
 
-def configured_tesla_paths(settings: UserSettings | None) -> list[str]:
-    """The Tesla paths the user has credentials for, the chosen one first."""
+def configured_tesla_paths(settings: HouseholdSettings | None) -> list[str]:
+    """The Tesla paths the household has credentials for, the chosen one first."""
     if settings is None:
         return []
     available = []
@@ -186,10 +187,10 @@ def configured_tesla_paths(settings: UserSettings | None) -> list[str]:
 
 
 def tesla_client(
-    user: User, path: str, now: datetime, *, force_refresh: bool = False, on_call: OnCall = None
+    household: Household, path: str, now: datetime, *, force_refresh: bool = False, on_call: OnCall = None
 ) -> TeslaClient:
     """A Tesla client for one path ("teslemetry" or "fleet")."""
-    settings = user.settings
+    settings = household.settings
     if path == "teslemetry":
         token = get_secret(settings, "teslemetry_token")
         if not token:
@@ -197,7 +198,7 @@ def tesla_client(
         return teslemetry_client(
             token, _session(), base_url=current_app.config["TESLEMETRY_API_URL"], on_call=on_call, sleep=clock.sleeper()
         )
-    token = fleet_access_token(user, now, force_refresh=force_refresh, on_call=on_call)
+    token = fleet_access_token(household, now, force_refresh=force_refresh, on_call=on_call)
     return TeslaClient(fleet_host(settings), token, _session(), on_call=on_call, sleep=clock.sleeper())
 
 
@@ -211,22 +212,22 @@ class TeslaOutcome:
 
 
 def call_tesla(
-    user: User, operation: Callable[[TeslaClient], T], now: datetime, on_call: OnCall = None
+    household: Household, operation: Callable[[TeslaClient], T], now: datetime, on_call: OnCall = None
 ) -> TeslaOutcome:
-    """Run `operation` on the user's chosen Tesla path; on a Fleet 401 refresh once, on 421 find the
+    """Run `operation` on the household's chosen Tesla path; on a Fleet 401 refresh once, on 421 find the
     region again, and when the chosen path fails authentication use the other configured path."""
-    paths = configured_tesla_paths(user.settings)
+    paths = configured_tesla_paths(household.settings)
     if not paths:
         raise NotConfigured("Add a Teslemetry token or connect Tesla through the Fleet API in Settings.")
     fallback_reason = None
     last_error: Exception | None = None
     for path in paths:
         try:
-            value = _call_one_path(user, path, operation, now, on_call)
+            value = _call_one_path(household, path, operation, now, on_call)
         except (AuthenticationError, CredentialUnreadable) as exc:
             last_error = exc
             fallback_reason = _plain_message(exc)
-            log.warning("User %s: Tesla %s path failed authentication; trying the other path if any", user.id, path)
+            log.warning("Household %s: Tesla %s path failed authentication; trying the other path if any", household.id, path)
             continue
         return TeslaOutcome(value, path, fallback_reason if path != paths[0] else None)
     assert last_error is not None
@@ -234,23 +235,23 @@ def call_tesla(
 
 
 def _call_one_path(
-    user: User, path: str, operation: Callable[[TeslaClient], T], now: datetime, on_call: OnCall
+    household: Household, path: str, operation: Callable[[TeslaClient], T], now: datetime, on_call: OnCall
 ) -> T:
-    client = tesla_client(user, path, now, on_call=on_call)
+    client = tesla_client(household, path, now, on_call=on_call)
     if path == "teslemetry":
         return operation(client)
     try:
         return operation(client)
     except WrongRegionError:
-        token = fleet_access_token(user, now, on_call=on_call)
+        token = fleet_access_token(household, now, on_call=on_call)
         discovery = discover_region(token, fleet_candidate_hosts(), _session(), on_call=on_call, sleep=clock.sleeper())
-        user.settings.tesla_region = discovery.region.lower()
+        household.settings.tesla_region = discovery.region.lower()
         db.session.commit()
-        return operation(tesla_client(user, path, now, on_call=on_call))
+        return operation(tesla_client(household, path, now, on_call=on_call))
     except AuthenticationError as exc:
         if exc.status != 401:
             raise
-        return operation(tesla_client(user, path, now, force_refresh=True, on_call=on_call))
+        return operation(tesla_client(household, path, now, force_refresh=True, on_call=on_call))
 
 
 # -- Status and discovery ---------------------------------------------------------------------------------
@@ -263,7 +264,7 @@ def _plain_message(exc: Exception) -> str:
 
 
 def record_status(
-    user: User,
+    household: Household,
     service: str,
     state: str,
     message: str | None,
@@ -273,12 +274,12 @@ def record_status(
     details: dict | None = None,
     row: ServiceStatus | None = None,
 ) -> ServiceStatus:
-    """Create or update the user's status row for `service` (`row`, when the caller has read it
+    """Create or update the household's status row for `service` (`row`, when the caller has read it
     already). The caller commits."""
     if row is None:
-        row = db.session.scalar(select(ServiceStatus).where(ServiceStatus.user_id == user.id, ServiceStatus.service == service))
+        row = db.session.scalar(select(ServiceStatus).where(ServiceStatus.household_id == household.id, ServiceStatus.service == service))
     if row is None:
-        row = ServiceStatus(user_id=user.id, service=service)
+        row = ServiceStatus(household_id=household.id, service=service)
         db.session.add(row)
     row.state, row.message, row.via, row.checked_at = state, message, via, now
     if details is not None:
@@ -286,15 +287,15 @@ def record_status(
     return row
 
 
-def statuses(user: User) -> dict[str, ServiceStatus | None]:
+def statuses(household: Household) -> dict[str, ServiceStatus | None]:
     """The last recorded status per service ("amber", "tesla")."""
-    rows = db.session.scalars(select(ServiceStatus).where(ServiceStatus.user_id == user.id)).all()
+    rows = db.session.scalars(select(ServiceStatus).where(ServiceStatus.household_id == household.id)).all()
     by_service = {row.service: row for row in rows}
     return {"amber": by_service.get("amber"), "tesla": by_service.get("tesla")}
 
 
-def effective_timezone(settings: UserSettings | None) -> str | None:
-    """The zone the tariff is laid out in: Tesla's installation zone, else the user's pick."""
+def effective_timezone(settings: HouseholdSettings | None) -> str | None:
+    """The zone the tariff is laid out in: Tesla's installation zone, else the household's pick."""
     if settings is None:
         return None
     return settings.tesla_reported_timezone or settings.site_timezone
@@ -304,76 +305,80 @@ def _site_dict(site: AmberSite) -> dict:
     return {"id": site.id, "nmi": site.nmi, "network": site.network, "status": site.status}
 
 
-def check_amber(user: User, now: datetime, on_call: OnCall = None) -> ServiceStatus:
+def check_amber(household: Household, now: datetime, on_call: OnCall = None) -> ServiceStatus:
     """Check the Amber token, list the sites (active first), choose the only one automatically."""
-    settings = settings_for(user)
+    settings = settings_for(household)
     try:
-        sites = amber_client(user, on_call).sites()
+        sites = amber_client(household, on_call).sites()
     except NotConfigured as exc:
-        return record_status(user, "amber", "not_configured", str(exc), now, details={"sites": []})
+        return record_status(household, "amber", "not_configured", str(exc), now, details={"sites": []})
     except (CredentialUnreadable, ClientError) as exc:
-        return record_status(user, "amber", "attention", _plain_message(exc), now)
+        return record_status(household, "amber", "attention", _plain_message(exc), now)
     sites = sorted(sites, key=lambda s: (not s.is_active, s.id))
     details = {"sites": [_site_dict(s) for s in sites]}
     active = [s for s in sites if s.is_active]
     if not settings.amber_site_id and len(active) == 1:
         settings.amber_site_id = active[0].id
-        log.info("User %s: chose the only active Amber site automatically", user.id)
+        log.info("Household %s: chose the only active Amber site automatically", household.id)
     if not sites:
-        return record_status(user, "amber", "attention", "Your Amber account has no sites.", now, details=details)
+        return record_status(household, "amber", "attention", "Your Amber account has no sites.", now, details=details)
     if not settings.amber_site_id:
-        return record_status(user, "amber", "attention", "Choose which Amber site to use.", now, details=details)
+        return record_status(household, "amber", "attention", "Choose which Amber site to use.", now, details=details)
     if settings.amber_site_id not in {s.id for s in sites}:
         return record_status(
-            user, "amber", "attention", "The chosen Amber site is not on this Amber account; choose another.", now, details=details
+            household, "amber", "attention", "The chosen Amber site is not on this Amber account; choose another.", now, details=details
         )
     chosen = next(s for s in sites if s.id == settings.amber_site_id)
     if not chosen.is_active:
-        return record_status(user, "amber", "attention", f"The chosen Amber site is {chosen.status}.", now, details=details)
-    return record_status(user, "amber", "connected", f"Connected; using site {chosen.id}.", now, details=details)
+        return record_status(household, "amber", "attention", f"The chosen Amber site is {chosen.status}.", now, details=details)
+    return record_status(household, "amber", "connected", f"Connected; using site {chosen.id}.", now, details=details)
 
 
 def _energy_site_dict(site: EnergySite) -> dict:
     return {"id": str(site.energy_site_id), "name": site.site_name}
 
 
-def check_tesla(user: User, now: datetime, on_call: OnCall = None) -> ServiceStatus:
+def check_tesla(household: Household, now: datetime, on_call: OnCall = None) -> ServiceStatus:
     """Check the Tesla path(s), list the energy sites with a battery, choose the only one, read its zone."""
-    settings = settings_for(user)
+    settings = settings_for(household)
     try:
-        outcome = call_tesla(user, lambda client: client.energy_sites(), now, on_call)
+        outcome = call_tesla(household, lambda client: client.energy_sites(), now, on_call)
     except NotConfigured as exc:
-        return record_status(user, "tesla", "not_configured", str(exc), now, details={"sites": []})
+        return record_status(household, "tesla", "not_configured", str(exc), now, details={"sites": []})
     except (CredentialUnreadable, ClientError) as exc:
-        return record_status(user, "tesla", "attention", _plain_message(exc), now)
+        return record_status(household, "tesla", "attention", _plain_message(exc), now)
     sites: list[EnergySite] = outcome.value  # type: ignore[assignment]
     details = {"sites": [_energy_site_dict(s) for s in sites]}
-    if not settings.tesla_site_id and len(sites) == 1:
-        settings.tesla_site_id = str(sites[0].energy_site_id)
-        log.info("User %s: chose the only Tesla energy site automatically", user.id)
     via, note = outcome.via, _fallback_note(outcome)
+    if not settings.tesla_site_id and len(sites) == 1:
+        try:
+            claim_tesla_site(household, str(sites[0].energy_site_id))
+        except PowerwallTaken as exc:
+            return record_status(household, "tesla", "attention", str(exc), now, via=via, details=details)
+        settings.tesla_site_id = str(sites[0].energy_site_id)
+        log.info("Household %s: chose the only Tesla energy site automatically", household.id)
     if not sites:
-        return record_status(user, "tesla", "attention", "No Powerwall was found on this Tesla account." + note, now, via=via, details=details)
+        return record_status(household, "tesla", "attention", "No Powerwall was found on this Tesla account." + note, now, via=via, details=details)
     if not settings.tesla_site_id:
-        return record_status(user, "tesla", "attention", "Choose which Tesla energy site to use." + note, now, via=via, details=details)
+        return record_status(household, "tesla", "attention", "Choose which Tesla energy site to use." + note, now, via=via, details=details)
     if settings.tesla_site_id not in {d["id"] for d in details["sites"]}:
         return record_status(
-            user, "tesla", "attention", "The chosen Tesla energy site is not on this account; choose another." + note,
+            household, "tesla", "attention", "The chosen Tesla energy site is not on this account; choose another." + note,
             now, via=via, details=details,
         )
     try:
-        info = call_tesla(user, lambda client: client.site_info(settings.tesla_site_id), now, on_call).value
+        info = call_tesla(household, lambda client: client.site_info(settings.tesla_site_id), now, on_call).value
     except (CredentialUnreadable, ClientError) as exc:
-        return record_status(user, "tesla", "attention", _plain_message(exc), now, via=via, details=details)
+        return record_status(household, "tesla", "attention", _plain_message(exc), now, via=via, details=details)
     settings.tesla_reported_timezone = info.time_zone or None  # type: ignore[attr-defined]
     if effective_timezone(settings) is None:
         return record_status(
-            user, "tesla", "attention", "Tesla does not report your site's time zone: choose it under Preferences." + note,
+            household, "tesla", "attention", "Tesla does not report your site's time zone: choose it under Preferences." + note,
             now, via=via, details=details,
         )
-    unblock_tesla(user)
+    unblock_tesla(household)
     return record_status(
-        user, "tesla", "connected", f"Connected through {_path_name(via)}; using site {settings.tesla_site_id}." + note,
+        household, "tesla", "connected", f"Connected through {_path_name(via)}; using site {settings.tesla_site_id}." + note,
         now, via=via, details=details,
     )
 
@@ -388,7 +393,7 @@ def _fallback_note(outcome: TeslaOutcome) -> str:
     return f" (Your chosen path failed: {outcome.fallback_reason} Using {_path_name(outcome.via)} instead.)"
 
 
-def check_connections(user: User, now: datetime | None = None) -> dict[str, ServiceStatus]:
+def check_connections(household: Household, now: datetime | None = None) -> dict[str, ServiceStatus]:
     """Check both services and record their status (the 'Test connection' button). The caller commits."""
     now = now or utcnow()
-    return {"amber": check_amber(user, now), "tesla": check_tesla(user, now)}
+    return {"amber": check_amber(household, now), "tesla": check_tesla(household, now)}

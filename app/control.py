@@ -4,7 +4,7 @@ Tesla has no "charge now" command. Force charge sets time-based control, allows 
 a tariff where the forced window is the cheapest time of the day and raises the backup reserve to
 100% (firmware versions honour one or the other). Force discharge sets time-based control, export
 rule battery_ok, a tariff whose window sells far above every other slot (falling slightly so the
-Powerwall does not wait for the end), and lowers the reserve to the user's floor. The settings from
+Powerwall does not wait for the end), and lowers the reserve to the household's floor. The settings from
 before are saved with the session and put back exactly at the end, on cancel, or as soon as the app
 runs again after missing the end. Every step is recorded in the audit trail."""
 from __future__ import annotations
@@ -25,7 +25,7 @@ from app.clients.errors import ClientError, CommandRejectedError
 from app.connections import NotConfigured, call_tesla, effective_timezone
 from app.credentials import CredentialUnreadable
 from app.extensions import db
-from app.models import ControlEvent, ForceSession, User
+from app.models import ControlEvent, ForceSession, Household
 from app.tariff import PERIOD_NAMES, TariffPolicy, period_name, tariff_from_rates
 
 log = logging.getLogger(__name__)
@@ -171,12 +171,12 @@ def verification_step(
 # -- executor ---------------------------------------------------------------------------------------------
 
 
-def _event(user: User, session: ForceSession | None, now: datetime, step: str, ok: bool, message: str) -> None:
-    db.session.add(ControlEvent(user_id=user.id, session_id=session.id if session else None, at=now, step=step, ok=ok, message=message))
-    (log.info if ok else log.warning)("User %s control %s: %s", user.id, step, message)
+def _event(household: Household, session: ForceSession | None, now: datetime, step: str, ok: bool, message: str) -> None:
+    db.session.add(ControlEvent(household_id=household.id, session_id=session.id if session else None, at=now, step=step, ok=ok, message=message))
+    (log.info if ok else log.warning)("Household %s control %s: %s", household.id, step, message)
 
 
-def _send(user: User, site_id: str, command: Command, now: datetime, on_call=None) -> None:
+def _send(household: Household, site_id: str, command: Command, now: datetime, on_call=None) -> None:
     def operation(client):
         if command.step == "operation":
             return client.set_operation_mode(site_id, command.args["mode"])
@@ -186,7 +186,7 @@ def _send(user: User, site_id: str, command: Command, now: datetime, on_call=Non
             return client.set_grid_import_export(site_id, **command.args)
         return client.set_tariff(site_id, command.args["tariff"])
 
-    call_tesla(user, operation, now, on_call)
+    call_tesla(household, operation, now, on_call)
 
 
 def _describe_error(exc: Exception) -> str:
@@ -197,30 +197,30 @@ def _describe_error(exc: Exception) -> str:
     return str(exc)
 
 
-def live_session(user: User) -> ForceSession | None:
-    """The user's starting, active or restoring session, if any."""
+def live_session(household: Household) -> ForceSession | None:
+    """The household's starting, active or restoring session, if any."""
     return db.session.scalar(
-        select(ForceSession).where(ForceSession.user_id == user.id, ForceSession.state.in_(LIVE_STATES))
+        select(ForceSession).where(ForceSession.household_id == household.id, ForceSession.state.in_(LIVE_STATES))
     )
 
 
-def _read_saved(user: User, site_id: str, now: datetime, on_call) -> SavedSettings:
-    info = call_tesla(user, lambda client: client.site_info(site_id), now, on_call).value
+def _read_saved(household: Household, site_id: str, now: datetime, on_call) -> SavedSettings:
+    info = call_tesla(household, lambda client: client.site_info(site_id), now, on_call).value
     return SavedSettings(
         info.operation_mode, info.backup_reserve_percent, info.export_rule, info.grid_charging_allowed, info.tariff_content_v2
     )
 
 
-def start(user: User, action: object, minutes: object, now: datetime | None = None, on_call=None) -> ForceSession:
+def start(household: Household, action: object, minutes: object, now: datetime | None = None, on_call=None) -> ForceSession:
     """Start (or replace) a force session; on any failure put the saved settings back and raise."""
     action, minutes = validate_request(action, minutes)
     now = now or clock.now()
-    settings = user.settings
+    settings = household.settings
     if not settings or not settings.tesla_site_id:
         raise ControlError("Choose your Tesla energy site in Settings first.")
     site_id = settings.tesla_site_id
     tz = ZoneInfo(effective_timezone(settings) or "Australia/Sydney")
-    current = live_session(user)
+    current = live_session(household)
     if current is not None and current.state != "active":
         raise ControlError("The battery is being set up or restored right now; try again in a moment.")
     if current is not None and current.action == action and current.minutes == minutes and now - current.started_at < DOUBLE_CLICK_WINDOW:
@@ -230,15 +230,15 @@ def start(user: User, action: object, minutes: object, now: datetime | None = No
             saved = SavedSettings(current.saved_mode, current.saved_reserve, current.saved_export_rule,
                                   current.saved_grid_charging, current.saved_tariff)
             current.state, current.ended_at, current.end_reason = "ended", now, "Replaced by a new session."
-            _event(user, current, now, "replace", True, f"{ACTION_WORDS[current.action]} replaced by {ACTION_WORDS[action].lower()}.")
+            _event(household, current, now, "replace", True, f"{ACTION_WORDS[current.action]} replaced by {ACTION_WORDS[action].lower()}.")
             db.session.flush()
         else:
-            saved = _read_saved(user, site_id, now, on_call)
+            saved = _read_saved(household, site_id, now, on_call)
     except (ClientError, CredentialUnreadable, NotConfigured) as exc:
         db.session.rollback()
         raise ControlError(f"Could not read the Powerwall's settings, so nothing was changed: {_describe_error(exc)}") from exc
     session = ForceSession(
-        user_id=user.id, tesla_site_id=site_id, action=action, state="starting", minutes=minutes,
+        household_id=household.id, tesla_site_id=site_id, action=action, state="starting", minutes=minutes,
         started_at=now, ends_at=now + timedelta(minutes=minutes), saved_mode=saved.mode, saved_reserve=saved.reserve,
         saved_export_rule=saved.export_rule, saved_grid_charging=saved.grid_charging, saved_tariff=saved.tariff,
         verification="pending",
@@ -248,33 +248,33 @@ def start(user: User, action: object, minutes: object, now: datetime | None = No
         db.session.flush()
     except IntegrityError as exc:  # another request started a session a moment ago
         db.session.rollback()
-        existing = live_session(user)
+        existing = live_session(household)
         if existing is not None:
             return existing
         raise ControlError("Another request is changing the battery right now; try again.") from exc
-    _event(user, session, now, "start", True, f"{ACTION_WORDS[action]} for {minutes} minutes requested; settings saved.")
+    _event(household, session, now, "start", True, f"{ACTION_WORDS[action]} for {minutes} minutes requested; settings saved.")
     db.session.commit()  # the session (with what to restore) exists before anything is changed
 
     tariff = forced_tariff(action, now, session.ends_at, tz)
     for command in start_commands(action, tariff, settings.discharge_floor_percent):
         try:
-            _send(user, site_id, command, now, on_call)
+            _send(household, site_id, command, now, on_call)
         except (ClientError, CredentialUnreadable, NotConfigured, ValueError) as exc:
-            _event(user, session, now, command.step, False, f"{command.description}: failed ({_describe_error(exc)}).")
+            _event(household, session, now, command.step, False, f"{command.description}: failed ({_describe_error(exc)}).")
             db.session.commit()
-            restore(user, session, "The start failed; the previous settings were put back.", now, on_call,
+            restore(household, session, "The start failed; the previous settings were put back.", now, on_call,
                     run_sync=False, final_state="failed")
             raise ControlError(
                 f"{ACTION_WORDS[action]} could not be started ({_describe_error(exc)}); your previous settings were put back."
             ) from exc
-        _event(user, session, now, command.step, True, f"{command.description}.")
+        _event(household, session, now, command.step, True, f"{command.description}.")
     session.state = "active"
     db.session.commit()
     return session
 
 
 def restore(
-    user: User,
+    household: Household,
     session: ForceSession,
     reason: str,
     now: datetime | None = None,
@@ -292,52 +292,52 @@ def restore(
     failures = []
     for command in restore_commands(saved):
         try:
-            _send(user, session.tesla_site_id, command, now, on_call)
-            _event(user, session, now, f"restore_{command.step}", True, f"{command.description}.")
+            _send(household, session.tesla_site_id, command, now, on_call)
+            _event(household, session, now, f"restore_{command.step}", True, f"{command.description}.")
         except (ClientError, CredentialUnreadable, NotConfigured, ValueError) as exc:
             failures.append(command.description)
-            _event(user, session, now, f"restore_{command.step}", False, f"{command.description}: failed ({_describe_error(exc)}).")
+            _event(household, session, now, f"restore_{command.step}", False, f"{command.description}: failed ({_describe_error(exc)}).")
     if failures:
         session.end_reason = f"Restoring is not finished ({'; '.join(failures)}); it is retried automatically."
         db.session.commit()
         return False
     if not saved.tariff:
-        _event(user, session, now, "restore_tariff", True, "There was no tariff on the Powerwall before; the next sync pushes one.")
+        _event(household, session, now, "restore_tariff", True, "There was no tariff on the Powerwall before; the next sync pushes one.")
     session.state = final_state
     session.ended_at, session.end_reason = now, reason
-    _event(user, session, now, "end", True, reason)
+    _event(household, session, now, "end", True, reason)
     db.session.commit()
     if run_sync:
-        _sync_after(user)
+        _sync_after(household)
     return True
 
 
-def _sync_after(user: User) -> None:
+def _sync_after(household: Household) -> None:
     """A normal sync at once, so the Powerwall gets the current prices back."""
-    from app.sync import sync_user
+    from app.sync import sync_household
 
     try:
-        result = sync_user(user.id)
-        _event(user, None, clock.now(), "sync", result.outcome in ("pushed", "unchanged"), f"Normal sync after force control: {result.reason}")
+        result = sync_household(household.id)
+        _event(household, None, clock.now(), "sync", result.outcome in ("pushed", "unchanged"), f"Normal sync after force control: {result.reason}")
         db.session.commit()
     except Exception:  # the restore itself is done; a failed sync is retried by the next tick
-        log.exception("User %s: sync after force control failed", user.id)
+        log.exception("Household %s: sync after force control failed", household.id)
         db.session.rollback()
 
 
-def cancel(user: User, now: datetime | None = None, on_call=None) -> bool:
-    """End the user's active session now and put the saved settings back."""
+def cancel(household: Household, now: datetime | None = None, on_call=None) -> bool:
+    """End the household's active session now and put the saved settings back."""
     now = now or clock.now()
-    session = live_session(user)
+    session = live_session(household)
     if session is None:
         raise ControlError("Nothing to cancel: no force charge or discharge is running.")
     if session.state == "starting":
         raise ControlError("The session is still starting; try again in a moment.")
-    _event(user, session, now, "cancel", True, "Cancelled by the user.")
-    return restore(user, session, "Cancelled; the previous settings were put back.", now, on_call)
+    _event(household, session, now, "cancel", True, "Cancelled by the household.")
+    return restore(household, session, "Cancelled; the previous settings were put back.", now, on_call)
 
 
-def check_sessions(now: datetime | None = None, battery_reader: Callable[[User, datetime], Any] | None = None) -> int:
+def check_sessions(now: datetime | None = None, battery_reader: Callable[[Household, datetime], Any] | None = None) -> int:
     """The scheduler's control job: restore expired (or half-restored) sessions, verify active ones.
 
     Returns how many sessions it looked at. Runs any time, so an end missed while the app was down is
@@ -345,47 +345,47 @@ def check_sessions(now: datetime | None = None, battery_reader: Callable[[User, 
     now = now or clock.now()
     sessions = db.session.scalars(select(ForceSession).where(ForceSession.state.in_(("active", "restoring")))).all()
     for session in sessions:
-        user = db.session.get(User, session.user_id)
+        household = db.session.get(Household, session.household_id)
         try:
             if session.state == "restoring":
-                restore(user, session, "Restored after a retry.", now)
+                restore(household, session, "Restored after a retry.", now)
             elif session.ends_at <= now:
                 late = now - session.ends_at
                 reason = "Finished; the previous settings were put back."
                 if late > timedelta(minutes=2):
                     reason = f"Finished (restored {int(late.total_seconds() // 60)} minutes late, the app was not running at the end time)."
-                restore(user, session, reason, now)
+                restore(household, session, reason, now)
             else:
-                _verify(user, session, now, battery_reader)
-        except Exception:  # one user's trouble never stops the others
-            log.exception("User %s: force control check failed", session.user_id)
+                _verify(household, session, now, battery_reader)
+        except Exception:  # one household's trouble never stops the others
+            log.exception("Household %s: force control check failed", session.household_id)
             db.session.rollback()
     return len(sessions)
 
 
-def _verify(user: User, session: ForceSession, now: datetime, battery_reader) -> None:
+def _verify(household: Household, session: ForceSession, now: datetime, battery_reader) -> None:
     if session.verification in ("responding", "not_responding"):
         return
     if battery_reader is None:
         from app.dashboard.data import battery as battery_reader  # cached reads, shared with the dashboard
-    reading = battery_reader(user, now)
+    reading = battery_reader(household, now)
     session.last_checked_at = now
     step = verification_step(session.action, reading.battery_w, session.started_at, session.escalated_at, now)
     if step == "responding":
         session.verification, session.responded_at = "responding", now
         seconds = int((now - session.started_at).total_seconds())
-        _event(user, session, now, "verify", True, f"The battery responded after {seconds // 60} min {seconds % 60} s ({reading.battery_w:.0f} W).")
+        _event(household, session, now, "verify", True, f"The battery responded after {seconds // 60} min {seconds % 60} s ({reading.battery_w:.0f} W).")
     elif step == "escalate":
         session.escalated_at = now
         try:
-            _send(user, session.tesla_site_id, Command("operation", {"mode": "self_consumption"}, "Bounce the mode"), now)
-            _send(user, session.tesla_site_id, Command("operation", {"mode": "autonomous"}, "Bounce the mode"), now)
-            _event(user, session, now, "escalate", True, "The battery had not responded after 10 minutes; switched the operation mode off and on again.")
+            _send(household, session.tesla_site_id, Command("operation", {"mode": "self_consumption"}, "Bounce the mode"), now)
+            _send(household, session.tesla_site_id, Command("operation", {"mode": "autonomous"}, "Bounce the mode"), now)
+            _event(household, session, now, "escalate", True, "The battery had not responded after 10 minutes; switched the operation mode off and on again.")
         except (ClientError, CredentialUnreadable, NotConfigured) as exc:
-            _event(user, session, now, "escalate", False, f"Could not bounce the operation mode: {_describe_error(exc)}")
+            _event(household, session, now, "escalate", False, f"Could not bounce the operation mode: {_describe_error(exc)}")
     elif step == "not_responding":
         session.verification = "not_responding"
-        _event(user, session, now, "verify", False,
+        _event(household, session, now, "verify", False,
                "The battery still does not respond. Tesla may be ignoring the request (firmware, storm watch or a full/empty battery); "
                "the session keeps running and the settings are put back at the end.")
     db.session.commit()

@@ -1,8 +1,8 @@
-"""A user's stored credentials and preferences, validated and applied in one place.
+"""A household's stored credentials and preferences, validated and applied in one place.
 
-Secrets are write-only from a user's point of view: pages get a `SecretStatus` (saved, ends in …a1b2)
+Secrets are write-only from a household's point of view: pages get a `SecretStatus` (saved, ends in …a1b2)
 and never the value. A secret that no configured key can decrypt is kept as it is (never dropped) and
-reported as unreadable, so the user is asked to enter it again."""
+reported as unreadable, so the household is asked to enter it again."""
 from __future__ import annotations
 
 import logging
@@ -12,8 +12,10 @@ from dataclasses import dataclass
 from sqlalchemy import select
 
 from app.crypto import Crypto, DecryptionError, get_crypto
+from app import clock
 from app.extensions import db
-from app.models import ENCRYPTED_COLUMNS, SyncState, User, UserSettings
+from app.households.service import PowerwallTaken, claim_tesla_site, record_event
+from app.models import ENCRYPTED_COLUMNS, SyncState, Household, HouseholdSettings
 from app.validation import (
     clean_amber_site_id,
     clean_estimate,
@@ -28,7 +30,7 @@ from app.validation import (
 
 log = logging.getLogger(__name__)
 
-# Secret name -> column on UserSettings.
+# Secret name -> column on HouseholdSettings.
 SECRET_COLUMNS = {
     "amber_token": "amber_token_enc",
     "teslemetry_token": "teslemetry_token_enc",
@@ -45,7 +47,7 @@ HINT_LENGTH = 4
 
 
 class CredentialUnreadable(Exception):
-    """A stored secret exists but cannot be decrypted: the user must enter it again."""
+    """A stored secret exists but cannot be decrypted: the household must enter it again."""
 
     def __init__(self, name: str) -> None:
         self.name = name
@@ -69,20 +71,20 @@ class SecretStatus:
         return self.state != "missing"
 
 
-def settings_for(user: User) -> UserSettings:
-    """The user's settings row, created (unsaved until the caller commits) on first use."""
-    if user.settings is None:
-        user.settings = UserSettings()
-    return user.settings
+def settings_for(household: Household) -> HouseholdSettings:
+    """The household's settings row, created (unsaved until the caller commits) on first use."""
+    if household.settings is None:
+        household.settings = HouseholdSettings()
+    return household.settings
 
 
-def set_secret(settings: UserSettings, name: str, value: str | None) -> None:
+def set_secret(settings: HouseholdSettings, name: str, value: str | None) -> None:
     """Store `value` encrypted with the newest key, or remove the secret when value is None."""
     column = SECRET_COLUMNS[name]
     setattr(settings, column, get_crypto().encrypt(value) if value is not None else None)
 
 
-def get_secret(settings: UserSettings | None, name: str) -> str | None:
+def get_secret(settings: HouseholdSettings | None, name: str) -> str | None:
     """The decrypted secret, None when not saved; CredentialUnreadable when the key no longer fits."""
     if settings is None:
         return None
@@ -92,11 +94,11 @@ def get_secret(settings: UserSettings | None, name: str) -> str | None:
     try:
         return get_crypto().decrypt(token)
     except DecryptionError as exc:
-        log.warning("User %s: stored %s cannot be decrypted with the configured keys", settings.user_id, name)
+        log.warning("Household %s: stored %s cannot be decrypted with the configured keys", settings.household_id, name)
         raise CredentialUnreadable(name) from exc
 
 
-def secret_status(settings: UserSettings | None, name: str) -> SecretStatus:
+def secret_status(settings: HouseholdSettings | None, name: str) -> SecretStatus:
     """Describe a secret for display without revealing it."""
     label = SECRET_LABELS[name]
     try:
@@ -161,8 +163,8 @@ def _cleaners() -> dict[str, Callable[[object], object]]:
     }
 
 
-def apply_settings(user: User, **changes: object) -> list[str]:
-    """Validate and apply changes to a user's settings; return the names changed. The caller commits.
+def apply_settings(household: Household, *, by: str | None = None, **changes: object) -> list[str]:
+    """Validate and apply changes to a household's settings; return the names changed. The caller commits.
 
     Secrets given as None are removed; every value is validated before anything is changed."""
     cleaners = _cleaners()
@@ -177,10 +179,14 @@ def apply_settings(user: User, **changes: object) -> list[str]:
             cleaned[name] = cleaners[name](value)
         except ValueError as exc:
             raise SettingsError(name, str(exc)) from exc
-    settings = settings_for(user)
+    settings = settings_for(household)
     if cleaned.get("tesla_path") == "fleet" and not settings.tesla_refresh_token_enc:
         raise SettingsError("tesla_path", "Connect Tesla through the Fleet API before choosing it.")
     if "tesla_site_id" in cleaned and cleaned["tesla_site_id"] != settings.tesla_site_id:
+        try:
+            claim_tesla_site(household, cleaned["tesla_site_id"])  # type: ignore[arg-type]
+        except PowerwallTaken as exc:
+            raise SettingsError("tesla_site_id", str(exc)) from exc
         settings.tesla_reported_timezone = None  # it described the previous site
     for name, value in cleaned.items():
         if name in SECRET_COLUMNS:
@@ -188,16 +194,20 @@ def apply_settings(user: User, **changes: object) -> list[str]:
         else:
             setattr(settings, name, value)
     if cleaned.keys() & {"teslemetry_token", "tesla_path"}:
-        unblock_tesla(user)
+        unblock_tesla(household)
     if cleaned:
-        log.info("User %s changed settings: %s", user.id, ", ".join(sorted(cleaned)))
+        log.info("Household %s changed settings: %s", household.id, ", ".join(sorted(cleaned)))
+        if by is not None:
+            words = [f"{SECRET_LABELS[n]} {'removed' if cleaned[n] is None else 'saved'}" if n in SECRET_COLUMNS else n.replace("_", " ")
+                     for n in sorted(cleaned)]
+            record_event(household, by, "settings", "Changed " + ", ".join(words) + ".", clock.now())
     return sorted(cleaned)
 
 
-def unblock_tesla(user: User) -> None:
-    """Let the sync call Tesla again after the user changed what it had refused."""
-    state = db.session.get(SyncState, user.id) if user.id is not None else None
+def unblock_tesla(household: Household) -> None:
+    """Let the sync call Tesla again after the household changed what it had refused."""
+    state = db.session.get(SyncState, household.id) if household.id is not None else None
     if state is not None and state.tesla_blocked_reason:
         state.tesla_blocked_reason = None
         state.tesla_retry_after = None  # the hourly check's time: the new credentials are tried at once
-        log.info("User %s: Tesla credentials changed; the sync may call Tesla again", user.id)
+        log.info("Household %s: Tesla credentials changed; the sync may call Tesla again", household.id)

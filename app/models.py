@@ -80,8 +80,8 @@ class User(UserMixin, db.Model):
     # only one of two simultaneous sign-ups on a new install become that first administrator.
     founder: Mapped[bool | None] = mapped_column(Boolean, nullable=True, unique=True)
 
-    settings: Mapped[UserSettings] = relationship(
-        back_populates="user", uselist=False, cascade="all, delete-orphan", passive_deletes=True
+    memberships: Mapped[list[HouseholdMember]] = relationship(
+        back_populates="user", cascade="all, delete-orphan", passive_deletes=True
     )
 
     @property
@@ -96,11 +96,98 @@ class User(UserMixin, db.Model):
         return f"<User {self.id}>"
 
 
-class UserSettings(db.Model):
-    """A user's credentials (encrypted, never rendered) and sync preferences."""
+HOUSEHOLD_ROLES = ("owner", "operator", "viewer")
+
+
+class Household(db.Model):
+    """The unit of control: one Amber meter and one Powerwall, shared by its members.
+
+    It owns the connections, the sync settings and state, pushes, runs, force sessions and their history."""
+
+    __tablename__ = "households"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(120))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # A message every member sees on the dashboard until an owner dismisses it (e.g. after the upgrade
+    # found two households on one Powerwall).
+    notice: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+    settings: Mapped[HouseholdSettings] = relationship(
+        back_populates="household", uselist=False, cascade="all, delete-orphan", passive_deletes=True
+    )
+    members: Mapped[list[HouseholdMember]] = relationship(
+        back_populates="household", cascade="all, delete-orphan", passive_deletes=True
+    )
+
+    @property
+    def label(self) -> str:
+        """How logs and the command line name the household."""
+        return self.name
+
+    def __repr__(self) -> str:
+        return f"<Household {self.id}>"
+
+
+class HouseholdMember(db.Model):
+    """A person's place in a household: owner, operator or viewer."""
+
+    __tablename__ = "household_members"
+    __table_args__ = (
+        UniqueConstraint("household_id", "user_id", name="uq_household_members_household_user"),
+        CheckConstraint("role IN ('owner', 'operator', 'viewer')", name="role_valid"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    household_id: Mapped[int] = mapped_column(ForeignKey("households.id", ondelete="CASCADE"))
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    role: Mapped[str] = mapped_column(String(12))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    household: Mapped[Household] = relationship(back_populates="members")
+    user: Mapped[User] = relationship(back_populates="memberships")
+
+
+class HouseholdInvitation(db.Model):
+    """A single-use link that lets one e-mail address join a household with a role; stored hashed."""
+
+    __tablename__ = "household_invitations"
+    __table_args__ = (CheckConstraint("role IN ('owner', 'operator', 'viewer')", name="role_valid"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    household_id: Mapped[int] = mapped_column(ForeignKey("households.id", ondelete="CASCADE"), index=True)
+    email: Mapped[str] = mapped_column(String(254))
+    role: Mapped[str] = mapped_column(String(12))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    invited_by: Mapped[str] = mapped_column(String(254))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class HouseholdEvent(db.Model):
+    """Who did what in a household: settings, tokens, members, sync now (force steps are ControlEvents)."""
+
+    __tablename__ = "household_events"
+    __table_args__ = (Index("ix_household_events_household_id_at", "household_id", "at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    household_id: Mapped[int] = mapped_column(ForeignKey("households.id", ondelete="CASCADE"))
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
+    actor: Mapped[str] = mapped_column(String(254))  # an e-mail, or "schedule", "command line", "Home Assistant"
+    action: Mapped[str] = mapped_column(String(48))
+    message: Mapped[str] = mapped_column(Text)
+
+
+class HouseholdSettings(db.Model):
+    """A household's credentials (encrypted, never rendered) and sync preferences.
+
+    The table keeps its name from before households; one Powerwall belongs to at most one household."""
 
     __tablename__ = "user_settings"
     __table_args__ = (
+        UniqueConstraint("tesla_site_id", name="uq_user_settings_tesla_site_id"),
         CheckConstraint(
             "forecast_estimate IN ('low', 'predicted', 'high')", name="forecast_estimate_valid"
         ),
@@ -113,7 +200,7 @@ class UserSettings(db.Model):
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), unique=True)
+    household_id: Mapped[int] = mapped_column(ForeignKey("households.id", ondelete="CASCADE"), unique=True)
 
     amber_token_enc: Mapped[str | None] = mapped_column(Text, nullable=True)
     amber_site_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
@@ -142,7 +229,7 @@ class UserSettings(db.Model):
     discharge_floor_percent: Mapped[int] = mapped_column(Integer, default=20, server_default="20")
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
-    user: Mapped[User] = relationship(back_populates="settings")
+    household: Mapped[Household] = relationship(back_populates="settings")
 
 
 class LoginThrottle(db.Model):
@@ -165,12 +252,12 @@ class ServiceStatus(db.Model):
 
     __tablename__ = "service_status"
     __table_args__ = (
-        UniqueConstraint("user_id", "service", name="uq_service_status_user_service"),
+        UniqueConstraint("household_id", "service", name="uq_service_status_household_service"),
         CheckConstraint("state IN ('connected', 'attention', 'not_configured')", name="state_valid"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    household_id: Mapped[int] = mapped_column(ForeignKey("households.id", ondelete="CASCADE"), index=True)
     service: Mapped[str] = mapped_column(String(16))  # "amber" | "tesla"
     state: Mapped[str] = mapped_column(String(16))
     message: Mapped[str | None] = mapped_column(Text, nullable=True)
@@ -220,7 +307,7 @@ class SyncState(db.Model):
 
     __tablename__ = "sync_states"
 
-    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    household_id: Mapped[int] = mapped_column(ForeignKey("households.id", ondelete="CASCADE"), primary_key=True)
     last_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     # The last time the Powerwall was known to hold a tariff built from fresh prices.
     last_success_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
@@ -242,13 +329,13 @@ class SyncRun(db.Model):
     __tablename__ = "sync_runs"
     __table_args__ = (
         CheckConstraint("outcome IN ('pushed', 'unchanged', 'skipped', 'failed')", name="outcome_valid"),
-        Index("ix_sync_runs_user_id_started_at", "user_id", "started_at"),
+        Index("ix_sync_runs_household_id_started_at", "household_id", "started_at"),
         # /metrics reads the last 24 hours across all users; retention deletes by age across all users.
         Index("ix_sync_runs_started_at", "started_at"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    household_id: Mapped[int] = mapped_column(ForeignKey("households.id", ondelete="CASCADE"))
     tick_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     started_at: Mapped[datetime] = mapped_column(UTCDateTime)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
@@ -282,10 +369,10 @@ class TariffPush(db.Model):
     """A tariff sent to a Powerwall, with its hash and the explanation of every slot."""
 
     __tablename__ = "tariff_pushes"
-    __table_args__ = (Index("ix_tariff_pushes_user_id_created_at", "user_id", "created_at"),)
+    __table_args__ = (Index("ix_tariff_pushes_household_id_created_at", "household_id", "created_at"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    household_id: Mapped[int] = mapped_column(ForeignKey("households.id", ondelete="CASCADE"))
     tesla_site_id: Mapped[str] = mapped_column(String(32))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     kind: Mapped[str] = mapped_column(String(16), default="normal")  # normal | fallback | repair
@@ -335,14 +422,14 @@ class ApiCallCount(db.Model):
 
     __tablename__ = "api_call_counts"
     __table_args__ = (
-        UniqueConstraint("user_id", "day", "service", "kind", "status_class", name="uq_api_call_counts_key"),
+        UniqueConstraint("household_id", "day", "service", "kind", "status_class", name="uq_api_call_counts_key"),
         CheckConstraint(
             "status_class IN ('1xx', '2xx', '3xx', '4xx', '5xx', 'none', 'other', 'unknown')", name="status_class_valid"
         ),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    household_id: Mapped[int] = mapped_column(ForeignKey("households.id", ondelete="CASCADE"))
     day: Mapped[date] = mapped_column(Date)
     service: Mapped[str] = mapped_column(String(16))
     kind: Mapped[str] = mapped_column(String(48))
@@ -373,7 +460,7 @@ class TeslaReading(db.Model):
 
     __tablename__ = "tesla_readings"
 
-    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    household_id: Mapped[int] = mapped_column(ForeignKey("households.id", ondelete="CASCADE"), primary_key=True)
     tesla_site_id: Mapped[str] = mapped_column(String(32))
     live_status: Mapped[dict | None] = mapped_column(JSON, nullable=True)
     live_status_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
@@ -394,8 +481,8 @@ class ForceSession(db.Model):
         CheckConstraint("action IN ('force_charge', 'force_discharge')", name="action_valid"),
         CheckConstraint("state IN ('starting', 'active', 'restoring', 'ended', 'failed')", name="state_valid"),
         Index(
-            "uq_force_sessions_one_live_per_user",
-            "user_id",
+            "uq_force_sessions_one_live_per_household",
+            "household_id",
             unique=True,
             sqlite_where=text("state IN ('starting', 'active', 'restoring')"),
             postgresql_where=text("state IN ('starting', 'active', 'restoring')"),
@@ -403,7 +490,7 @@ class ForceSession(db.Model):
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    household_id: Mapped[int] = mapped_column(ForeignKey("households.id", ondelete="CASCADE"), index=True)
     tesla_site_id: Mapped[str] = mapped_column(String(32))
     action: Mapped[str] = mapped_column(String(16))
     state: Mapped[str] = mapped_column(String(12))
@@ -423,26 +510,29 @@ class ForceSession(db.Model):
     responded_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     escalated_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     last_checked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # Who asked for it: a member's e-mail, "Home Assistant" or "command line".
+    started_by: Mapped[str | None] = mapped_column(String(254), nullable=True)
 
 
 class ControlEvent(db.Model):
     """One step of force control (audit trail), shown with the sync history."""
 
     __tablename__ = "control_events"
-    __table_args__ = (Index("ix_control_events_user_id_at", "user_id", "at"),)
+    __table_args__ = (Index("ix_control_events_household_id_at", "household_id", "at"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    household_id: Mapped[int] = mapped_column(ForeignKey("households.id", ondelete="CASCADE"))
     session_id: Mapped[int | None] = mapped_column(ForeignKey("force_sessions.id", ondelete="SET NULL"), nullable=True)
     at: Mapped[datetime] = mapped_column(UTCDateTime)
     step: Mapped[str] = mapped_column(String(48))
     ok: Mapped[bool] = mapped_column(Boolean, default=True)
     message: Mapped[str] = mapped_column(Text)
+    actor: Mapped[str | None] = mapped_column(String(254), nullable=True)  # who asked, when a person did
 
 
 # Every encrypted column, by model: `flask keys rotate` re-encrypts exactly these.
 ENCRYPTED_COLUMNS: dict[type, tuple[str, ...]] = {
-    UserSettings: (
+    HouseholdSettings: (
         "amber_token_enc",
         "teslemetry_token_enc",
         "tesla_access_token_enc",

@@ -12,12 +12,12 @@ What is deleted, by age (config, in days):
 - price_intervals older than PRICE_RETENTION_DAYS.
 
 What is never deleted:
-- for each user and Tesla site, the newest push and the two newest pushes Tesla accepted, however
+- for each household and Tesla site, the newest push and the two newest pushes Tesla accepted, however
   old: the sync compares new tariffs with the newest accepted one, the dashboard and the tariff page
   show it and what changed from the one before;
-- any push of a user while a force session of theirs is live (starting, active or restoring): the
-  restore ends with a sync that compares against the user's pushes;
-- api_call_counts: a few rows per user and day, and /metrics reports their sums as counters.
+- any push of a household while a force session of theirs is live (starting, active or restoring): the
+  restore ends with a sync that compares against the household's pushes;
+- api_call_counts: a few rows per household and day, and /metrics reports their sums as counters.
 """
 from __future__ import annotations
 
@@ -39,7 +39,7 @@ from app.models import ForceSession, StoredPrice, SyncRun, SyncRunTotal, TariffP
 
 log = logging.getLogger(__name__)
 
-# Pushes this close to the newest ones a user must keep are kept too: the sync orders pushes by
+# Pushes this close to the newest ones a household must keep are kept too: the sync orders pushes by
 # creation time, the pages by id, and the two orders can differ by the length of a sync.
 KEEP_SLACK = timedelta(hours=1)
 KEEP_ACCEPTED = 2  # the newest accepted push and the one before it (the tariff page's diff)
@@ -157,7 +157,7 @@ def _purge_tariff_pushes(cutoff: datetime, batch_size: int, result: PurgeResult)
     while True:
         # Keyset by id: kept rows stay behind us instead of filling every batch again.
         rows = db.session.execute(
-            select(TariffPush.id, TariffPush.user_id, TariffPush.tesla_site_id, TariffPush.created_at)
+            select(TariffPush.id, TariffPush.household_id, TariffPush.tesla_site_id, TariffPush.created_at)
             .where(TariffPush.created_at < cutoff, TariffPush.id > last_id)
             .order_by(TariffPush.id)
             .limit(batch_size)
@@ -165,12 +165,12 @@ def _purge_tariff_pushes(cutoff: datetime, batch_size: int, result: PurgeResult)
         if not rows:
             return
         last_id = rows[-1].id
-        live = _users_in_force_sessions()  # asked per batch: a session may start while we run
+        live = _households_in_force_sessions()  # asked per batch: a session may start while we run
         doomed = [
             row.id for row in rows
-            if row.user_id not in live
-            and (row.user_id, row.tesla_site_id) in keep_from
-            and row.created_at < keep_from[(row.user_id, row.tesla_site_id)]
+            if row.household_id not in live
+            and (row.household_id, row.tesla_site_id) in keep_from
+            and row.created_at < keep_from[(row.household_id, row.tesla_site_id)]
         ]
         if doomed:
             result.tariff_pushes += _delete_batch(TariffPush, doomed)
@@ -180,26 +180,26 @@ def _purge_tariff_pushes(cutoff: datetime, batch_size: int, result: PurgeResult)
 
 
 def _keep_from(cutoff: datetime) -> dict[tuple[int, str], datetime]:
-    """For each (user, site) with pushes older than `cutoff`: the time from which its pushes are kept."""
+    """For each (household, site) with pushes older than `cutoff`: the time from which its pushes are kept."""
     groups = db.session.execute(
-        select(TariffPush.user_id, TariffPush.tesla_site_id).where(TariffPush.created_at < cutoff).distinct()
+        select(TariffPush.household_id, TariffPush.tesla_site_id).where(TariffPush.created_at < cutoff).distinct()
     ).all()
     keep: dict[tuple[int, str], datetime] = {}
-    for user_id, site_id in groups:
+    for household_id, site_id in groups:
         newest_first = (TariffPush.created_at.desc(), TariffPush.id.desc())
-        same = (TariffPush.user_id == user_id, TariffPush.tesla_site_id == site_id)
+        same = (TariffPush.household_id == household_id, TariffPush.tesla_site_id == site_id)
         newest = db.session.scalar(select(TariffPush.created_at).where(*same).order_by(*newest_first).limit(1))
         accepted = db.session.scalars(
             select(TariffPush.created_at).where(*same, TariffPush.accepted.is_(True))
             .order_by(*newest_first).limit(KEEP_ACCEPTED)
         ).all()
         times = [t for t in (newest, *accepted) if t is not None]
-        keep[(user_id, site_id)] = min(cutoff, min(times) - KEEP_SLACK) if times else cutoff
+        keep[(household_id, site_id)] = min(cutoff, min(times) - KEEP_SLACK) if times else cutoff
     return keep
 
 
-def _users_in_force_sessions() -> set[int]:
-    return set(db.session.scalars(select(ForceSession.user_id).where(ForceSession.state.in_(LIVE_STATES))))
+def _households_in_force_sessions() -> set[int]:
+    return set(db.session.scalars(select(ForceSession.household_id).where(ForceSession.state.in_(LIVE_STATES))))
 
 
 # -- stored prices --------------------------------------------------------------------------------------------

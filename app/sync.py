@@ -1,7 +1,7 @@
-"""The sync: keep one user's Powerwall tariff in step with Amber's prices, and a tick that syncs
+"""The sync: keep one household's Powerwall tariff in step with Amber's prices, and a tick that syncs
 everybody. A plain function that the scheduler, the CLI, a "Sync now" button and tests all call.
 
-One user's sync: fetch Amber prices (once per Amber site per tick, shared, re-polled briefly until
+One household's sync: fetch Amber prices (once per Amber site per tick, shared, re-polled briefly until
 the current 5-minute price is confirmed) -> build the tariff -> compare with the last accepted one ->
 push if needed -> record. Every failure keeps the last good tariff on the Powerwall and says why."""
 from __future__ import annotations
@@ -56,8 +56,8 @@ from app.models import (
     SyncRun,
     SyncState,
     TariffPush,
-    User,
-    UserSettings,
+    Household,
+    HouseholdSettings,
 )
 from app.prices import Channel, IntervalKind, PriceInterval
 from app.sync_rules import (
@@ -80,7 +80,7 @@ AMBER_BUDGET_RESERVE = 10
 
 
 class DeadlineExceeded(Exception):
-    """A user's sync ran past its deadline; it stops before the next outside call."""
+    """A household's sync ran past its deadline; it stops before the next outside call."""
 
 
 # -- results ----------------------------------------------------------------------------------------------
@@ -88,9 +88,9 @@ class DeadlineExceeded(Exception):
 
 @dataclass
 class SyncResult:
-    """The outcome of one user's sync, in words for the history, the CLI and the dashboard."""
+    """The outcome of one household's sync, in words for the history, the CLI and the dashboard."""
 
-    user_id: int
+    household_id: int
     email: str
     outcome: str  # pushed | unchanged | skipped | failed
     reason: str
@@ -168,19 +168,19 @@ def fetch_site_prices(
 
 
 class PriceFeed:
-    """Amber prices for one tick, fetched once per Amber site and shared by every user of that site."""
+    """Amber prices for one tick, fetched once per Amber site and shared by every household of that site."""
 
     def __init__(
         self,
         now: Callable[[], datetime],
         sleep: Callable[[float], None],
         waits: Sequence[float],
-        users_per_site: Counter[str] | None = None,
+        households_per_site: Counter[str] | None = None,
     ):
         self._now, self._sleep, self._waits = now, sleep, tuple(waits)
-        # How many of the tick's users read each site: a site's data is let go after its last one,
+        # How many of the tick's households read each site: a site's data is let go after its last one,
         # so a tick over thousands of sites does not hold all of them in memory at once.
-        self._remaining: Counter[str] | None = Counter(users_per_site) if users_per_site is not None else None
+        self._remaining: Counter[str] | None = Counter(households_per_site) if households_per_site is not None else None
         self._lock = threading.Lock()
         self._site_locks: dict[str, threading.Lock] = {}
         self._fetched: dict[str, SiteFetch] = {}
@@ -199,7 +199,7 @@ class PriceFeed:
                     client_factory(), site_id, self._now, self._sleep, waits=self._waits
                 )
             except (AuthenticationError, CredentialUnreadable, NotConfigured) as exc:
-                # This caller's token is the problem: another user of the site may fetch with theirs.
+                # This caller's token is the problem: another household of the site may fetch with theirs.
                 return SiteFetch(error=exc), True
             except ClientError as exc:
                 fetch = SiteFetch(error=exc)
@@ -207,8 +207,8 @@ class PriceFeed:
             return fetch, True
 
     def done(self, site_id: str) -> None:
-        """A user of `site_id` has finished with its data; after the last expected one it is dropped
-        (a user who still turns up, e.g. whose site changed meanwhile, fetches it again)."""
+        """A household of `site_id` has finished with its data; after the last expected one it is dropped
+        (a household who still turns up, e.g. whose site changed meanwhile, fetches it again)."""
         if self._remaining is None:
             return
         with self._lock:
@@ -223,9 +223,9 @@ class PriceFeed:
         """The tariff built from the site's prices for one zone and estimate, built once per tick.
 
         The builder depends on `now` only through the 15-minute step of the clock that contains it (its
-        walk of the local clock moves in 15-minute steps and every slot boundary lies on one), so users
+        walk of the local clock moves in 15-minute steps and every slot boundary lies on one), so households
         whose `now` falls in the same step share one build; each still gets its own `now` in the
-        explanation. Failures are not kept: each user rebuilds and gets the error."""
+        explanation. Failures are not kept: each household rebuilds and gets the error."""
         now_utc = now.astimezone(timezone.utc)
         step = now_utc.replace(minute=now_utc.minute // 15 * 15, second=0, microsecond=0)
         key = (site_id, tz, estimate, step)
@@ -243,7 +243,7 @@ class PriceFeed:
 
 @dataclass(frozen=True)
 class BuiltTariff:
-    """A tariff with its explanation (also as a dict) and hash; shared between users, so read-only."""
+    """A tariff with its explanation (also as a dict) and hash; shared between households, so read-only."""
 
     fetch: SiteFetch
     tariff: dict[str, Any]
@@ -252,7 +252,7 @@ class BuiltTariff:
     explanation_dict: dict[str, Any]
 
     def for_now(self, now_utc: datetime) -> BuiltTariff:
-        """The same build as seen by a user whose clock read `now_utc`."""
+        """The same build as seen by a household whose clock read `now_utc`."""
         if now_utc == self.explanation.now:
             return self
         return replace(
@@ -305,76 +305,76 @@ def store_prices(site_id: str, intervals: list[PriceInterval], now: datetime) ->
     _upsert(StoredPrice, list(rows.values()), ["amber_site_id", "channel", "start_at", "duration_minutes"], columns)
 
 
-def sync_state(user: User) -> SyncState:
-    """The user's sync state row, created on first use."""
-    state = db.session.get(SyncState, user.id)
+def sync_state(household: Household) -> SyncState:
+    """The household's sync state row, created on first use."""
+    state = db.session.get(SyncState, household.id)
     if state is None:
-        state = SyncState(user_id=user.id)
+        state = SyncState(household_id=household.id)
         db.session.add(state)
     return state
 
 
-def last_accepted_push(user: User, site_id: str) -> TariffPush | None:
-    """The newest tariff Tesla accepted for this user's site."""
+def last_accepted_push(household: Household, site_id: str) -> TariffPush | None:
+    """The newest tariff Tesla accepted for this household's site."""
     return db.session.scalar(
         select(TariffPush)
         .options(defer(TariffPush.explanation))  # the decision needs the tariff, not its explanation
-        .where(TariffPush.user_id == user.id, TariffPush.tesla_site_id == site_id, TariffPush.accepted.is_(True))
+        .where(TariffPush.household_id == household.id, TariffPush.tesla_site_id == site_id, TariffPush.accepted.is_(True))
         .order_by(TariffPush.created_at.desc(), TariffPush.id.desc())
         .limit(1)
     )
 
 
-def _status_rows(user: User) -> dict[str, ServiceStatus]:
-    """The user's status rows by service, read once per sync."""
+def _status_rows(household: Household) -> dict[str, ServiceStatus]:
+    """The household's status rows by service, read once per sync."""
     with db.session.no_autoflush:
-        return {row.service: row for row in db.session.scalars(select(ServiceStatus).where(ServiceStatus.user_id == user.id))}
+        return {row.service: row for row in db.session.scalars(select(ServiceStatus).where(ServiceStatus.household_id == household.id))}
 
 
-def _set_status(user: User, service: str, state: str, message: str, now: datetime, rows: dict[str, ServiceStatus]) -> None:
-    """Record a service's status when it changed; `rows` is every status row of the user (_status_rows)."""
+def _set_status(household: Household, service: str, state: str, message: str, now: datetime, rows: dict[str, ServiceStatus]) -> None:
+    """Record a service's status when it changed; `rows` is every status row of the household (_status_rows)."""
     row = rows.get(service)
     if row is None:
-        row = rows[service] = ServiceStatus(user_id=user.id, service=service)
+        row = rows[service] = ServiceStatus(household_id=household.id, service=service)
         db.session.add(row)
     elif row.state == state and row.message == message:
         return
-    record_status(user, service, state, message, now, via=row.via, row=row)
+    record_status(household, service, state, message, now, via=row.via, row=row)
 
 
-# -- one user's sync --------------------------------------------------------------------------------------
+# -- one household's sync --------------------------------------------------------------------------------------
 
 
-class _UserSync:
-    """One run of one user's sync; holds what the steps share."""
+class _HouseholdSync:
+    """One run of one household's sync; holds what the steps share."""
 
-    def __init__(self, user: User, now: datetime, feed: PriceFeed, dry_run: bool, deadline: datetime) -> None:
-        self.user = user
-        self.settings: UserSettings = user.settings
+    def __init__(self, household: Household, now: datetime, feed: PriceFeed, dry_run: bool, deadline: datetime) -> None:
+        self.household = household
+        self.settings: HouseholdSettings = household.settings
         self.now = now
         self.feed = feed
         self.dry_run = dry_run
         self.deadline = deadline
         self.counter = CallCounter()
-        self.state = sync_state(user)
-        self.statuses = _status_rows(user)
+        self.state = sync_state(household)
+        self.statuses = _status_rows(household)
         if self.state in db.session.new:
             self._commit()  # a first sync: the new state row is written at once, before any outside call
         self.config = current_app.config
         self.accepted_push: TariffPush | None = None  # the last push Tesla accepted in this run
         self.site_read: str | None = None  # the Amber site whose prices this run took from the feed
-        self.result = SyncResult(user.id, user.email, "skipped", "")
+        self.result = SyncResult(household.id, household.label, "skipped", "")
         self.notes: list[str] = []
         self.last_via: str | None = None
         self.forced: ForceSession | None = None
 
     def _commit(self) -> None:
         # Never hold a write transaction across an outside call: on SQLite it would block every
-        # other user's sync for as long as Amber or Tesla takes to answer. A dry run writes nothing.
+        # other household's sync for as long as Amber or Tesla takes to answer. A dry run writes nothing.
         if not self.dry_run:
             db.session.commit()
 
-    # each outside step checks the deadline first, so a slow user stops instead of running on
+    # each outside step checks the deadline first, so a slow household stops instead of running on
     def _check_deadline(self) -> None:
         if clock.now() > self.deadline:
             raise DeadlineExceeded()
@@ -406,7 +406,7 @@ class _UserSync:
         self._ensure_sites()
         tz = effective_timezone(settings)
         # A force charge/discharge owns the Powerwall's settings: record prices, change nothing.
-        self.forced = live_force_session(self.user)
+        self.forced = live_force_session(self.household)
         fetch = self._prices()
         if self.forced is not None:
             until = self.forced.ends_at.astimezone(ZoneInfo(tz)).strftime("%H:%M")
@@ -439,7 +439,7 @@ class _UserSync:
     # -- steps --
 
     def _ensure_sites(self) -> None:
-        """Choose a single Amber/Tesla site automatically; ask the user when there are several."""
+        """Choose a single Amber/Tesla site automatically; ask the household when there are several."""
         settings = self.settings
         checked = False
         try:
@@ -448,7 +448,7 @@ class _UserSync:
             if not settings.amber_site_id:
                 self._before_outside_call()
                 checked = True
-                status = check_amber(self.user, self.now, self.counter)
+                status = check_amber(self.household, self.now, self.counter)
                 self.statuses["amber"] = status
                 if not settings.amber_site_id:
                     raise _Stop("skipped", status.message or "Choose your Amber site in Settings.")
@@ -458,7 +458,7 @@ class _UserSync:
                 self._tesla_gate()
                 self._before_outside_call()
                 checked = True
-                status = check_tesla(self.user, self.now, self.counter)
+                status = check_tesla(self.household, self.now, self.counter)
                 self.statuses["tesla"] = status
                 if not settings.tesla_site_id or effective_timezone(settings) is None:
                     raise _Stop("skipped", status.message or "Choose your Tesla energy site in Settings.")
@@ -476,21 +476,21 @@ class _UserSync:
         if fetch.error is not None:
             message = fetch.error.user_message if isinstance(fetch.error, ClientError) else str(fetch.error)
             if owner and not self.dry_run:
-                _set_status(self.user, "amber", "attention", message, self.now, self.statuses)
+                _set_status(self.household, "amber", "attention", message, self.now, self.statuses)
             self._watchdog()
             raise _Stop("failed", f"Amber prices could not be read: {message} The last good tariff stays on the Powerwall.")
         if owner and not self.dry_run:
             store_prices(site_id, fetch.intervals, self.now)
-            _set_status(self.user, "amber", "connected", f"Connected; using site {site_id}.", self.now, self.statuses)
+            _set_status(self.household, "amber", "connected", f"Connected; using site {site_id}.", self.now, self.statuses)
             self._commit()
         if not fetch.confirmed:
             self.notes.append("(Amber had not confirmed the current 5-minute price yet; its estimate was used.)")
         return fetch
 
     def _amber_client(self) -> AmberClient:
-        # Called only by the user who fetches the site's prices for the tick.
+        # Called only by the household who fetches the site's prices for the tick.
         self._before_outside_call()
-        return amber_client(self.user, self.counter)
+        return amber_client(self.household, self.counter)
 
     def _tesla_gate(self, note: str = "") -> None:
         """No Tesla call while Tesla asked us to wait, or while refused credentials wait for their next check."""
@@ -499,7 +499,7 @@ class _UserSync:
             raise _Stop("skipped", f"{reason} {note}".strip())
 
     def _decide(self, tariff: dict, explanation: TariffExplanation) -> PushDecision:
-        last = last_accepted_push(self.user, self.settings.tesla_site_id)
+        last = last_accepted_push(self.household, self.settings.tesla_site_id)
         decision = decide_push(
             tariff,
             explanation.slots[0].period,
@@ -527,12 +527,12 @@ class _UserSync:
         """Call Tesla, turning its errors into a stopped sync that keeps the last good tariff."""
         self._before_outside_call()
         try:
-            outcome = call_tesla(self.user, operation, self.now, self.counter)
+            outcome = call_tesla(self.household, operation, self.now, self.counter)
             self.last_via = outcome.via
             if self.state.tesla_blocked_reason:  # the hourly check: the credentials work again
-                log.info("User %s: Tesla accepts the saved credentials again", self.user.id)
+                log.info("Household %s: Tesla accepts the saved credentials again", self.household.id)
                 self.state.tesla_blocked_reason, self.state.tesla_retry_after = None, None
-                _set_status(self.user, "tesla", "connected", "Connected again: Tesla accepted the saved credentials.",
+                _set_status(self.household, "tesla", "connected", "Connected again: Tesla accepted the saved credentials.",
                             self.now, self.statuses)
             return outcome.value
         except RateLimitedError as exc:
@@ -543,7 +543,7 @@ class _UserSync:
             message = exc.user_message if isinstance(exc, ClientError) else str(exc)
             self.state.tesla_blocked_reason = message
             self.state.tesla_retry_after = self.now + TESLA_AUTH_RECHECK
-            _set_status(self.user, "tesla", "attention", message, self.now, self.statuses)
+            _set_status(self.household, "tesla", "attention", message, self.now, self.statuses)
             raise _Stop(
                 "failed", f"{message} No more Tesla calls until that is fixed (the app checks again once an hour)."
             ) from exc
@@ -558,7 +558,7 @@ class _UserSync:
         self, tariff: dict, explanation: TariffExplanation | None, kind: str, reason: str, built: BuiltTariff | None = None
     ) -> TariffPush:
         push = TariffPush(
-            user_id=self.user.id,
+            household_id=self.household.id,
             tesla_site_id=self.settings.tesla_site_id,
             created_at=self.now,
             kind=kind,
@@ -595,10 +595,10 @@ class _UserSync:
         self.result.push_latency_ms = int((time.monotonic() - started) * 1000)
         via = "Teslemetry" if self.last_via == "teslemetry" else "the Tesla Fleet API"
         _set_status(
-            self.user, "tesla", "connected", f"Connected through {via}; using site {self.settings.tesla_site_id}.", self.now,
+            self.household, "tesla", "connected", f"Connected through {via}; using site {self.settings.tesla_site_id}.", self.now,
             self.statuses,
         )
-        log.info("User %s: pushed a %s tariff (%s)", self.user.id, kind, reason)
+        log.info("Household %s: pushed a %s tariff (%s)", self.household.id, kind, reason)
         return push
 
     def _watchdog(self) -> None:
@@ -609,7 +609,7 @@ class _UserSync:
         if not is_stale(self.state.last_success_at, self.now, limit):
             return
         site_id = self.settings.tesla_site_id if self.settings else None
-        last = last_accepted_push(self.user, site_id) if site_id else None
+        last = last_accepted_push(self.household, site_id) if site_id else None
         if last is None:
             return
         fallback = fallback_tariff(last.tariff, TariffPolicy(estimate=self.settings.forecast_estimate))
@@ -628,7 +628,7 @@ class _UserSync:
         )
 
     def _export_protection(self, explanation: TariffExplanation) -> None:
-        """Stop exports while exporting costs money; put the user's own rule back afterwards."""
+        """Stop exports while exporting costs money; put the household's own rule back afterwards."""
         slots = explanation.slots
         current_costs = SlotFlag.EXPORT_COSTS_MONEY in slots[0].flags
         next_costs = len(slots) > 1 and SlotFlag.EXPORT_COSTS_MONEY in slots[1].flags
@@ -661,7 +661,7 @@ class _UserSync:
                     return
                 recently_checked = state.export_rule_changed_at is not None and self.now - state.export_rule_changed_at < timedelta(minutes=30)
                 if recently_checked and state.export_rule_before in ("never", settings.export_protection_rule):
-                    return  # the user's own rule already limits exports; checked a moment ago
+                    return  # the household's own rule already limits exports; checked a moment ago
                 user_rule = self._tesla(lambda c: c.site_info(site_id)).export_rule
                 action = decide(user_rule)
                 if action.action == "activate":
@@ -677,57 +677,57 @@ class _UserSync:
             self.notes.append(action.reason)
 
 
-def sync_user(
-    user_id: int,
+def sync_household(
+    household_id: int,
     *,
     tick_at: datetime | None = None,
     feed: PriceFeed | None = None,
     dry_run: bool = False,
     sleep: Callable[[float], None] | None = None,
 ) -> SyncResult:
-    """Sync one user now and record the run (a dry run records nothing and pushes nothing)."""
+    """Sync one household now and record the run (a dry run records nothing and pushes nothing)."""
     config = current_app.config
     sleep = sleep or clock.sleeper()
     now = clock.now()
     feed = feed or PriceFeed(clock.now, sleep, config["AMBER_CONFIRM_POLL_WAITS"])
-    user = db.session.get(User, user_id, options=[joinedload(User.settings)])
-    if user is None:
-        return SyncResult(user_id, "?", "skipped", "No such account.")
+    household = db.session.get(Household, household_id, options=[joinedload(Household.settings)])
+    if household is None:
+        return SyncResult(household_id, "?", "skipped", "No such account.")
     deadline = now + timedelta(seconds=config["SYNC_USER_DEADLINE_SECONDS"])
-    run = _UserSync(user, now, feed, dry_run, deadline)
+    run = _HouseholdSync(household, now, feed, dry_run, deadline)
     accepted: TariffPush | None = None
     try:
         result = run.run()
         accepted = run.accepted_push
     except DeadlineExceeded:
         db.session.rollback()
-        result = SyncResult(user_id, user.email, "failed", "The sync took too long and was stopped; the last good tariff stays.")
+        result = SyncResult(household_id, household.label, "failed", "The sync took too long and was stopped; the last good tariff stays.")
     except Exception:
-        log.exception("User %s: unexpected error during sync", user_id)
+        log.exception("Household %s: unexpected error during sync", household_id)
         db.session.rollback()
-        result = SyncResult(user_id, user.email, "failed", "Unexpected error (details in the server log); the last good tariff stays.")
+        result = SyncResult(household_id, household.label, "failed", "Unexpected error (details in the server log); the last good tariff stays.")
     if run.site_read is not None:
         feed.done(run.site_read)
     if dry_run:
         db.session.rollback()
         return result
-    _record_run(user_id, result, tick_at, now, run.counter, accepted)
+    _record_run(household_id, result, tick_at, now, run.counter, accepted)
     return result
 
 
 def _record_run(
-    user_id: int,
+    household_id: int,
     result: SyncResult,
     tick_at: datetime | None,
     started: datetime,
     counter: CallCounter,
     accepted: TariffPush | None = None,
 ) -> None:
-    user = db.session.get(User, user_id)
-    state = sync_state(user)
-    tz = effective_timezone(user.settings)
+    household = db.session.get(Household, household_id)
+    state = sync_state(household)
+    tz = effective_timezone(household.settings)
     day = started.astimezone(ZoneInfo(tz)).date() if tz else started.date()
-    record_call_counts(user, counter, day)
+    record_call_counts(household, counter, day)
     state.last_attempt_at = started
     if accepted is not None:
         if accepted.id is None:
@@ -735,7 +735,7 @@ def _record_run(
         result.tariff_push_id = accepted.id
     db.session.add(
         SyncRun(
-            user_id=user_id,
+            household_id=household_id,
             tick_at=tick_at,
             started_at=started,
             finished_at=clock.now(),
@@ -754,25 +754,25 @@ def _record_run(
 # -- the tick ---------------------------------------------------------------------------------------------
 
 
-def users_to_sync() -> list[int]:
+def households_to_sync() -> list[int]:
     """Ids of active accounts with sync turned on."""
     return list(
         db.session.scalars(
-            select(User.id)
-            .join(UserSettings, UserSettings.user_id == User.id)
-            .where(User.is_disabled.is_(False), UserSettings.sync_enabled.is_(True))
-            .order_by(User.id)
+            select(Household.id)
+            .join(HouseholdSettings, HouseholdSettings.household_id == Household.id)
+            .where(Household.is_disabled.is_(False), HouseholdSettings.sync_enabled.is_(True))
+            .order_by(Household.id)
         )
     )
 
 
-def _sync_in_context(app: Flask, user_id: int, tick_at: datetime | None, feed: PriceFeed, dry_run: bool, sleep) -> SyncResult:
-    # Each user gets its own app context, hence its own database session. Its commits end the
+def _sync_in_context(app: Flask, household_id: int, tick_at: datetime | None, feed: PriceFeed, dry_run: bool, sleep) -> SyncResult:
+    # Each household gets its own app context, hence its own database session. Its commits end the
     # transaction before each outside call; keeping the loaded rows (no expiry) spares reading them again.
     with app.app_context():
         db.session().expire_on_commit = False
         try:
-            return sync_user(user_id, tick_at=tick_at, feed=feed, dry_run=dry_run, sleep=sleep)
+            return sync_household(household_id, tick_at=tick_at, feed=feed, dry_run=dry_run, sleep=sleep)
         finally:
             db.session.remove()
 
@@ -780,31 +780,31 @@ def _sync_in_context(app: Flask, user_id: int, tick_at: datetime | None, feed: P
 def run_tick(
     tick_at: datetime | None = None,
     *,
-    user_ids: list[int] | None = None,
+    household_ids: list[int] | None = None,
     dry_run: bool = False,
     sleep: Callable[[float], None] | None = None,
 ) -> list[SyncResult]:
-    """Sync every user (or `user_ids`) over a bounded thread pool; one slow or failing user never
-    delays or breaks another. Returns one result per user, in user order."""
+    """Sync every household (or `household_ids`) over a bounded thread pool; one slow or failing household never
+    delays or breaks another. Returns one result per household, in household order."""
     app = current_app._get_current_object()
     config = app.config
     sleep = sleep or clock.sleeper()
-    ids = users_to_sync() if user_ids is None else user_ids
+    ids = households_to_sync() if household_ids is None else household_ids
     wanted = set(ids)
-    users_per_site = Counter(
+    households_per_site = Counter(
         site
-        for user_id, site in db.session.execute(select(UserSettings.user_id, UserSettings.amber_site_id))
-        if user_id in wanted and site
+        for household_id, site in db.session.execute(select(HouseholdSettings.household_id, HouseholdSettings.amber_site_id))
+        if household_id in wanted and site
     )
     db.session.remove()  # the workers use their own sessions
     feed = PriceFeed(
-        clock.now, sleep, config["AMBER_CONFIRM_POLL_WAITS"], users_per_site
+        clock.now, sleep, config["AMBER_CONFIRM_POLL_WAITS"], households_per_site
     )
     results: dict[int, SyncResult] = {}
     if ids:
         pool = ThreadPoolExecutor(max_workers=min(config["SYNC_MAX_WORKERS"], len(ids)), thread_name_prefix="sync")
-        started: set[int] = set()  # users whose sync began
-        running: dict[int, float] = {}  # users whose sync is under way -> when it began (monotonic)
+        started: set[int] = set()  # households whose sync began
+        running: dict[int, float] = {}  # households whose sync is under way -> when it began (monotonic)
         finished: queue.SimpleQueue[Future] = queue.SimpleQueue()
 
         def task(uid: int) -> SyncResult:
@@ -825,16 +825,16 @@ def run_tick(
             uid = futures[future]
             try:
                 results[uid] = future.result()
-            except Exception:  # sync_user catches everything; this is the last line of defence
-                log.exception("User %s: sync crashed", uid)
+            except Exception:  # sync_household catches everything; this is the last line of defence
+                log.exception("Household %s: sync crashed", uid)
                 results[uid] = SyncResult(uid, "?", "failed", "Unexpected error (details in the server log).")
 
         # Each sync stops itself at its deadline; this bound only guards against a stuck HTTP call. It
-        # counts from when a user's sync began, not from the tick's start, so a tick with more users
+        # counts from when a household's sync began, not from the tick's start, so a tick with more households
         # than the pool gets through in one deadline still waits for the ones queued behind; it gives
         # up only when every sync still under way has run past the bound and none is queued, or when
         # nothing has finished for that long. (Completions arrive through a queue: waiting on every
-        # pending future after each completion would cost O(users) each time.)
+        # pending future after each completion would cost O(households) each time.)
         limit = config["SYNC_USER_DEADLINE_SECONDS"] + 60
         remaining = len(futures)
         last_progress = time.monotonic()
@@ -862,5 +862,5 @@ def run_tick(
                 results[uid] = SyncResult(uid, "?", "failed", "Not started: the syncs before it did not finish in time.")
         pool.shutdown(wait=False, cancel_futures=True)
     summary = Counter(r.outcome for r in results.values())
-    log.info("Tick %s: %s", tick_at.isoformat() if tick_at else "manual", dict(summary) or "no users")
+    log.info("Tick %s: %s", tick_at.isoformat() if tick_at else "manual", dict(summary) or "no households")
     return [results[uid] for uid in ids if uid in results]

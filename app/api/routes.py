@@ -4,12 +4,12 @@ from __future__ import annotations
 from datetime import datetime
 
 from flask import jsonify, request
-from flask_login import current_user
 
 from app import clock, control
 from app.api import bp
 from app.dashboard.actions import sync_now
 from app.dashboard.routes import PARTS, dashboard_context, render_part
+from app.households.web import actor, current_household, requires
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -17,10 +17,11 @@ def _iso(value: datetime | None) -> str | None:
 
 
 @bp.get("/dashboard")
+@requires("view")
 def dashboard():
     """The dashboard's parts as HTML fragments, plus the key numbers as data."""
     now = clock.now()
-    context = dashboard_context(current_user, now)
+    context = dashboard_context(current_household(), now)
     prices, battery, status = context["prices"], context["battery"], context["status"]
 
     def price(p):
@@ -50,13 +51,15 @@ def dashboard():
 
 
 @bp.post("/sync")
+@requires("control")
 def sync():
     """'Sync now' from the dashboard's button."""
-    result = sync_now(current_user, clock.now())
+    result = sync_now(current_household(), clock.now())
     return jsonify(ok=result.ok, outcome=result.outcome, message=result.message), (200 if result.ok or result.outcome != "wait" else 429)
 
 
 @bp.post("/control")
+@requires("control")
 def control_action():
     """Force charge / force discharge / cancel: {"action": ..., "minutes": N}."""
     try:
@@ -68,9 +71,9 @@ def control_action():
     action = body.get("action")
     try:
         if action == "cancel":
-            done = control.cancel(current_user)
+            done = control.cancel(current_household())
             return jsonify(ok=done, state="ended" if done else "restoring")
-        session = control.start(current_user, action, body.get("minutes"))
+        session = control.start(current_household(), action, body.get("minutes"))
     except control.ControlError as exc:
         return jsonify(error=str(exc), status=400), 400
     return jsonify(ok=True, state=session.state, action=session.action, ends_at=session.ends_at.isoformat(), session_id=session.id)

@@ -8,7 +8,7 @@ from sqlalchemy import select
 
 from app import clock
 from app.extensions import db
-from app.models import SyncRun, User
+from app.models import SyncRun, Household
 
 # A "Sync now" costs Tesla calls (billed); one a minute is plenty for a person.
 SYNC_NOW_MIN_INTERVAL = timedelta(seconds=60)
@@ -21,18 +21,18 @@ class SyncNowResult:
     message: str
 
 
-def sync_now(user: User, now: datetime) -> SyncNowResult:
-    """Sync this user at once (without waiting for Amber to confirm the current price)."""
-    from app.sync import PriceFeed, sync_user
+def sync_now(household: Household, now: datetime) -> SyncNowResult:
+    """Sync this household at once (without waiting for Amber to confirm the current price)."""
+    from app.sync import PriceFeed, sync_household
 
     last = db.session.scalar(
-        select(SyncRun.started_at).where(SyncRun.user_id == user.id).order_by(SyncRun.id.desc()).limit(1)
+        select(SyncRun.started_at).where(SyncRun.household_id == household.id).order_by(SyncRun.id.desc()).limit(1)
     )
     if last is not None and now - last < SYNC_NOW_MIN_INTERVAL:
         wait = int((SYNC_NOW_MIN_INTERVAL - (now - last)).total_seconds()) + 1
         return SyncNowResult(False, "wait", f"A sync ran moments ago; try again in {wait} s.")
-    if not (user.settings and user.settings.sync_enabled):
+    if not (household.settings and household.settings.sync_enabled):
         return SyncNowResult(False, "skipped", "Sync is turned off in Settings, so nothing was sent to the Powerwall.")
     feed = PriceFeed(clock.now, clock.sleeper(), ())  # a person is waiting: no re-polls
-    result = sync_user(user.id, feed=feed)
+    result = sync_household(household.id, feed=feed)
     return SyncNowResult(result.outcome in ("pushed", "unchanged"), result.outcome, result.reason)

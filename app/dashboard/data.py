@@ -1,7 +1,7 @@
 """What the dashboard shows, assembled from the database (and, for the battery, a cached Tesla read).
 
 Routes and the JSON API call these; templates only format. Money and time conventions: prices are
-shown in c/kWh; `sell` is what the user earns per exported kWh (negative = exporting costs money);
+shown in c/kWh; `sell` is what the household earns per exported kWh (negative = exporting costs money);
 every time is shown in the site's zone with the zone's abbreviation."""
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from app.credentials import CredentialUnreadable
 from app.dashboard.charts import PricePoint, TariffSlot
 from app.extensions import db
 from app.models import (
-    ApiCallCount, ControlEvent, ForceSession, ServiceStatus, StoredPrice, SyncRun, SyncState, TariffPush, TeslaReading, User,
+    ApiCallCount, ControlEvent, ForceSession, ServiceStatus, StoredPrice, SyncRun, SyncState, TariffPush, TeslaReading, Household,
 )
 from app.tariff import period_name, tariff_rates
 
@@ -31,7 +31,7 @@ LIVE_STATUS_MAX_AGE = timedelta(seconds=60)
 SITE_INFO_MAX_AGE = timedelta(minutes=10)
 PRICES_STALE_AFTER = timedelta(minutes=10)
 AMBER_BUDGET = 50
-# Tesla's published Fleet API rates (USD), used only for the estimate shown to the user.
+# Tesla's published Fleet API rates (USD), used only for the estimate shown to the household.
 FLEET_RATE_COMMANDS = 1 / 1000
 FLEET_RATE_DATA = 1 / 500
 FLEET_COMMAND_KINDS = frozenset(
@@ -39,9 +39,9 @@ FLEET_COMMAND_KINDS = frozenset(
 )
 
 
-def site_zone(user: User) -> ZoneInfo:
-    """The zone the user's tariff is laid out in (Sydney until one is known)."""
-    return ZoneInfo(effective_timezone(user.settings) or DEFAULT_ZONE)
+def site_zone(household: Household) -> ZoneInfo:
+    """The zone the household's tariff is laid out in (Sydney until one is known)."""
+    return ZoneInfo(effective_timezone(household.settings) or DEFAULT_ZONE)
 
 
 def slot_start(now: datetime, tz: ZoneInfo) -> datetime:
@@ -116,9 +116,9 @@ class PriceRows:
         return [r for r in self.rows if start <= r.start_at < end]
 
 
-def price_rows(user: User, now: datetime, tz: ZoneInfo) -> PriceRows:
+def price_rows(household: Household, now: datetime, tz: ZoneInfo) -> PriceRows:
     """Read the prices the dashboard shows (nothing when no Amber site is chosen); `tz` is the site's zone."""
-    site_id = user.settings.amber_site_id if user.settings else None
+    site_id = household.settings.amber_site_id if household.settings else None
     if not site_id:
         return PriceRows(None, ())
     end = slot_start(now, tz) + timedelta(hours=24)
@@ -204,15 +204,15 @@ def history_points(prices: PriceRows, now: datetime) -> list[PricePoint]:
 # -- the tariff on the Powerwall ----------------------------------------------------------------------------
 
 
-def last_push(user: User, *, before_id: int | None = None, explanation: bool = True) -> TariffPush | None:
-    """The newest accepted push for the user's current Tesla site (or the one before `before_id`).
+def last_push(household: Household, *, before_id: int | None = None, explanation: bool = True) -> TariffPush | None:
+    """The newest accepted push for the household's current Tesla site (or the one before `before_id`).
 
     `explanation=False` leaves the (large) per-slot explanation unloaded, for pages that do not show it."""
-    site_id = user.settings.tesla_site_id if user.settings else None
+    site_id = household.settings.tesla_site_id if household.settings else None
     if not site_id:
         return None
     query = select(TariffPush).where(
-        TariffPush.user_id == user.id, TariffPush.tesla_site_id == site_id, TariffPush.accepted.is_(True)
+        TariffPush.household_id == household.id, TariffPush.tesla_site_id == site_id, TariffPush.accepted.is_(True)
     )
     if not explanation:
         query = query.options(defer(TariffPush.explanation))
@@ -307,22 +307,22 @@ def _direction(watts: float | None, positive: str, negative: str, idle: str) -> 
     return positive if watts > 0 else negative
 
 
-def battery(user: User, now: datetime, *, refresh: bool = True, on_call=None) -> BatteryView:
+def battery(household: Household, now: datetime, *, refresh: bool = True, on_call=None) -> BatteryView:
     """The battery as last read; reads Tesla again when the reading is older than a minute (live
     status) or ten minutes (site settings) and `refresh` is set. Errors keep the last reading."""
-    settings = user.settings
+    settings = household.settings
     site_id = settings.tesla_site_id if settings else None
     if not site_id:
         return BatteryView(configured=False)
-    reading = db.session.get(TeslaReading, user.id)
+    reading = db.session.get(TeslaReading, household.id)
     if reading is None or reading.tesla_site_id != site_id:
         if reading is not None:
             db.session.delete(reading)
             db.session.flush()
-        reading = TeslaReading(user_id=user.id, tesla_site_id=site_id)
+        reading = TeslaReading(household_id=household.id, tesla_site_id=site_id)
         db.session.add(reading)
     if refresh:
-        _refresh_reading(user, reading, site_id, now, on_call)
+        _refresh_reading(household, reading, site_id, now, on_call)
     live = reading.live_status or {}
     info = reading.site_info or {}
     return BatteryView(
@@ -342,7 +342,7 @@ def battery(user: User, now: datetime, *, refresh: bool = True, on_call=None) ->
     )
 
 
-def _refresh_reading(user: User, reading: TeslaReading, site_id: str, now: datetime, on_call) -> None:
+def _refresh_reading(household: Household, reading: TeslaReading, site_id: str, now: datetime, on_call) -> None:
     live_due = reading.live_status_at is None or now - reading.live_status_at >= LIVE_STATUS_MAX_AGE
     info_due = reading.site_info_at is None or now - reading.site_info_at >= SITE_INFO_MAX_AGE
     if not (live_due or info_due):
@@ -350,13 +350,13 @@ def _refresh_reading(user: User, reading: TeslaReading, site_id: str, now: datet
     # An error also counts as a read, so a broken connection is not retried on every page view.
     if reading.error_at is not None and now - reading.error_at < LIVE_STATUS_MAX_AGE:
         return
-    state = db.session.get(SyncState, user.id)
+    state = db.session.get(SyncState, household.id)
     if state is not None and state.tesla_blocked_reason:
         reading.error, reading.error_at = state.tesla_blocked_reason, now
         return
     try:
         if live_due:
-            status = call_tesla(user, lambda c: c.live_status(site_id), now, on_call).value
+            status = call_tesla(household, lambda c: c.live_status(site_id), now, on_call).value
             reading.live_status = {
                 "percentage_charged": status.percentage_charged,
                 "solar_power": status.solar_power_w,
@@ -367,7 +367,7 @@ def _refresh_reading(user: User, reading: TeslaReading, site_id: str, now: datet
             }
             reading.live_status_at = now
         if info_due:
-            info = call_tesla(user, lambda c: c.site_info(site_id), now, on_call).value
+            info = call_tesla(household, lambda c: c.site_info(site_id), now, on_call).value
             reading.site_info = {
                 "mode": info.operation_mode,
                 "backup_reserve_percent": info.backup_reserve_percent,
@@ -380,7 +380,7 @@ def _refresh_reading(user: User, reading: TeslaReading, site_id: str, now: datet
     except (ClientError, CredentialUnreadable, NotConfigured) as exc:
         reading.error = exc.user_message if isinstance(exc, ClientError) else str(exc)
         reading.error_at = now
-        log.info("User %s: battery read failed (%s)", user.id, type(exc).__name__)
+        log.info("Household %s: battery read failed (%s)", household.id, type(exc).__name__)
 
 
 # -- sync status, health and cost -----------------------------------------------------------------------------
@@ -388,7 +388,7 @@ def _refresh_reading(user: User, reading: TeslaReading, site_id: str, now: datet
 
 @dataclass(frozen=True)
 class Alert:
-    """Something the user should know, in plain words; level is "warning" or "info"."""
+    """Something the household should know, in plain words; level is "warning" or "info"."""
 
     level: str
     message: str
@@ -415,14 +415,14 @@ OUTCOME_WORDS = {
 
 
 def sync_status(
-    user: User, now: datetime, push: TariffPush | None, services: dict[str, ServiceStatus | None]
+    household: Household, now: datetime, push: TariffPush | None, services: dict[str, ServiceStatus | None]
 ) -> SyncStatusView:
     """What the sync did last and what needs attention (`push`: the last accepted push, if any;
     `services`: the recorded connection statuses, from `connections.statuses`)."""
     from app import scheduler
 
-    settings = user.settings
-    last_run = db.session.scalar(select(SyncRun).where(SyncRun.user_id == user.id).order_by(SyncRun.id.desc()).limit(1))
+    settings = household.settings
+    last_run = db.session.scalar(select(SyncRun).where(SyncRun.household_id == household.id).order_by(SyncRun.id.desc()).limit(1))
     latency = None
     if push is not None:
         latency = db.session.scalar(
@@ -433,7 +433,7 @@ def sync_status(
     except Exception:  # the status is informative only; never break the page for it
         next_tick = None
     alerts: list[Alert] = []
-    state = db.session.get(SyncState, user.id)
+    state = db.session.get(SyncState, household.id)
     enabled = bool(settings and settings.sync_enabled)
     if not enabled:
         alerts.append(Alert("info", "Sync is off: the Powerwall's tariff is not being updated. Turn it on in Settings."))
@@ -472,9 +472,9 @@ class CostView:
     amber_budget_left: int
 
 
-def health(user: User, services: dict[str, ServiceStatus | None]) -> list[ServiceHealth]:
+def health(household: Household, services: dict[str, ServiceStatus | None]) -> list[ServiceHealth]:
     """Per service: connected / needs attention / not configured (`services` as for `sync_status`)."""
-    settings = user.settings
+    settings = household.settings
     rows = services
     result = []
     for service, name, configured in (
@@ -491,12 +491,12 @@ def health(user: User, services: dict[str, ServiceStatus | None]) -> list[Servic
     return result
 
 
-def costs(user: User, now: datetime) -> CostView:
+def costs(household: Household, now: datetime) -> CostView:
     """Calls counted by the sync and the dashboard, per local day of the site."""
-    today = now.astimezone(site_zone(user)).date()
+    today = now.astimezone(site_zone(household)).date()
     month_start = today.replace(day=1)
     rows = db.session.scalars(
-        select(ApiCallCount).where(ApiCallCount.user_id == user.id, ApiCallCount.day >= month_start)
+        select(ApiCallCount).where(ApiCallCount.household_id == household.id, ApiCallCount.day >= month_start)
     ).all()
 
     def total(service: str, since: date) -> int:
@@ -506,7 +506,7 @@ def costs(user: User, now: datetime) -> CostView:
     data = sum(r.billable for r in rows if r.service == "tesla" and r.kind not in FLEET_COMMAND_KINDS)
     recent_amber = db.session.scalar(
         select(func.coalesce(func.sum(SyncRun.amber_calls), 0)).where(
-            SyncRun.user_id == user.id, SyncRun.started_at >= now - timedelta(minutes=5)
+            SyncRun.household_id == household.id, SyncRun.started_at >= now - timedelta(minutes=5)
         )
     ) or 0
     return CostView(
@@ -536,26 +536,26 @@ class ControlView:
     last_problem: str | None
 
 
-def control_view(user: User, now: datetime) -> ControlView:
+def control_view(household: Household, now: datetime) -> ControlView:
     """What the battery-control card shows."""
     from app import control
 
-    session = control.live_session(user)
+    session = control.live_session(household)
     left = max(0, int((session.ends_at - now).total_seconds() // 60)) if session else 0
     problem = db.session.scalar(
         select(ControlEvent.message)
-        .where(ControlEvent.user_id == user.id, ControlEvent.ok.is_(False), ControlEvent.at >= now - timedelta(hours=1))
+        .where(ControlEvent.household_id == household.id, ControlEvent.ok.is_(False), ControlEvent.at >= now - timedelta(hours=1))
         .order_by(ControlEvent.id.desc())
         .limit(1)
     )
-    floor = user.settings.discharge_floor_percent if user.settings else 20
+    floor = household.settings.discharge_floor_percent if household.settings else 20
     return ControlView(session, left, floor, control.PRESET_MINUTES, control.ACTION_WORDS, problem)
 
 
-def control_events(user: User, limit: int = 50) -> list[ControlEvent]:
+def control_events(household: Household, limit: int = 50) -> list[ControlEvent]:
     """The newest steps of force control (audit trail)."""
     return list(
         db.session.scalars(
-            select(ControlEvent).where(ControlEvent.user_id == user.id).order_by(ControlEvent.id.desc()).limit(limit)
+            select(ControlEvent).where(ControlEvent.household_id == household.id).order_by(ControlEvent.id.desc()).limit(limit)
         )
     )

@@ -7,7 +7,7 @@ from zoneinfo import ZoneInfo
 
 from flask import abort, flash, redirect, render_template, request, url_for
 from markupsafe import Markup
-from flask_login import current_user
+from app.households.web import actor, current_household, requires
 from sqlalchemy import func, select
 
 from app import clock, control
@@ -104,20 +104,22 @@ def render_part(part: str, context: dict) -> str:
 
 
 @bp.route("/")
+@requires("view")
 def index():
     """The dashboard."""
-    context = dashboard_context(current_user, clock.now())
+    context = dashboard_context(current_household(), clock.now())
     # The partials are our own rendered (already escaped) templates.
     parts = {p: Markup(render_part(p, context)) for p in PARTS}
     return render_template("dashboard/index.html", parts=parts, **context)
 
 
 @bp.route("/sync-now", methods=["POST"])
+@requires("control")
 def sync_now_form():
     """'Sync now' without JavaScript."""
     if not ActionForm().validate_on_submit():
         abort(400)
-    result = sync_now(current_user, clock.now())
+    result = sync_now(current_household(), clock.now())
     flash(result.message, "success" if result.ok else "error")
     return redirect(url_for("dashboard.index"))
 
@@ -128,26 +130,28 @@ def _control_minutes() -> object:
 
 
 @bp.route("/control", methods=["POST"])
+@requires("control")
 def control_start():
     """Start force charge or discharge (form)."""
     if not ActionForm().validate_on_submit():
         abort(400)
     try:
-        session = control.start(current_user, request.form.get("action"), _control_minutes())
+        session = control.start(current_household(), request.form.get("action"), _control_minutes())
     except control.ControlError as exc:
         flash(str(exc), "error")
     else:
-        flash(f"{control.ACTION_WORDS[session.action]} started until {session.ends_at.astimezone(data.site_zone(current_user)):%H:%M}.", "success")
+        flash(f"{control.ACTION_WORDS[session.action]} started until {session.ends_at.astimezone(data.site_zone(current_household())):%H:%M}.", "success")
     return redirect(url_for("dashboard.index"))
 
 
 @bp.route("/control/cancel", methods=["POST"])
+@requires("control")
 def control_cancel():
     """Cancel the running session and restore the settings (form)."""
     if not ActionForm().validate_on_submit():
         abort(400)
     try:
-        done = control.cancel(current_user)
+        done = control.cancel(current_household())
     except control.ControlError as exc:
         flash(str(exc), "error")
     else:
@@ -157,22 +161,23 @@ def control_cancel():
 
 @bp.route("/tariff")
 @bp.route("/tariff/<int:push_id>")
+@requires("view")
 def tariff(push_id: int | None = None):
     """The 48 slots of a push, each with its explanation, and what changed from the push before."""
     now = clock.now()
-    tz = data.site_zone(current_user)
+    tz = data.site_zone(current_household())
     if push_id is None:
-        push = data.last_push(current_user)
+        push = data.last_push(current_household())
     else:
         push = db.session.get(TariffPush, push_id) if is_db_id(push_id) else None
-        if push is None or push.user_id != current_user.id:
+        if push is None or push.household_id != current_household().id:
             abort(404)
     previous = None
     if push is not None:
         previous = db.session.scalar(
             select(TariffPush)
             .where(
-                TariffPush.user_id == current_user.id,
+                TariffPush.household_id == current_household().id,
                 TariffPush.tesla_site_id == push.tesla_site_id,
                 TariffPush.accepted.is_(True),
                 TariffPush.id < push.id,
@@ -188,22 +193,23 @@ def tariff(push_id: int | None = None):
 
 
 @bp.route("/history")
+@requires("view")
 def history():
     """The sync history, newest first, paginated."""
     now = clock.now()
-    tz = data.site_zone(current_user)
+    tz = data.site_zone(current_household())
     page = request.args.get("page", 1, type=int) or 1
     page = max(1, min(page, 100000))
-    total = db.session.scalar(select(func.count(SyncRun.id)).where(SyncRun.user_id == current_user.id)) or 0
+    total = db.session.scalar(select(func.count(SyncRun.id)).where(SyncRun.household_id == current_household().id)) or 0
     pages = max(1, -(-total // HISTORY_PAGE_SIZE))
     runs = db.session.scalars(
         select(SyncRun)
-        .where(SyncRun.user_id == current_user.id)
+        .where(SyncRun.household_id == current_household().id)
         .order_by(SyncRun.started_at.desc(), SyncRun.id.desc())
         .offset((page - 1) * HISTORY_PAGE_SIZE)
         .limit(HISTORY_PAGE_SIZE)
     ).all()
     return render_template(
         "dashboard/history.html", runs=runs, page=page, pages=pages, total=total, tz=tz, now=now,
-        outcome_words=data.OUTCOME_WORDS, events=data.control_events(current_user) if page == 1 else [],
+        outcome_words=data.OUTCOME_WORDS, events=data.control_events(current_household()) if page == 1 else [],
     )

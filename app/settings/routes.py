@@ -4,13 +4,13 @@ from __future__ import annotations
 from zoneinfo import ZoneInfo
 
 from flask import abort, flash, redirect, render_template, url_for
-from flask_login import current_user
 
 from app import clock
 from app.connections import check_connections, effective_timezone, fleet_configured, statuses
 from app.credentials import SettingsError, apply_settings, secret_status
 from app.extensions import db
 from app.form_helpers import ActionForm
+from app.households.web import actor, current_household, requires
 from app.settings import bp
 from app.settings.forms import AmberForm, PreferencesForm, TeslaForm
 
@@ -28,7 +28,7 @@ def _site_choices(status, current: str | None) -> list[tuple[str, str]]:
 
 
 def _render(status: int = 200, **forms):
-    settings = current_user.settings
+    settings = current_household().settings
     amber = forms.get("amber") or AmberForm(formdata=None, site_id=settings.amber_site_id if settings else "")
     tesla = forms.get("tesla") or TeslaForm(
         formdata=None,
@@ -47,7 +47,7 @@ def _render(status: int = 200, **forms):
     )
     if settings and settings.site_timezone and settings.site_timezone not in dict(prefs.site_timezone.choices):
         prefs.site_timezone.choices = list(prefs.site_timezone.choices) + [(settings.site_timezone,) * 2]
-    service_status = statuses(current_user)
+    service_status = statuses(current_household())
     return (
         render_template(
             "settings/index.html",
@@ -72,7 +72,7 @@ def _render(status: int = 200, **forms):
 def _save(form, form_key: str, changes: dict[str, object], field_map: dict[str, str]):
     """Apply validated changes, or show the page again with the problem next to its field."""
     try:
-        changed = apply_settings(current_user, **changes)
+        changed = apply_settings(current_household(), by=actor(), **changes)
     except SettingsError as exc:
         db.session.rollback()
         field = getattr(form, field_map.get(exc.field, exc.field), None)
@@ -84,12 +84,14 @@ def _save(form, form_key: str, changes: dict[str, object], field_map: dict[str, 
 
 
 @bp.route("", methods=["GET"])
+@requires("manage")
 def index():
     """The settings page."""
     return _render()
 
 
 @bp.route("/amber", methods=["POST"])
+@requires("manage")
 def save_amber():
     """Save the Amber token (when a new one is typed) and site id."""
     form = AmberForm()
@@ -98,13 +100,14 @@ def save_amber():
     changes: dict[str, object] = {"amber_site_id": form.site_id.data}
     if form.token.data:
         changes["amber_token"] = form.token.data
-    elif not secret_status(current_user.settings, "amber_token").saved:
+    elif not secret_status(current_household().settings, "amber_token").saved:
         form.token.errors.append("Enter the Amber API token.")
         return _render(400, amber=form)
     return _save(form, "amber", changes, {"amber_token": "token", "amber_site_id": "site_id"})
 
 
 @bp.route("/tesla", methods=["POST"])
+@requires("manage")
 def save_tesla():
     """Save the Teslemetry token (when a new one is typed), the energy site id and the path."""
     form = TeslaForm()
@@ -117,6 +120,7 @@ def save_tesla():
 
 
 @bp.route("/preferences", methods=["POST"])
+@requires("manage")
 def save_preferences():
     """Save the time zone and sync preferences."""
     form = PreferencesForm()
@@ -135,24 +139,26 @@ def save_preferences():
 
 
 @bp.route("/remove/<name>", methods=["POST"])
+@requires("manage")
 def remove_secret(name: str):
     """Remove a saved token."""
     if name not in REMOVABLE_SECRETS:
         abort(404)
     if not ActionForm().validate_on_submit():
         abort(400)
-    apply_settings(current_user, **{name: None})
+    apply_settings(current_household(), by=actor(), **{name: None})
     db.session.commit()
     flash(f"{secret_status(None, name).label} removed.", "info")
     return redirect(url_for("settings.index"))
 
 
 @bp.route("/test", methods=["POST"])
+@requires("manage")
 def test_connection():
     """Check Amber and Tesla with the saved credentials, list the sites, choose single ones."""
     if not ActionForm().validate_on_submit():
         abort(400)
-    results = check_connections(current_user, clock.now())
+    results = check_connections(current_household(), clock.now())
     db.session.commit()
     for service, row in results.items():
         name = "Amber" if service == "amber" else "Tesla"

@@ -7,6 +7,8 @@ import logging
 from flask import Response, abort, flash, redirect, render_template, request, session, url_for
 from flask_login import current_user
 
+from app.households.web import current_household, requires
+
 from app import clock
 from app.connections import NotConfigured
 from app.extensions import db
@@ -43,7 +45,7 @@ SESSION_STATE_KEY = "tesla_oauth_state"
 @bp.app_context_processor
 def _fleet_panel_helper() -> dict:
     # A callable, so pages that never show the Fleet panel never compute it.
-    return {"tesla_fleet_panel": lambda: fleet_panel(current_user, clock.now())}
+    return {"tesla_fleet_panel": lambda: fleet_panel(current_household(), clock.now())}
 
 
 def _settings():
@@ -54,12 +56,14 @@ def _settings():
 
 
 @bp.route("/tesla-fleet/connect", methods=["GET"])
+@requires("manage")
 def connect_page():
     """Explain what connecting does, with the button that starts it."""
     return render_template("tesla_oauth/connect.html", fleet=fleet_app_config())
 
 
 @bp.route("/tesla-fleet/connect", methods=["POST"])
+@requires("manage")
 def connect():
     """Start the Tesla sign-in: remember a single-use state with its PKCE verifier and redirect to Tesla."""
     if not ActionForm().validate_on_submit():
@@ -85,6 +89,7 @@ def _callback_failed(message: str, status: int):
 
 
 @bp.route("/tesla-fleet/callback", methods=["GET"])
+@requires("manage")
 def callback():
     """Tesla's redirect back: check the state, exchange the code, save the tokens, list the energy sites."""
     now = clock.now()
@@ -110,7 +115,7 @@ def callback():
     if not code:
         return _callback_failed("Tesla sent no sign-in code. Please connect again.", 400)
     try:
-        result = complete_authorization(current_user, code, verifier, now)
+        result = complete_authorization(current_household(), code, verifier, now)
     except NotConfigured as exc:
         db.session.rollback()
         return _callback_failed(str(exc), 400)
@@ -122,11 +127,12 @@ def callback():
 
 
 @bp.route("/tesla-fleet/disconnect", methods=["POST"])
+@requires("manage")
 def disconnect():
     """Forget the user's Fleet tokens."""
     if not ActionForm().validate_on_submit():
         abort(400)
-    disconnect_fleet(current_user, clock.now())
+    disconnect_fleet(current_household(), clock.now())
     db.session.commit()
     flash(
         "Tesla Fleet disconnected: its tokens are removed from this app. To withdraw the app's access at Tesla as "

@@ -43,7 +43,7 @@ from app.connections import (
 from app.credentials import CredentialUnreadable, get_secret, settings_for
 from app.crypto import DecryptionError, get_crypto
 from app.extensions import db
-from app.models import OAuthState, PartnerRegistration, TeslaAppKey, User
+from app.models import Household, OAuthState, PartnerRegistration, TeslaAppKey, User
 
 log = logging.getLogger(__name__)
 
@@ -242,8 +242,8 @@ def _region_of_host(host: str) -> str | None:
     return None
 
 
-def complete_authorization(user: User, code: str, code_verifier: str, now: datetime) -> ConnectResult:
-    """Exchange the code, find the user's region, save the tokens (committed at once), choose the path,
+def complete_authorization(household: Household, code: str, code_verifier: str, now: datetime) -> ConnectResult:
+    """Exchange the code, find the household's region, save the tokens (committed at once), choose the path,
     and check the connections so the energy sites are listed. Raises ConnectFailed or NotConfigured."""
     config = current_app.config
     override = config.get("TESLA_FLEET_API_URL")
@@ -252,12 +252,12 @@ def complete_authorization(user: User, code: str, code_verifier: str, now: datet
     try:
         tokens = tesla_auth_client().exchange_code(code, config["TESLA_REDIRECT_URI"], audience, code_verifier=code_verifier)
     except ClientError as exc:
-        log.warning("User %s: the Tesla code exchange failed (%s)", user.id, exc.code or exc.status or type(exc).__name__)
+        log.warning("Household %s: the Tesla code exchange failed (%s)", household.id, exc.code or exc.status or type(exc).__name__)
         raise ConnectFailed(_exchange_failure_message(exc)) from exc
 
     if not tokens.refresh_token:
         # Without one the connection would die with the access token, hours from now.
-        log.warning("User %s: the Tesla code exchange returned no refresh token", user.id)
+        log.warning("Household %s: the Tesla code exchange returned no refresh token", household.id)
         raise ConnectFailed(
             "Tesla did not allow offline access, so the connection could not be kept. "
             "Please connect again and allow all the requested permissions."
@@ -274,7 +274,7 @@ def complete_authorization(user: User, code: str, code_verifier: str, now: datet
             "then use Test connection."
         )
     except AuthenticationError as exc:
-        log.warning("User %s: Tesla refused the new Fleet token at users/region (%s)", user.id, exc.status)
+        log.warning("Household %s: Tesla refused the new Fleet token at users/region (%s)", household.id, exc.status)
         raise ConnectFailed(
             "Tesla signed you in but then refused the new token. Please connect again and allow the energy permissions."
         ) from exc
@@ -285,8 +285,8 @@ def complete_authorization(user: User, code: str, code_verifier: str, now: datet
         # Only a known region is stored: fleet_host() must be able to map it back to a host.
         region = found.region if found.region in FLEET_API_HOSTS else (_region_of_host(found.host) or region)
 
-    save_fleet_tokens(user, tokens, now, region)
-    settings = settings_for(user)
+    save_fleet_tokens(household, tokens, now, region)
+    settings = settings_for(household)
     if not settings.teslemetry_token_enc:
         settings.tesla_path = "fleet"
         path_note = "Tesla calls now go through the Fleet API."
@@ -299,7 +299,7 @@ def complete_authorization(user: User, code: str, code_verifier: str, now: datet
         )
     # Commit before anything else can fail: the code is spent, the tokens are all we have.
     db.session.commit()
-    log.info("User %s connected Tesla through the Fleet API (region %s)", user.id, region)
+    log.info("Household %s connected Tesla through the Fleet API (region %s)", household.id, region)
 
     expires = settings.tesla_token_expires_at
     result.messages.append(
@@ -308,7 +308,7 @@ def complete_authorization(user: User, code: str, code_verifier: str, now: datet
     )
     result.messages.extend(notes)
     result.messages.append(path_note)
-    tesla = check_connections(user, now)["tesla"]
+    tesla = check_connections(household, now)["tesla"]
     db.session.commit()
     sites = (tesla.details or {}).get("sites", [])
     if sites:
@@ -320,16 +320,16 @@ def complete_authorization(user: User, code: str, code_verifier: str, now: datet
     return result
 
 
-def disconnect_fleet(user: User, now: datetime) -> None:
-    """Forget the user's Fleet tokens and say so in the Tesla status. The caller commits."""
-    settings = settings_for(user)
-    clear_fleet_tokens(user)
-    row = statuses(user)["tesla"]
+def disconnect_fleet(household: Household, now: datetime) -> None:
+    """Forget the household's Fleet tokens and say so in the Tesla status. The caller commits."""
+    settings = settings_for(household)
+    clear_fleet_tokens(household)
+    row = statuses(household)["tesla"]
     if not settings.teslemetry_token_enc:
-        record_status(user, "tesla", "not_configured", "Tesla Fleet was disconnected; add a Teslemetry token or connect again.", now)
+        record_status(household, "tesla", "not_configured", "Tesla Fleet was disconnected; add a Teslemetry token or connect again.", now)
     elif row is not None and row.via == "fleet":
-        record_status(user, "tesla", "attention", "Tesla Fleet was disconnected; use Test connection to check Teslemetry.", now)
-    log.info("User %s disconnected Tesla Fleet", user.id)
+        record_status(household, "tesla", "attention", "Tesla Fleet was disconnected; use Test connection to check Teslemetry.", now)
+    log.info("Household %s disconnected Tesla Fleet", household.id)
 
 
 @dataclass(frozen=True)
@@ -348,10 +348,10 @@ class FleetPanel:
         return f"{self.region.upper()} · {region_name(self.region)}" if self.region else "not known yet"
 
 
-def fleet_panel(user: User, now: datetime) -> FleetPanel:
-    """Describe the user's Fleet connection for the settings page."""
+def fleet_panel(household: Household, now: datetime) -> FleetPanel:
+    """Describe the household's Fleet connection for the settings page."""
     config = fleet_app_config()
-    settings = user.settings
+    settings = household.settings
     if not fleet_configured(settings):
         return FleetPanel(config, "missing", path=settings.tesla_path if settings else "teslemetry")
     try:
