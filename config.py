@@ -154,6 +154,8 @@ class Config:
         # land about 13, 23, 38 and 53 s in, so a price confirmed 10-53 s in is seen within 15 s.
         self.AMBER_CONFIRM_POLL_WAITS = (10.0, 10.0, 15.0, 15.0)
         self.EXPORT_PROTECTION_HOLD_MINUTES = 10  # hysteresis before exports are allowed again
+        # Households: how long an invitation link can be used.
+        self.INVITATION_DAYS = int(_number("INVITATION_DAYS", 7, minimum=1, integer=True))
 
     def _scheduler_timing(self) -> None:
         # Ticks follow Amber's 5-minute intervals; the knobs exist so tests can run ticks every second.

@@ -56,6 +56,7 @@ def create_app(config: Config | str | None = None) -> Flask:
     from app.main import bp as main_bp
     from app.settings import bp as settings_bp
     from app.tesla_oauth import bp as tesla_oauth_bp
+    from app.households.routes import bp as households_bp
 
     app.register_blueprint(main_bp)
     app.register_blueprint(dashboard_bp)
@@ -64,6 +65,7 @@ def create_app(config: Config | str | None = None) -> Flask:
     app.register_blueprint(settings_bp)
     app.register_blueprint(admin_bp)
     app.register_blueprint(tesla_oauth_bp)
+    app.register_blueprint(households_bp)
 
     from app.errors import register_error_handlers
 

@@ -15,10 +15,11 @@ from flask_migrate.cli import db as db_cli
 from sqlalchemy import select
 from sqlalchemy.engine import URL
 
-from app import accounts
+from app import accounts, clock
 from app.credentials import SettingsError, apply_settings, rotate_stored_secrets, secret_status
 from app.crypto import FERNET_KEY_FILE
 from app.extensions import db
+from app.households.service import ACTOR_COMMAND_LINE, find_owned, household_of, owned_or_new
 from app.models import User
 
 users_cli = AppGroup("users", help="Create, list and configure accounts.")
@@ -57,7 +58,8 @@ def list_users() -> None:
         click.echo("No accounts yet.")
         return
     for user in users:
-        settings = user.settings
+        owned = find_owned(user)
+        settings = owned.settings if owned else None
         parts = [
             user.email,
             "admin" if user.is_admin else "user",
@@ -95,13 +97,14 @@ def set_password(email: str, password: str) -> None:
               help="Which Amber forecast to plan with.")
 @click.option("--sync/--no-sync", "sync_enabled", default=None, help="Turn the tariff sync on or off.")
 def configure_user(email: str, **options: object) -> None:
-    """Set a user's credentials and preferences."""
+    """Set the credentials and preferences of the household EMAIL owns (made on first use)."""
     user = _user_or_fail(email)
     changes = {name: value for name, value in options.items() if value is not None}
     if not changes:
         raise click.UsageError("Nothing to change: give at least one option.")
     try:
-        changed = apply_settings(user, **changes)
+        household = owned_or_new(user, clock.now())
+        changed = apply_settings(household, by=ACTOR_COMMAND_LINE, **changes)
     except SettingsError as exc:
         db.session.rollback()
         raise click.ClickException(f"{exc.field.replace('_', '-')}: {exc}") from exc
@@ -150,27 +153,35 @@ def scheduler_status() -> None:
 
 
 @sync_cli.command("run")
-@click.option("--user", "email", help="Sync this account only.")
-@click.option("--all", "all_users", is_flag=True, help="Sync every account with sync turned on.")
+@click.option("--user", "email", help="Sync the household this account belongs to (the one it owns first).")
+@click.option("--all", "all_users", is_flag=True, help="Sync every household with sync turned on.")
 @click.option("--dry-run", is_flag=True, help="Build the tariff and say what would change; push and record nothing.")
 def sync_run(email: str | None, all_users: bool, dry_run: bool) -> None:
-    """One sync now: prints pushed / unchanged / skipped / failed per user; exits 1 if any failed."""
+    """One sync now: prints pushed / unchanged / skipped / failed per household; exits 1 if any failed or
+    was skipped (a household whose force session holds the Powerwall is not a problem)."""
     from app.sync import run_tick
 
     if bool(email) == all_users:
         raise click.UsageError("Give either --user EMAIL or --all.")
-    ids = [_user_or_fail(email).id] if email else None
-    results = run_tick(None, user_ids=ids, dry_run=dry_run)
+    ids = None
+    if email:
+        found = household_of(_user_or_fail(email))
+        if found is None:
+            raise click.ClickException(f"{email} belongs to no household yet: configure one with 'flask users configure'.")
+        ids = [found[0].id]
+    results = run_tick(None, household_ids=ids, dry_run=dry_run)
     if not results:
-        click.echo("No account has sync turned on.")
+        click.echo("No household has sync turned on.")
     for result in results:
-        click.echo(f"{result.email}: {result.outcome} - {result.reason}")
+        click.echo(f"{result.label}: {result.outcome} - {result.reason}")
         if dry_run and result.explanation is not None:
             click.echo(f"  Tariff for the next 24 hours ({result.explanation.site_tz}), $/kWh:")
             for slot in result.explanation.slots:
                 flags = ", ".join(flag.value for flag in slot.flags)
                 click.echo(f"  {slot.wall_from}-{slot.wall_to}  buy {slot.buy:8.4f}  sell {slot.sell:8.4f}  {flags}")
-    if any(result.outcome == "failed" for result in results):
+    troubled = [r for r in results if r.outcome == "failed" or (r.outcome == "skipped" and not r.forced)]
+    if troubled:
+        click.echo(f"Needs attention: {', '.join(f'{r.label} ({r.outcome})' for r in troubled)}.", err=True)
         raise SystemExit(1)
 
 
@@ -301,7 +312,10 @@ def register_cli(app: Flask) -> None:
     """Add the command groups to `app`."""
     from app.simulator.cli import simulator_cli
 
+    from app.households.cli import households_cli
+
     app.cli.add_command(users_cli)
+    app.cli.add_command(households_cli)
     app.cli.add_command(keys_cli)
     app.cli.add_command(sync_cli)
     app.cli.add_command(scheduler_cli)

@@ -22,9 +22,10 @@ from sqlalchemy.exc import IntegrityError
 
 from app import clock
 from app.clients.errors import ClientError, CommandRejectedError
-from app.connections import NotConfigured, call_tesla, effective_timezone
+from app.connections import NotConfigured, call_tesla, check_tesla, effective_timezone
 from app.credentials import CredentialUnreadable
 from app.extensions import db
+from app.households.service import ACTOR_COMMAND_LINE
 from app.models import ControlEvent, ForceSession, Household
 from app.tariff import PERIOD_NAMES, TariffPolicy, period_name, tariff_from_rates
 
@@ -171,8 +172,11 @@ def verification_step(
 # -- executor ---------------------------------------------------------------------------------------------
 
 
-def _event(household: Household, session: ForceSession | None, now: datetime, step: str, ok: bool, message: str) -> None:
-    db.session.add(ControlEvent(household_id=household.id, session_id=session.id if session else None, at=now, step=step, ok=ok, message=message))
+def _event(
+    household: Household, session: ForceSession | None, now: datetime, step: str, ok: bool, message: str, actor: str | None = None
+) -> None:
+    db.session.add(ControlEvent(household_id=household.id, session_id=session.id if session else None, at=now, step=step, ok=ok,
+                                message=message, actor=actor))
     (log.info if ok else log.warning)("Household %s control %s: %s", household.id, step, message)
 
 
@@ -197,6 +201,16 @@ def _describe_error(exc: Exception) -> str:
     return str(exc)
 
 
+def _choose_only_site(household: Household, now: datetime) -> None:
+    """Before the first sync: pick the household's only Tesla energy site, as the sync would."""
+    try:
+        check_tesla(household, now)
+        db.session.commit()
+    except Exception:  # a failed check leaves the site unchosen; the caller says what to do
+        log.exception("Household %s: could not list the Tesla energy sites", household.id)
+        db.session.rollback()
+
+
 def live_session(household: Household) -> ForceSession | None:
     """The household's starting, active or restoring session, if any."""
     return db.session.scalar(
@@ -211,11 +225,15 @@ def _read_saved(household: Household, site_id: str, now: datetime, on_call) -> S
     )
 
 
-def start(household: Household, action: object, minutes: object, now: datetime | None = None, on_call=None) -> ForceSession:
+def start(
+    household: Household, action: object, minutes: object, now: datetime | None = None, on_call=None, *, actor: str = ACTOR_COMMAND_LINE
+) -> ForceSession:
     """Start (or replace) a force session; on any failure put the saved settings back and raise."""
     action, minutes = validate_request(action, minutes)
     now = now or clock.now()
     settings = household.settings
+    if settings is not None and not settings.tesla_site_id:
+        _choose_only_site(household, now)
     if not settings or not settings.tesla_site_id:
         raise ControlError("Choose your Tesla energy site in Settings first.")
     site_id = settings.tesla_site_id
@@ -241,7 +259,7 @@ def start(household: Household, action: object, minutes: object, now: datetime |
         household_id=household.id, tesla_site_id=site_id, action=action, state="starting", minutes=minutes,
         started_at=now, ends_at=now + timedelta(minutes=minutes), saved_mode=saved.mode, saved_reserve=saved.reserve,
         saved_export_rule=saved.export_rule, saved_grid_charging=saved.grid_charging, saved_tariff=saved.tariff,
-        verification="pending",
+        verification="pending", started_by=actor,
     )
     db.session.add(session)
     try:
@@ -252,7 +270,7 @@ def start(household: Household, action: object, minutes: object, now: datetime |
         if existing is not None:
             return existing
         raise ControlError("Another request is changing the battery right now; try again.") from exc
-    _event(household, session, now, "start", True, f"{ACTION_WORDS[action]} for {minutes} minutes requested; settings saved.")
+    _event(household, session, now, "start", True, f"{ACTION_WORDS[action]} for {minutes} minutes requested by {actor}; settings saved.", actor)
     db.session.commit()  # the session (with what to restore) exists before anything is changed
 
     tariff = forced_tariff(action, now, session.ends_at, tz)
@@ -325,7 +343,7 @@ def _sync_after(household: Household) -> None:
         db.session.rollback()
 
 
-def cancel(household: Household, now: datetime | None = None, on_call=None) -> bool:
+def cancel(household: Household, now: datetime | None = None, on_call=None, *, actor: str = ACTOR_COMMAND_LINE) -> bool:
     """End the household's active session now and put the saved settings back."""
     now = now or clock.now()
     session = live_session(household)
@@ -333,7 +351,7 @@ def cancel(household: Household, now: datetime | None = None, on_call=None) -> b
         raise ControlError("Nothing to cancel: no force charge or discharge is running.")
     if session.state == "starting":
         raise ControlError("The session is still starting; try again in a moment.")
-    _event(household, session, now, "cancel", True, "Cancelled by the household.")
+    _event(household, session, now, "cancel", True, f"Cancelled by {actor}.", actor)
     return restore(household, session, "Cancelled; the previous settings were put back.", now, on_call)
 
 

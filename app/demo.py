@@ -45,19 +45,20 @@ def prepare_demo(app: Flask) -> None:
         user = accounts.find_user(DEMO_EMAIL)
         if user is None:
             user = accounts.create_user(DEMO_EMAIL, DEMO_PASSWORD, is_admin=True)
-        connect_to_simulator(user)
-        check_connections(user)
+        household = owned_or_new(user, clock.now())
+        connect_to_simulator(household)
+        check_connections(household)
         db.session.commit()
 
 
-def connect_to_simulator(user: User) -> None:
-    """Give `user` the simulator's Amber and Teslemetry tokens and sites, with sync on (the caller commits)."""
+def connect_to_simulator(household: Household, tesla_site_id: int | str | None = None) -> None:
+    """Give `household` the simulator's Amber and Teslemetry tokens and sites, with sync on (the caller commits)."""
     apply_settings(
-        user,
+        household,
         amber_token=identity.AMBER_TOKEN,
         amber_site_id=identity.AMBER_SITE_ID,
         teslemetry_token=identity.TESLEMETRY_TOKEN,
-        tesla_site_id=str(identity.TESLA_ENERGY_SITE_ID),
+        tesla_site_id=str(tesla_site_id or identity.TESLA_ENERGY_SITE_ID),
         sync_enabled=True,
     )
 

@@ -91,7 +91,7 @@ class SyncResult:
     """The outcome of one household's sync, in words for the history, the CLI and the dashboard."""
 
     household_id: int
-    email: str
+    label: str
     outcome: str  # pushed | unchanged | skipped | failed
     reason: str
     pushed: bool = False
@@ -99,6 +99,7 @@ class SyncResult:
     amber_calls: int = 0
     tesla_calls: int = 0
     tariff_push_id: int | None = None
+    forced: bool = False  # skipped because a force session owns the Powerwall: expected, not a problem
     tariff: dict[str, Any] | None = None  # what was (or, on a dry run, would be) pushed
     explanation: TariffExplanation | None = None
     decision: PushDecision | None = None
@@ -409,6 +410,7 @@ class _HouseholdSync:
         self.forced = live_force_session(self.household)
         fetch = self._prices()
         if self.forced is not None:
+            self.result.forced = True
             until = self.forced.ends_at.astimezone(ZoneInfo(tz)).strftime("%H:%M")
             raise _Stop(
                 "skipped",
@@ -692,7 +694,7 @@ def sync_household(
     feed = feed or PriceFeed(clock.now, sleep, config["AMBER_CONFIRM_POLL_WAITS"])
     household = db.session.get(Household, household_id, options=[joinedload(Household.settings)])
     if household is None:
-        return SyncResult(household_id, "?", "skipped", "No such account.")
+        return SyncResult(household_id, "?", "skipped", "No such household.")
     deadline = now + timedelta(seconds=config["SYNC_USER_DEADLINE_SECONDS"])
     run = _HouseholdSync(household, now, feed, dry_run, deadline)
     accepted: TariffPush | None = None
@@ -755,12 +757,12 @@ def _record_run(
 
 
 def households_to_sync() -> list[int]:
-    """Ids of active accounts with sync turned on."""
+    """Ids of the households with sync turned on."""
     return list(
         db.session.scalars(
             select(Household.id)
             .join(HouseholdSettings, HouseholdSettings.household_id == Household.id)
-            .where(Household.is_disabled.is_(False), HouseholdSettings.sync_enabled.is_(True))
+            .where(HouseholdSettings.sync_enabled.is_(True))
             .order_by(Household.id)
         )
     )

@@ -129,6 +129,18 @@ def create_user(app: Flask, email: str, password: str = TEST_PASSWORD, *, admin:
         return user.id
 
 
+def household_id_for(app: Flask, user_id: int) -> int:
+    """The id of the household the account owns, made on first use (as the pages and `flask users configure` do)."""
+    from app import clock
+    from app.households import owned_or_new
+    from app.models import User
+
+    with app.app_context():
+        household = owned_or_new(_db.session.get(User, user_id), clock.now())
+        _db.session.commit()
+        return household.id
+
+
 def login(client: FlaskClient, email: str, password: str = TEST_PASSWORD, **kwargs):
     """Sign in through the real form."""
     token = csrf_token(client, "/login")
@@ -145,6 +157,12 @@ def admin_id(app) -> int:
 def user_id(app, admin_id) -> int:
     """An ordinary account, created after the administrator."""
     return create_user(app, "alice@example.com")
+
+
+@pytest.fixture()
+def household_id(app, user_id) -> int:
+    """The household alice@example.com owns."""
+    return household_id_for(app, user_id)
 
 
 @pytest.fixture()

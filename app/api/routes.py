@@ -54,7 +54,7 @@ def dashboard():
 @requires("control")
 def sync():
     """'Sync now' from the dashboard's button."""
-    result = sync_now(current_household(), clock.now())
+    result = sync_now(current_household(), clock.now(), actor=actor())
     return jsonify(ok=result.ok, outcome=result.outcome, message=result.message), (200 if result.ok or result.outcome != "wait" else 429)
 
 
@@ -71,9 +71,9 @@ def control_action():
     action = body.get("action")
     try:
         if action == "cancel":
-            done = control.cancel(current_household())
+            done = control.cancel(current_household(), actor=actor())
             return jsonify(ok=done, state="ended" if done else "restoring")
-        session = control.start(current_household(), action, body.get("minutes"))
+        session = control.start(current_household(), action, body.get("minutes"), actor=actor())
     except control.ControlError as exc:
         return jsonify(error=str(exc), status=400), 400
     return jsonify(ok=True, state=session.state, action=session.action, ends_at=session.ends_at.isoformat(), session_id=session.id)

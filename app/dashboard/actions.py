@@ -8,6 +8,7 @@ from sqlalchemy import select
 
 from app import clock
 from app.extensions import db
+from app.households.service import record_event
 from app.models import SyncRun, Household
 
 # A "Sync now" costs Tesla calls (billed); one a minute is plenty for a person.
@@ -21,7 +22,7 @@ class SyncNowResult:
     message: str
 
 
-def sync_now(household: Household, now: datetime) -> SyncNowResult:
+def sync_now(household: Household, now: datetime, *, actor: str) -> SyncNowResult:
     """Sync this household at once (without waiting for Amber to confirm the current price)."""
     from app.sync import PriceFeed, sync_household
 
@@ -33,6 +34,8 @@ def sync_now(household: Household, now: datetime) -> SyncNowResult:
         return SyncNowResult(False, "wait", f"A sync ran moments ago; try again in {wait} s.")
     if not (household.settings and household.settings.sync_enabled):
         return SyncNowResult(False, "skipped", "Sync is turned off in Settings, so nothing was sent to the Powerwall.")
+    record_event(household, actor, "sync_now", "Sync now.", now)
+    db.session.commit()
     feed = PriceFeed(clock.now, clock.sleeper(), ())  # a person is waiting: no re-polls
     result = sync_household(household.id, feed=feed)
     return SyncNowResult(result.outcome in ("pushed", "unchanged"), result.outcome, result.reason)

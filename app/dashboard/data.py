@@ -559,3 +559,11 @@ def control_events(household: Household, limit: int = 50) -> list[ControlEvent]:
             select(ControlEvent).where(ControlEvent.household_id == household.id).order_by(ControlEvent.id.desc()).limit(limit)
         )
     )
+
+
+def force_sessions(household: Household, limit: int = 20) -> list[ForceSession]:
+    """The household's latest force sessions, newest first (who started each, and how it ended)."""
+    return list(db.session.scalars(
+        select(ForceSession).where(ForceSession.household_id == household.id)
+        .order_by(ForceSession.started_at.desc(), ForceSession.id.desc()).limit(limit)
+    ))

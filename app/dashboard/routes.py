@@ -7,6 +7,7 @@ from zoneinfo import ZoneInfo
 
 from flask import abort, flash, redirect, render_template, request, url_for
 from markupsafe import Markup
+from app.households.service import recent_events
 from app.households.web import actor, current_household, requires
 from sqlalchemy import func, select
 
@@ -28,9 +29,9 @@ HISTORY_PAGE_SIZE = 50
 CHART_CACHE_SIZE = 256
 
 
-def setup_steps(user) -> list[tuple[str, bool, bool]]:
+def setup_steps(household) -> list[tuple[str, bool, bool]]:
     """(label, done, unreadable) for each thing the sync needs."""
-    settings = user.settings
+    settings = household.settings
     amber = secret_status(settings, "amber_token")
     teslemetry = secret_status(settings, "teslemetry_token")
     fleet = secret_status(settings, "tesla_access_token")
@@ -47,33 +48,34 @@ def setup_steps(user) -> list[tuple[str, bool, bool]]:
     ]
 
 
-def dashboard_context(user, now) -> dict:
+def dashboard_context(household, now) -> dict:
     """Everything the dashboard partials need. Reads Tesla (cached, counted) for the battery."""
 
-    tz = data.site_zone(user)
+    tz = data.site_zone(household)
     counter = CallCounter()
-    battery = data.battery(user, now, on_call=counter)
+    battery = data.battery(household, now, on_call=counter)
     if counter.records:
-        record_call_counts(user, counter, now.astimezone(tz).date())
+        record_call_counts(household, counter, now.astimezone(tz).date())
     if db.session.new or db.session.dirty or db.session.deleted:
         # A new battery reading (or error) and its call counts. Only then: a commit expires every
-        # loaded object, and reloading the user, settings and sync state is a third of a page's queries.
+        # loaded object, and reloading the household, settings and sync state is a third of a page's queries.
         db.session.commit()
-    push = data.last_push(user, explanation=False)
+    push = data.last_push(household, explanation=False)
     tariff = data.tariff_timeline(push.tariff, now, tz) if push else []
-    prices = data.price_rows(user, now, tz)
-    services = statuses(user)
+    prices = data.price_rows(household, now, tz)
+    services = statuses(household)
     return {
         "tz": tz,
         "now": now,
+        "notice": household.notice,
         "prices": data.now_prices(prices, now),
         "battery": battery,
-        "status": data.sync_status(user, now, push, services),
-        "health": data.health(user, services),
-        "costs": data.costs(user, now),
+        "status": data.sync_status(household, now, push, services),
+        "health": data.health(household, services),
+        "costs": data.costs(household, now),
         **dict(zip(("forecast_svg", "history_svg"), price_charts(prices, tuple(tariff), chart_minute(now), tz))),
-        "steps": setup_steps(user),
-        "control": data.control_view(user, now),
+        "steps": setup_steps(household),
+        "control": data.control_view(household, now),
         "outcome_words": data.OUTCOME_WORDS,
         "fleet_rates": (data.FLEET_RATE_COMMANDS, data.FLEET_RATE_DATA),
     }
@@ -119,7 +121,7 @@ def sync_now_form():
     """'Sync now' without JavaScript."""
     if not ActionForm().validate_on_submit():
         abort(400)
-    result = sync_now(current_household(), clock.now())
+    result = sync_now(current_household(), clock.now(), actor=actor())
     flash(result.message, "success" if result.ok else "error")
     return redirect(url_for("dashboard.index"))
 
@@ -136,7 +138,7 @@ def control_start():
     if not ActionForm().validate_on_submit():
         abort(400)
     try:
-        session = control.start(current_household(), request.form.get("action"), _control_minutes())
+        session = control.start(current_household(), request.form.get("action"), _control_minutes(), actor=actor())
     except control.ControlError as exc:
         flash(str(exc), "error")
     else:
@@ -151,7 +153,7 @@ def control_cancel():
     if not ActionForm().validate_on_submit():
         abort(400)
     try:
-        done = control.cancel(current_household())
+        done = control.cancel(current_household(), actor=actor())
     except control.ControlError as exc:
         flash(str(exc), "error")
     else:
@@ -212,4 +214,7 @@ def history():
     return render_template(
         "dashboard/history.html", runs=runs, page=page, pages=pages, total=total, tz=tz, now=now,
         outcome_words=data.OUTCOME_WORDS, events=data.control_events(current_household()) if page == 1 else [],
+        sessions=data.force_sessions(current_household()) if page == 1 else [],
+        household_events=recent_events(current_household()) if page == 1 else [],
+        action_words=control.ACTION_WORDS,
     )

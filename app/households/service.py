@@ -183,3 +183,11 @@ def claim_tesla_site(household: Household, site_id: str | None) -> None:
 def record_event(household: Household, actor: str, action: str, message: str, now: datetime) -> None:
     """Remember who did what (history shows it). The caller commits."""
     db.session.add(HouseholdEvent(household_id=household.id, at=now, actor=actor[:254], action=action[:48], message=message))
+
+
+def recent_events(household: Household, limit: int = 50) -> list[HouseholdEvent]:
+    """The household's latest audit events (who did what), newest first."""
+    return list(db.session.scalars(
+        select(HouseholdEvent).where(HouseholdEvent.household_id == household.id)
+        .order_by(HouseholdEvent.at.desc(), HouseholdEvent.id.desc()).limit(limit)
+    ))
