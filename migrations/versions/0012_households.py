@@ -168,8 +168,10 @@ def _one_controller_per_powerwall(bind) -> None:
             " AND p.tesla_site_id = s.tesla_site_id AND p.accepted = :yes) AS last_push "
             "FROM user_settings s JOIN users u ON u.id = s.household_id WHERE s.tesla_site_id = :site"
         ), {"site": site, "yes": True}).all()
-        # The latest accepted push wins; without any, the oldest account (lowest id).
-        winner = sorted(holders, key=lambda h: (h.last_push is None, _desc(h.last_push), h.household_id))[0]
+        # The latest accepted push wins; without any, the oldest account (lowest id). (A row's last_push is
+        # a string on SQLite and a datetime on PostgreSQL: they compare correctly among themselves; the
+        # first key keeps a missing one from ever being compared with a present one.)
+        winner = max(holders, key=lambda h: (h.last_push is not None, h.last_push or "", -h.household_id))
         losers = [h for h in holders if h.household_id != winner.household_id]
         for loser in losers:
             bind.execute(sa.text(
@@ -190,11 +192,6 @@ def _one_controller_per_powerwall(bind) -> None:
             f"{names} had also connected this Powerwall (Tesla site {site}); their sync was turned off so that only "
             "this household controls it. Invite them under Household to share it."
         )})
-
-
-def _desc(value):
-    # sort newest first without comparing None (handled by the first key)
-    return -value.timestamp() if value is not None and hasattr(value, "timestamp") else 0
 
 
 def downgrade():
