@@ -38,7 +38,8 @@ def shared_home(app, simulator):
     ids = {email: create_user(app, email) for email in ("owner@example.com", "op@example.com", "viewer@example.com", "outsider@example.com")}
     with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
         mock.add_passthru(simulator)
-        FakeAmber(AMBER_URL, SITE, lambda: SHARED.current).install(mock)
+        amber = FakeAmber(AMBER_URL, SITE, lambda: SHARED.current)
+        amber.install(mock)
         with app.app_context():
             users = {email: _db.session.get(User, uid) for email, uid in ids.items()}
             home = owned_or_new(users["owner@example.com"], NOW)
@@ -49,7 +50,7 @@ def shared_home(app, simulator):
             apply_settings(elsewhere, by="outsider@example.com", **CONNECTION)  # same Amber site is fine
             _db.session.commit()
             households = (home.id, elsewhere.id)
-        yield simulator, households
+        yield simulator, households, amber
 
 
 def sim_state(simulator):
@@ -62,7 +63,7 @@ def tick(app):
 
 
 def test_a_shared_powerwall_has_one_controller(app, shared_home):
-    simulator, (home, elsewhere) = shared_home
+    simulator, (home, elsewhere), amber = shared_home
 
     # The outsider's "Test connection" finds the only Powerwall on the account but may not take it.
     outsider = app.test_client()
@@ -112,3 +113,36 @@ def test_a_shared_powerwall_has_one_controller(app, shared_home):
         assert session.started_by == "op@example.com"
     history = viewer.get("/history").get_data(as_text=True)
     assert "Force charge 30 min by op@example.com" in history
+
+
+def test_force_before_the_first_sync_picks_the_only_powerwall(app, shared_home):
+    simulator, (home, _), _amber = shared_home
+    with app.app_context():
+        _db.session.get(Household, home).settings.tesla_site_id = None
+        _db.session.commit()
+    operator = app.test_client()
+    assert login(operator, "op@example.com").status_code == 302
+    token = csrf_token(operator, "/household")
+    started = operator.post("/api/control", json={"action": "force_charge", "minutes": 30}, headers={"X-CSRFToken": token})
+    assert started.status_code == 200, started.get_json()
+    with app.app_context():
+        assert _db.session.get(Household, home).settings.tesla_site_id == POWERWALL
+    assert sim_state(simulator)["powerwall"]["backup_reserve_percent"] == 100
+
+
+def test_sync_run_all_exits_non_zero_and_names_a_household_whose_token_was_refused(app, shared_home):
+    simulator, (home, elsewhere), amber = shared_home
+    runner = app.test_cli_runner()
+    result = runner.invoke(args=["sync", "run", "--all"])
+    # the outsider's household has no Powerwall: skipped, so the run needs attention
+    assert result.exit_code == 1
+    assert "Needs attention: outsider@example.com's household (skipped)" in result.output
+    with app.app_context():
+        _db.session.get(Household, elsewhere).settings.sync_enabled = False
+        _db.session.commit()
+    SHARED.advance(minutes=5)
+    assert runner.invoke(args=["sync", "run", "--all"]).exit_code == 0
+    amber.fail_status = 401  # Amber refuses the household's token
+    SHARED.advance(minutes=5)
+    result = runner.invoke(args=["sync", "run", "--all"])
+    assert result.exit_code == 1 and "owner@example.com's household" in result.output.split("Needs attention:")[1]
