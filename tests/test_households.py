@@ -126,8 +126,9 @@ def test_the_database_allows_one_household_per_tesla_site(app, house):
 
 def invite_link(client, email, role):
     token = csrf_token(client, "/household")
-    response = client.post("/household/invite", data={"email": email, "role": role, "csrf_token": token})
+    response = client.post("/household/invite", data={"email": email, "role": role, "csrf_token": token}, follow_redirects=True)
     assert response.status_code == 200, response.get_data(as_text=True)
+    assert client.get("/household").get_data(as_text=True).count("/invite/") == 0  # the link is shown once
     return re.search(r'value="http://localhost(/invite/[^"]+)"', response.get_data(as_text=True)).group(1)
 
 

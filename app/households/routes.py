@@ -18,6 +18,7 @@ from app.security import public
 
 log = logging.getLogger(__name__)
 bp = Blueprint("households", __name__)
+NEW_LINK_KEY = "new_invitation_link"
 
 
 @bp.app_context_processor
@@ -51,7 +52,7 @@ def _page(status: int = 200, invite_form: InviteForm | None = None, new_link: st
 @requires("view")
 def index():
     """Who belongs to this household, and (for owners) invitations."""
-    return _page()
+    return _page(new_link=session.pop(NEW_LINK_KEY, None))
 
 
 @bp.post("/household/invite")
@@ -70,8 +71,9 @@ def invite():
         form.email.errors.append(str(exc))
         return _page(400, invite_form=form)
     db.session.commit()
-    link = url_for("households.invitation", token=made.token, _external=True)
-    return _page(new_link=link)
+    # Shown once, on the page this redirects to (so a reload never sends the form again).
+    session[NEW_LINK_KEY] = url_for("households.invitation", token=made.token, _external=True)
+    return redirect(url_for("households.index"))
 
 
 @bp.post("/household/invitations/<int:invitation_id>/revoke")
