@@ -67,7 +67,7 @@ def test_an_owner_invites_a_partner_who_signs_up_and_joins(browser, site):
 
     page.get_by_role("link", name="Household").click()
     page.get_by_label("Their email").fill(PARTNER)
-    page.get_by_label("Role").select_option("operator")
+    page.get_by_label("Role", exact=True).select_option("operator")
     page.get_by_role("button", name="Create invitation link").click()
     link = page.get_by_label("Invitation link").input_value()
     assert re.fullmatch(re.escape(site) + r"/invite/[A-Za-z0-9_-]{40,}", link), link
