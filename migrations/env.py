@@ -95,7 +95,13 @@ def run_migrations_online():
     connectable = get_engine()
 
     with connectable.connect() as connection:
-        if connection.dialect.name == "sqlite":  # TEMP until the safety branch's recipe lands
+        sqlite = connection.dialect.name == "sqlite"
+        if sqlite:
+            # Batch mode rebuilds a table (copy, drop, rename). With foreign keys enforced, dropping the
+            # old table cascades: ON DELETE CASCADE empties the child tables and SET NULL cuts their links
+            # (migration 0008 lost every user's settings that way). The pragma is a no-op inside a
+            # transaction, so it is turned off before Alembic's begins, and the links are checked before
+            # the transaction commits (the SQLite recipe in Alembic's batch documentation).
             connection.exec_driver_sql("PRAGMA foreign_keys=OFF")
             connection.commit()
         context.configure(
@@ -104,8 +110,19 @@ def run_migrations_online():
             **conf_args
         )
 
-        with context.begin_transaction():
-            context.run_migrations()
+        try:
+            with context.begin_transaction():
+                context.run_migrations()
+                if sqlite:
+                    broken = connection.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
+                    if broken:
+                        raise RuntimeError(
+                            f"the migration left {len(broken)} row(s) pointing at missing rows "
+                            f"(first: table {broken[0][0]}, rowid {broken[0][1]}, parent {broken[0][2]}); nothing was changed"
+                        )
+        finally:
+            if sqlite:
+                connection.exec_driver_sql("PRAGMA foreign_keys=ON")
 
 
 if context.is_offline_mode():
