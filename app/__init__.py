@@ -7,10 +7,11 @@ from pathlib import Path
 from flask import Flask, jsonify, redirect, request, url_for
 from flask_login import current_user
 from sqlalchemy import event
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Engine, make_url
 
 from app import clock
 from app.crypto import init_app_keys
+from app.db_files import secure_sqlite_files, sqlite_file
 from app.extensions import csrf, db, login_manager, migrate
 from config import BASE_DIR, Config, config_for
 
@@ -38,6 +39,9 @@ def create_app(config: Config | str | None = None) -> Flask:
             "pool_size": app.config["SYNC_MAX_WORKERS"] + 8,
             "max_overflow": 10,
         }
+    database_file = sqlite_file(make_url(app.config["SQLALCHEMY_DATABASE_URI"]))
+    if database_file is not None:
+        secure_sqlite_files(database_file)  # e-mails, password hashes and encrypted tokens: 0600
     db.init_app(app)
     migrate.init_app(app, db, directory=str(BASE_DIR / "migrations"))
     csrf.init_app(app)
@@ -81,6 +85,9 @@ def create_app(config: Config | str | None = None) -> Flask:
 def _sqlite_pragmas(dbapi_connection, connection_record) -> None:
     if type(dbapi_connection).__module__.startswith("sqlite3"):
         cursor = dbapi_connection.cursor()
+        for _, name, path in cursor.execute("PRAGMA database_list").fetchall():
+            if name == "main" and path:
+                secure_sqlite_files(Path(path))  # a new file is still empty here: private before any row
         # SQLite ignores ON DELETE CASCADE unless asked per connection.
         cursor.execute("PRAGMA foreign_keys=ON")
         # Wait for a concurrent writer (sync threads, gunicorn workers) instead of failing at once;

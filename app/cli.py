@@ -2,10 +2,9 @@
 `flask db …` group, to which this module adds `flask db backup` and `flask db purge`."""
 from __future__ import annotations
 
+import functools
 import os
-import secrets
 import shlex
-import sqlite3
 from pathlib import Path
 
 import click
@@ -18,6 +17,7 @@ from sqlalchemy.engine import URL
 from app import accounts, clock
 from app.credentials import SettingsError, apply_settings, rotate_stored_secrets, secret_status
 from app.crypto import FERNET_KEY_FILE
+from app.db_files import KEEP_UPGRADE_BACKUPS, BackupError, backup_before_upgrade, online_backup, sqlite_file
 from app.extensions import db
 from app.households.service import ACTOR_COMMAND_LINE, find_owned, household_of, owned_or_new
 from app.models import User
@@ -248,10 +248,9 @@ def _pg_dump_hint(url: URL, path: Path) -> str:
 
 
 def _sqlite_file(url: URL) -> Path:
-    database = url.database or ""
-    if database in ("", ":memory:") or database.startswith("file::memory:") or url.query.get("mode") == "memory":
+    source = sqlite_file(url)
+    if source is None:
         raise click.ClickException("The database is in memory: there is no file to back up.")
-    source = Path(database).expanduser().absolute()
     if not source.is_file():
         raise click.ClickException(f"There is no database at {source} yet (flask db upgrade creates it).")
     return source
@@ -271,30 +270,65 @@ def _check_target(target: Path, source: Path, force: bool) -> None:
 
 
 def _sqlite_online_backup(target: Path) -> int:
-    """Copy the app's SQLite database page by page into `target` through SQLite's online backup API.
-
-    The copy is a consistent snapshot even while other processes write (WAL); it is written under a
-    temporary name, checked, switched to a single self-contained file (no -wal) and then renamed, so
-    `target` is never a partial file."""
-    temporary = target.with_name(f".{target.name}.{secrets.token_hex(4)}.partial")
     try:
-        os.close(os.open(temporary, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))  # private from the start
-        copy = sqlite3.connect(temporary)
-        try:
-            with db.engine.connect() as conn:
-                conn.connection.driver_connection.backup(copy)  # type: ignore[union-attr]
-            check = copy.execute("PRAGMA integrity_check").fetchone()[0]
-            if check != "ok":
-                raise click.ClickException(f"The copy failed SQLite's integrity check ({check}); {target} was not written.")
-            copy.execute("PRAGMA journal_mode=DELETE")
-        finally:
-            copy.close()
-        os.replace(temporary, target)  # mode 0600: password hashes and encrypted tokens
-    except (sqlite3.Error, OSError) as exc:
-        raise click.ClickException(f"Backup failed: {exc}") from exc
-    finally:
-        temporary.unlink(missing_ok=True)
-    return target.stat().st_size
+        return online_backup(db.engine, target)
+    except BackupError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+def _backup_before_upgrade(directory: str | None, sql: bool, revision: str) -> None:
+    """Before `flask db upgrade` on SQLite: copy the database to DATA_DIR/backups (never for --sql)."""
+    from alembic.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+
+    from app import clock
+
+    path = sqlite_file(db.engine.url)
+    if sql:
+        return
+    if path is None:
+        if db.engine.url.get_backend_name() == "postgresql":
+            click.echo("PostgreSQL: no automatic backup before the upgrade; back up with pg_dump (see `flask db backup`).")
+        return
+    if not path.is_file() or path.stat().st_size == 0:
+        click.echo("A new database: nothing to back up before the upgrade.")
+        return
+    with db.engine.connect() as conn:
+        current = MigrationContext.configure(conn).get_current_revision()
+    script = ScriptDirectory.from_config(current_app.extensions["migrate"].migrate.get_config(directory))
+    target = script.get_current_head() if revision in ("head", "heads") else revision
+    if current is None or current == target:
+        click.echo("The database is up to date or empty: no backup needed before the upgrade.")
+        return
+    try:
+        copy = backup_before_upgrade(db.engine, Path(current_app.config["DATA_DIR"]), current, clock.now())
+    except BackupError as exc:
+        raise click.ClickException(f"{exc} The upgrade did not run: the database is as it was.") from exc
+    click.echo(
+        f"Backed up the database (at {current}) to {copy} before upgrading; the newest {KEEP_UPGRADE_BACKUPS} are kept. "
+        "To go back: stop the app, copy it over the database file, delete its -wal and -shm files, start the previous version."
+    )
+
+
+def _wrap_upgrade() -> None:
+    """Make Flask-Migrate's `flask db upgrade` back up a SQLite database first (once, however many apps)."""
+    command = db_cli.commands["upgrade"]
+    original = command.callback
+    if getattr(original, "backs_up_first", False):
+        return
+
+    @functools.wraps(original)
+    @with_appcontext
+    def upgrade_with_backup(*args, **kwargs):
+        _backup_before_upgrade(kwargs.get("directory"), bool(kwargs.get("sql")), kwargs.get("revision") or "head")
+        return original(*args, **kwargs)
+
+    upgrade_with_backup.backs_up_first = True  # type: ignore[attr-defined]
+    command.callback = upgrade_with_backup
+    command.help = (command.help or "") + " On SQLite, first copies the database to DATA_DIR/backups."
+
+
+_wrap_upgrade()
 
 
 @click.command("demo")
