@@ -139,6 +139,12 @@ class Config:
         # I/O-bound (each user waits on Amber and Tesla): measured, PostgreSQL needs 32 for 1,000 users a tick.
         self.SYNC_MAX_WORKERS = int(_number("SYNC_MAX_WORKERS", 32, minimum=1, integer=True))
         self.SQLALCHEMY_ENGINE_OPTIONS = {"pool_pre_ping": True}
+        # Database trouble fails fast instead of hanging a page or a sync: connecting gives up after
+        # DB_CONNECT_TIMEOUT_SECONDS, a PostgreSQL statement after DB_STATEMENT_TIMEOUT_SECONDS, and a
+        # SQLite writer waits DB_BUSY_TIMEOUT_SECONDS for another writer to finish.
+        self.DB_CONNECT_TIMEOUT_SECONDS = _number("DB_CONNECT_TIMEOUT_SECONDS", 5, minimum=1, integer=True)
+        self.DB_STATEMENT_TIMEOUT_SECONDS = _number("DB_STATEMENT_TIMEOUT_SECONDS", 15, minimum=1)
+        self.DB_BUSY_TIMEOUT_SECONDS = _number("DB_BUSY_TIMEOUT_SECONDS", 30, minimum=1)
         # Retention (app/retention.py, hourly): rows older than this many days are deleted.
         self.PRICE_RETENTION_DAYS = _days("PRICE_RETENTION_DAYS", 400)
         self.SYNC_RUN_RETENTION_DAYS = _days("SYNC_RUN_RETENTION_DAYS", 90)

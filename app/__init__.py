@@ -39,6 +39,10 @@ def create_app(config: Config | str | None = None) -> Flask:
             "pool_size": app.config["SYNC_MAX_WORKERS"] + 8,
             "max_overflow": 10,
         }
+    app.config["SQLALCHEMY_ENGINE_OPTIONS"] = {
+        **app.config["SQLALCHEMY_ENGINE_OPTIONS"],
+        "connect_args": database_timeouts(app.config),
+    }
     database_file = sqlite_file(make_url(app.config["SQLALCHEMY_DATABASE_URI"]))
     if database_file is not None:
         secure_sqlite_files(database_file)  # e-mails, password hashes and encrypted tokens: 0600
@@ -81,6 +85,30 @@ def create_app(config: Config | str | None = None) -> Flask:
     return app
 
 
+def database_timeouts(config) -> dict[str, object]:
+    """The driver's connect arguments that make database trouble fail fast instead of hanging.
+
+    PostgreSQL: give up connecting after DB_CONNECT_TIMEOUT_SECONDS, cancel a statement after
+    DB_STATEMENT_TIMEOUT_SECONDS (server side), and drop a connection whose packets vanish (the server
+    cannot even say the statement was cancelled) a little after that. SQLite: wait for another writer
+    DB_BUSY_TIMEOUT_SECONDS."""
+    url = make_url(config["SQLALCHEMY_DATABASE_URI"])
+    if url.get_backend_name() == "sqlite":
+        return {"timeout": float(config["DB_BUSY_TIMEOUT_SECONDS"])}
+    if url.get_backend_name() == "postgresql":
+        statement_ms = int(config["DB_STATEMENT_TIMEOUT_SECONDS"] * 1000)
+        return {
+            "connect_timeout": int(config["DB_CONNECT_TIMEOUT_SECONDS"]),
+            "options": f"-c statement_timeout={statement_ms}",
+            "tcp_user_timeout": statement_ms + 5000,
+            "keepalives": 1,
+            "keepalives_idle": 30,
+            "keepalives_interval": 5,
+            "keepalives_count": 3,
+        }
+    return {}
+
+
 @event.listens_for(Engine, "connect")
 def _sqlite_pragmas(dbapi_connection, connection_record) -> None:
     if type(dbapi_connection).__module__.startswith("sqlite3"):
@@ -90,9 +118,8 @@ def _sqlite_pragmas(dbapi_connection, connection_record) -> None:
                 secure_sqlite_files(Path(path))  # a new file is still empty here: private before any row
         # SQLite ignores ON DELETE CASCADE unless asked per connection.
         cursor.execute("PRAGMA foreign_keys=ON")
-        # Wait for a concurrent writer (sync threads, gunicorn workers) instead of failing at once;
-        # WAL lets pages read while a sync writes.
-        cursor.execute("PRAGMA busy_timeout=30000")
+        # A writer waits for another (sync threads, gunicorn workers) up to DB_BUSY_TIMEOUT_SECONDS, the
+        # driver's `timeout` (database_timeouts); WAL lets pages read while a sync writes.
         cursor.execute("PRAGMA journal_mode=WAL")
         # With WAL this is still crash-safe (no corruption); only the last commit may be lost on power loss.
         cursor.execute("PRAGMA synchronous=NORMAL")

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import logging
 
-from flask import Flask, jsonify, render_template, request
+from flask import Flask, g, jsonify, render_template, request
+from flask_login import AnonymousUserMixin
 from flask_wtf.csrf import CSRFError
 from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.exceptions import HTTPException
@@ -21,7 +22,11 @@ MESSAGES = {
     413: ("Too large", "What you sent is too large."),
     429: ("Too many requests", "Too many attempts. Wait a little and try again."),
     500: ("Something went wrong", "The app hit an unexpected problem. Nothing you saved was lost; try again."),
-    503: ("Temporarily unavailable", "The database is not answering. Nothing was lost; try again in a minute."),
+    503: (
+        "The database is not answering",
+        "The database is not answering. The Powerwall keeps the last tariff it was given; nothing was lost. "
+        "Try again in a minute.",
+    ),
 }
 
 
@@ -39,7 +44,10 @@ def error_response(status: int, message: str | None = None, *, bare: bool = Fals
     message = message or default
     if wants_json():
         return jsonify(error=message, status=status), status
-    # bare: do not touch the signed-in user (e.g. when the database is what failed).
+    if bare:
+        # Do not touch the signed-in user (the database may be what failed): Flask-Login's template
+        # context would load them from it, and the error page would itself fail.
+        g._login_user = AnonymousUserMixin()
     return render_template("errors/error.html", status=status, title=title, message=message, bare=bare), status
 
 

@@ -452,6 +452,15 @@ class SchedulerLease(db.Model):
     last_tick_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
 
+class Heartbeat(db.Model):
+    """One row per name ("healthz"), rewritten by every health check to prove the database still writes."""
+
+    __tablename__ = "heartbeats"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    beat_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
 class TeslaReading(db.Model):
     """The last live status and site info read for a user's Tesla site, shared by every process so
     the dashboard calls Tesla (billed per call) at most once a minute while someone looks.

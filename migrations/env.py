@@ -104,6 +104,10 @@ def run_migrations_online():
             # the transaction commits (the SQLite recipe in Alembic's batch documentation).
             connection.exec_driver_sql("PRAGMA foreign_keys=OFF")
             connection.commit()
+        elif connection.dialect.name == "postgresql":
+            # A migration may rewrite a large table: the app's statement timeout is for pages and syncs.
+            connection.exec_driver_sql("SET statement_timeout = 0")
+            connection.commit()
         context.configure(
             connection=connection,
             target_metadata=get_metadata(),

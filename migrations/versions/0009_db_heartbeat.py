@@ -1,4 +1,5 @@
-"""PLACEHOLDER (owned by the database-trouble work): heartbeat table for /healthz
+"""heartbeats: /healthz writes one small row, so a database that can no longer write (disk full, read-only)
+answers 503 instead of ok
 
 Revision ID: 0009_db_heartbeat
 Revises: 0008_founder_price_index
@@ -17,8 +18,13 @@ depends_on = None
 
 
 def upgrade():
-    pass
+    op.create_table(
+        'heartbeats',
+        sa.Column('name', sa.String(length=64), nullable=False),
+        sa.Column('beat_at', sa.DateTime(), nullable=False),
+        sa.PrimaryKeyConstraint('name', name=op.f('pk_heartbeats')),
+    )
 
 
 def downgrade():
-    pass
+    op.drop_table('heartbeats')
