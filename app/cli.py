@@ -185,6 +185,45 @@ def sync_run(email: str | None, all_users: bool, dry_run: bool) -> None:
         raise SystemExit(1)
 
 
+force_cli = AppGroup("force", help="Force charge or discharge a household's Powerwall, or cancel it.")
+
+
+def _household_or_fail(email: str):
+    found = household_of(_user_or_fail(email))
+    if found is None:
+        raise click.ClickException(f"{email} belongs to no household yet.")
+    return found[0]
+
+
+@force_cli.command("start")
+@click.argument("email")
+@click.argument("action", type=click.Choice(["force_charge", "force_discharge"]))
+@click.argument("minutes", type=int)
+def force_start(email: str, action: str, minutes: int) -> None:
+    """Force the Powerwall of the household EMAIL belongs to, for MINUTES (15-240)."""
+    from app import control
+
+    try:
+        session = control.start(_household_or_fail(email), action, minutes, actor=ACTOR_COMMAND_LINE)
+    except control.ControlError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"{control.ACTION_WORDS[session.action]} {session.state} until {session.ends_at.isoformat()}.")
+
+
+@force_cli.command("cancel")
+@click.argument("email")
+def force_cancel(email: str) -> None:
+    """Cancel the running force session and put the saved settings back."""
+    from app import control
+
+    try:
+        done = control.cancel(_household_or_fail(email), actor=ACTOR_COMMAND_LINE)
+    except control.ControlError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo("Cancelled; the previous settings were put back." if done else
+               "Cancel recorded: the settings are being put back (retried automatically until done).")
+
+
 # Added to Flask-Migrate's own `db` group (a module-level object), so it is registered once, on import.
 @db_cli.command("backup")
 @click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
@@ -350,6 +389,7 @@ def register_cli(app: Flask) -> None:
 
     app.cli.add_command(users_cli)
     app.cli.add_command(households_cli)
+    app.cli.add_command(force_cli)
     app.cli.add_command(keys_cli)
     app.cli.add_command(sync_cli)
     app.cli.add_command(scheduler_cli)

@@ -10,14 +10,16 @@ runs again after missing the end. Every step is recorded in the audit trail."""
 from __future__ import annotations
 
 import logging
+import os
 import re
+import signal
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
 from app import clock
@@ -36,6 +38,10 @@ ACTION_WORDS = {"force_charge": "Force charge", "force_discharge": "Force discha
 PRESET_MINUTES = (30, 60, 120, 240)
 MIN_MINUTES, MAX_MINUTES = 15, 240
 LIVE_STATES = ("starting", "active", "restoring")
+# A session still 'starting' or 'restoring' this long after its last step lost its process (killed,
+# crashed, restarted): it is taken over and its saved settings put back.
+STALE_AFTER = timedelta(minutes=2)
+FAULT_ENV = "TAS_FAULT_KILL_AT"  # tests only: the step at which this process kills itself
 DOUBLE_CLICK_WINDOW = timedelta(seconds=15)
 RESPONSE_THRESHOLD_W = 500  # battery power beyond which it counts as charging/discharging
 ESCALATE_AFTER = timedelta(minutes=10)
@@ -169,7 +175,47 @@ def verification_step(
     return "not_responding" if now - escalated_at >= ESCALATE_AFTER else "wait"
 
 
+def session_action(state: str, updated_at: datetime, ends_at: datetime, now: datetime) -> str:
+    """What the control job does with a live session: restore | verify | wait.
+
+    'starting' and 'restoring' belong to the process doing them until they go STALE_AFTER without a
+    step; then nobody is doing them any more and they are finished by putting the saved settings back."""
+    if state in ("starting", "restoring"):
+        return "restore" if now - updated_at >= STALE_AFTER else "wait"
+    if state == "active":
+        return "restore" if ends_at <= now else "verify"
+    return "wait"
+
+
 # -- executor ---------------------------------------------------------------------------------------------
+
+
+def _fault_point(step: str) -> None:
+    """Tests only: die here, as a killed worker would, when TAS_FAULT_KILL_AT names this step."""
+    if os.environ.get(FAULT_ENV) == step:
+        log.warning("Fault injection: killing this process at %s", step)
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+def _claim(session: ForceSession, expect_state: str, new_state: str, now: datetime) -> bool:
+    """Take the session over (compare-and-set on its state and last step): True if this process now owns it.
+
+    Two processes that find the same stale session cannot both restore it, on SQLite or PostgreSQL."""
+    result = db.session.execute(
+        update(ForceSession)
+        .where(ForceSession.id == session.id, ForceSession.state == expect_state, ForceSession.updated_at == session.updated_at)
+        .values(state=new_state, updated_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    db.session.commit()
+    db.session.refresh(session)
+    return result.rowcount == 1
+
+
+def _progress(session: ForceSession, now: datetime) -> None:
+    """Record that a step was done (the session is alive), committing it."""
+    session.updated_at = now
+    db.session.commit()
 
 
 def _event(
@@ -240,7 +286,11 @@ def start(
     tz = ZoneInfo(effective_timezone(settings) or "Australia/Sydney")
     current = live_session(household)
     if current is not None and current.state != "active":
-        raise ControlError("The battery is being set up or restored right now; try again in a moment.")
+        if session_action(current.state, current.updated_at, current.ends_at, now) == "restore":
+            _take_over(household, current, now, on_call)  # its process is gone: finish it first
+            current = live_session(household)
+        if current is not None and current.state != "active":
+            raise ControlError(_busy_message(current, tz))
     if current is not None and current.action == action and current.minutes == minutes and now - current.started_at < DOUBLE_CLICK_WINDOW:
         return current  # a double click: one session
     try:
@@ -259,7 +309,7 @@ def start(
         household_id=household.id, tesla_site_id=site_id, action=action, state="starting", minutes=minutes,
         started_at=now, ends_at=now + timedelta(minutes=minutes), saved_mode=saved.mode, saved_reserve=saved.reserve,
         saved_export_rule=saved.export_rule, saved_grid_charging=saved.grid_charging, saved_tariff=saved.tariff,
-        verification="pending", started_by=actor,
+        verification="pending", started_by=actor, updated_at=now,
     )
     db.session.add(session)
     try:
@@ -272,9 +322,12 @@ def start(
         raise ControlError("Another request is changing the battery right now; try again.") from exc
     _event(household, session, now, "start", True, f"{ACTION_WORDS[action]} for {minutes} minutes requested by {actor}; settings saved.", actor)
     db.session.commit()  # the session (with what to restore) exists before anything is changed
+    _fault_point("after_save")
 
     tariff = forced_tariff(action, now, session.ends_at, tz)
     for command in start_commands(action, tariff, settings.discharge_floor_percent):
+        if _cancel_requested(session):
+            break
         try:
             _send(household, site_id, command, now, on_call)
         except (ClientError, CredentialUnreadable, NotConfigured, ValueError) as exc:
@@ -286,9 +339,43 @@ def start(
                 f"{ACTION_WORDS[action]} could not be started ({_describe_error(exc)}); your previous settings were put back."
             ) from exc
         _event(household, session, now, command.step, True, f"{command.description}.")
+        _progress(session, clock.now())
+        _fault_point(f"after_{command.step}")
+    if _cancel_requested(session):
+        restore(household, session, f"Cancelled by {session.cancel_requested_by} while starting; the previous settings were put back.",
+                now, on_call)
+        return session
     session.state = "active"
-    db.session.commit()
+    _progress(session, clock.now())
     return session
+
+
+def _cancel_requested(session: ForceSession) -> bool:
+    """Whether someone cancelled while this process was still starting the session (read afresh)."""
+    db.session.refresh(session, ["cancel_requested_by"])
+    return session.cancel_requested_by is not None
+
+
+def _busy_message(session: ForceSession, tz: ZoneInfo) -> str:
+    """Why a new force cannot start now, and how to cancel the one in the way."""
+    doing = "being set up" if session.state == "starting" else "being put back to your settings"
+    return (
+        f"A {ACTION_WORDS[session.action].lower()} (until {session.ends_at.astimezone(tz):%H:%M}) is {doing} right now. "
+        "Wait a moment, or cancel it first: Cancel on the dashboard, or POST /api/control with {\"action\": \"cancel\"}."
+    )
+
+
+def _take_over(household: Household, session: ForceSession, now: datetime, on_call=None) -> bool:
+    """Finish a session whose process is gone: claim it, then put the saved settings back."""
+    stale_since = session.updated_at
+    if not _claim(session, session.state, "restoring", now):
+        return False  # another process took it a moment ago
+    minutes = int((now - stale_since).total_seconds() // 60)
+    _event(household, session, now, "take_over", True,
+           f"The process that was changing the battery stopped {minutes} min ago; putting the saved settings back.")
+    db.session.commit()
+    return restore(household, session, "Taken over after the app stopped mid-way; the previous settings were put back.",
+                   now, on_call)
 
 
 def restore(
@@ -304,6 +391,7 @@ def restore(
     """Put the saved settings back. Stays 'restoring' (retried by the next tick) until every step worked."""
     now = now or clock.now()
     session.state = "restoring"
+    session.updated_at = clock.now()
     db.session.commit()
     saved = SavedSettings(session.saved_mode, session.saved_reserve, session.saved_export_rule,
                           session.saved_grid_charging, session.saved_tariff)
@@ -312,6 +400,8 @@ def restore(
         try:
             _send(household, session.tesla_site_id, command, now, on_call)
             _event(household, session, now, f"restore_{command.step}", True, f"{command.description}.")
+            _progress(session, clock.now())
+            _fault_point(f"restore_after_{command.step}")
         except (ClientError, CredentialUnreadable, NotConfigured, ValueError) as exc:
             failures.append(command.description)
             _event(household, session, now, f"restore_{command.step}", False, f"{command.description}: failed ({_describe_error(exc)}).")
@@ -322,7 +412,7 @@ def restore(
     if not saved.tariff:
         _event(household, session, now, "restore_tariff", True, "There was no tariff on the Powerwall before; the next sync pushes one.")
     session.state = final_state
-    session.ended_at, session.end_reason = now, reason
+    session.ended_at, session.end_reason, session.updated_at = now, reason, clock.now()
     _event(household, session, now, "end", True, reason)
     db.session.commit()
     if run_sync:
@@ -349,10 +439,25 @@ def cancel(household: Household, now: datetime | None = None, on_call=None, *, a
     session = live_session(household)
     if session is None:
         raise ControlError("Nothing to cancel: no force charge or discharge is running.")
-    if session.state == "starting":
-        raise ControlError("The session is still starting; try again in a moment.")
     _event(household, session, now, "cancel", True, f"Cancelled by {actor}.", actor)
-    return restore(household, session, "Cancelled; the previous settings were put back.", now, on_call)
+    db.session.commit()
+    if session.state == "active":
+        return restore(household, session, f"Cancelled by {actor}; the previous settings were put back.", now, on_call)
+    if session_action(session.state, session.updated_at, session.ends_at, now) == "restore":
+        return _take_over(household, session, now, on_call)  # nobody is working on it any more
+    if session.state == "starting":
+        # Its process is sending the forcing commands right now: it sees this before its next command
+        # and puts everything back itself (one process talks to the Powerwall at a time).
+        db.session.execute(
+            update(ForceSession).where(ForceSession.id == session.id, ForceSession.state == "starting")
+            .values(cancel_requested_by=actor).execution_options(synchronize_session=False)
+        )
+        db.session.commit()
+        db.session.refresh(session)
+        if session.state == "starting":
+            return False
+        return session.state in ("ended", "failed")
+    return False  # 'restoring' right now in another process: it is already being put back
 
 
 def check_sessions(now: datetime | None = None, battery_reader: Callable[[Household, datetime], Any] | None = None) -> int:
@@ -361,12 +466,15 @@ def check_sessions(now: datetime | None = None, battery_reader: Callable[[Househ
     Returns how many sessions it looked at. Runs any time, so an end missed while the app was down is
     handled as soon as it is back."""
     now = now or clock.now()
-    sessions = db.session.scalars(select(ForceSession).where(ForceSession.state.in_(("active", "restoring")))).all()
+    sessions = db.session.scalars(select(ForceSession).where(ForceSession.state.in_(LIVE_STATES))).all()
     for session in sessions:
         household = db.session.get(Household, session.household_id)
         try:
-            if session.state == "restoring":
-                restore(household, session, "Restored after a retry.", now)
+            decision = session_action(session.state, session.updated_at, session.ends_at, now)
+            if decision == "wait":
+                continue
+            if session.state in ("starting", "restoring"):
+                _take_over(household, session, now)
             elif session.ends_at <= now:
                 late = now - session.ends_at
                 reason = "Finished; the previous settings were put back."

@@ -521,6 +521,11 @@ class ForceSession(db.Model):
     last_checked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     # Who asked for it: a member's e-mail, "Home Assistant" or "command line".
     started_by: Mapped[str | None] = mapped_column(String(254), nullable=True)
+    # When the last step was done: a 'starting' or 'restoring' session silent for control.STALE_AFTER
+    # lost its process and is taken over (compare-and-set on this value).
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # Someone cancelled while the session was starting: the starting process puts everything back.
+    cancel_requested_by: Mapped[str | None] = mapped_column(String(254), nullable=True)
 
 
 class ControlEvent(db.Model):

@@ -93,12 +93,14 @@ class LeaderJob:
     name: str
     target: str
     every_seconds: float
+    on_takeover: bool = False  # also run at once when this process becomes the leader (e.g. at start-up)
 
 
 # Leader-only periodic jobs besides the tick: adding a job is one line here.
 LEADER_JOBS: tuple[LeaderJob, ...] = (
     # Restore force sessions that ended (also ones missed while the app was down); verify active ones.
-    LeaderJob("force-control", "app.control:check_sessions", every_seconds=30),
+    # At start-up too: a session its process left half-way (killed mid-start) is finished at once.
+    LeaderJob("force-control", "app.control:check_sessions", every_seconds=30, on_takeover=True),
     # Delete old sync runs, tariff pushes and prices in small committed batches (app/retention.py).
     LeaderJob("retention", "app.retention:purge_old_rows", every_seconds=3600),
 )
@@ -254,6 +256,9 @@ class Scheduler:
         if self.renew_lease():
             # A new leader runs the current interval's tick at once if its old leader never did.
             self.run_soon(self.run_due_tick, "tick-on-takeover")
+            for job in self.leader_jobs:
+                if job.on_takeover:
+                    self.run_soon(lambda job=job: self.run_leader_job(job), f"{job.name}-on-takeover")
 
     @staticmethod
     def _guarded(func: Callable[[], object]) -> Callable[[], None]:

@@ -72,7 +72,9 @@ def control_action():
     try:
         if action == "cancel":
             done = control.cancel(current_household(), actor=actor())
-            return jsonify(ok=done, state="ended" if done else "restoring")
+            live = None if done else control.live_session(current_household())
+            return jsonify(ok=done, state=live.state if live else "ended",
+                           cancel_pending=bool(live is not None and live.cancel_requested_by))
         session = control.start(current_household(), action, body.get("minutes"), actor=actor())
     except control.ControlError as exc:
         return jsonify(error=str(exc), status=400), 400

@@ -1,0 +1,191 @@
+"""Force sessions have no dead ends: a real `flask force` process is killed (SIGKILL) at every step of a
+start and of a restore; then a new force is refused with a way out, cancel is accepted, the control job of
+a restarted app takes the abandoned session over, and the Powerwall (the simulator, read back over HTTP)
+has exactly the settings it had before."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from app import control, create_app
+from app.clients.tesla import teslemetry_client
+from app.credentials import apply_settings
+from app.extensions import db
+from app.households import owned_or_new
+from app.models import ControlEvent, ForceSession
+from app.simulator import identity
+from app.simulator.server import create_simulator_app, start_simulator_thread
+from config import BASE_DIR
+from tests.conftest import FakeClock, TEST_PASSWORD, create_user, make_config
+from tests.db_backends import BACKENDS, fresh_database
+
+EMAIL = "owner@example.com"
+POWERWALL = str(identity.TESLA_ENERGY_SITE_ID)
+BEFORE = {"backup_reserve_percent": 20, "default_real_mode": "self_consumption",
+          "customer_preferred_export_rule": "pv_only", "grid_charging_allowed": False}
+START_STEPS = ["after_save", "after_operation", "after_grid", "after_tariff", "after_backup"]
+RESTORE_STEPS = ["restore_after_tariff", "restore_after_operation", "restore_after_backup", "restore_after_grid"]
+
+
+@pytest.fixture(scope="module")
+def simulator():
+    base, stop = start_simulator_thread(app=create_simulator_app())
+    yield base
+    stop()
+
+
+def powerwall(simulator: str) -> dict:
+    import requests
+
+    state = requests.get(f"{simulator}/_sim/state", timeout=5).json()["powerwall"]
+    return {key: state[key] for key in (*BEFORE, "tariff_content_v2")}
+
+
+@pytest.fixture()
+def home(tmp_path, simulator):
+    """A household on the simulator's Powerwall, set to known settings; yields (app, env for children)."""
+    import requests
+
+    requests.post(f"{simulator}/_sim/reset", timeout=5).raise_for_status()
+    tesla = teslemetry_client(identity.TESLEMETRY_TOKEN, base_url=f"{simulator}/teslemetry")
+    tesla.set_backup_reserve(POWERWALL, 20)
+    tesla.set_operation_mode(POWERWALL, "self_consumption")
+    tesla.set_grid_import_export(POWERWALL, export_rule="pv_only", allow_grid_charging=False)
+    backend = BACKENDS[-1]  # PostgreSQL when available (the production choice), else SQLite
+    with fresh_database(backend, tmp_path) as url:
+        settings = identity.app_settings(simulator)
+        app = create_app(make_config(tmp_path, url, **settings))
+        with app.app_context():
+            db.create_all()
+        uid = create_user(app, EMAIL)
+        with app.app_context():
+            from app.models import User
+
+            household = owned_or_new(db.session.get(User, uid), datetime.now(timezone.utc))
+            apply_settings(household, teslemetry_token=identity.TESLEMETRY_TOKEN, tesla_site_id=POWERWALL,
+                           site_timezone="Australia/Sydney")
+            db.session.commit()
+        env = {**os.environ, **settings, "DATABASE_URL": url, "DATA_DIR": str(tmp_path / "data"), "APP_ENV": "production",
+               "SCHEDULER": "off", "FLASK_APP": "run.py", "LOG_LEVEL": "WARNING"}
+        env.pop(control.FAULT_ENV, None)
+        yield app, env, powerwall(simulator)
+        with app.app_context():
+            db.session.remove()
+            db.engine.dispose()
+
+
+def flask(env: dict, *args: str, kill_at: str | None = None) -> subprocess.CompletedProcess:
+    child_env = dict(env)
+    if kill_at:
+        child_env[control.FAULT_ENV] = kill_at
+    return subprocess.run([sys.executable, "-m", "flask", *args], cwd=BASE_DIR, env=child_env,
+                          capture_output=True, text=True, timeout=60)
+
+
+def the_session(app) -> ForceSession:
+    with app.app_context():
+        session = db.session.scalar(select(ForceSession).order_by(ForceSession.id.desc()))
+        db.session.expunge_all()
+        return session
+
+
+def household(app):
+    from app.models import Household
+
+    return db.session.scalar(select(Household))
+
+
+def recover(app, simulator, before, minutes_later: int = 3) -> None:
+    """A restarted app: its control job, a few minutes later, finishes what the killed process left."""
+    app.extensions["clock"] = FakeClock(datetime.now(timezone.utc) + timedelta(minutes=minutes_later))
+    with app.app_context():
+        control.check_sessions(app.extensions["clock"]())
+    session = the_session(app)
+    assert session.state in ("ended", "failed"), (session.state, session.end_reason)
+    assert powerwall(simulator) == before
+
+
+@pytest.mark.parametrize("step", START_STEPS)
+def test_killed_while_starting(home, simulator, step):
+    app, env, before = home
+    result = flask(env, "force", "start", EMAIL, "force_charge", "30", kill_at=step)
+    assert result.returncode == -signal.SIGKILL, result.stderr
+    session = the_session(app)
+    assert session.state == "starting"
+    # Killed before any command, the Powerwall is untouched; after one, it is left (partly) forced.
+    assert (powerwall(simulator) == before) is (step == "after_save")
+    # The settings to put back were saved before the first change.
+    assert (session.saved_reserve, session.saved_mode, session.saved_export_rule, session.saved_grid_charging) == (
+        20, "self_consumption", "pv_only", False
+    )
+
+    # Right away a new force is refused (the start may still be under way), and says how to get out.
+    app.extensions["clock"] = FakeClock(datetime.now(timezone.utc))
+    with app.app_context(), pytest.raises(control.ControlError, match="cancel it first"):
+        control.start(household(app), "force_discharge", 30, actor="someone")
+    # Cancel is accepted in 'starting' too.
+    with app.app_context():
+        assert control.cancel(household(app), actor="owner@example.com") is False
+    assert the_session(app).cancel_requested_by == "owner@example.com"
+
+    recover(app, simulator, before)
+    with app.app_context():
+        steps = [e.step for e in db.session.scalars(select(ControlEvent).order_by(ControlEvent.id))]
+    assert "take_over" in steps and steps[-1] in ("end", "sync")
+
+    # And the household can force again.
+    with app.app_context():
+        fresh = control.start(household(app), "force_charge", 30, actor="owner@example.com")
+        assert fresh.state == "active"
+        assert control.cancel(household(app), actor="owner@example.com") is True
+    assert powerwall(simulator) == before
+
+
+@pytest.mark.parametrize("step", RESTORE_STEPS)
+def test_killed_while_restoring(home, simulator, step):
+    app, env, before = home
+    started = flask(env, "force", "start", EMAIL, "force_charge", "30")
+    assert started.returncode == 0, started.stderr
+    assert powerwall(simulator)["backup_reserve_percent"] == 100
+    result = flask(env, "force", "cancel", EMAIL, kill_at=step)
+    assert result.returncode == -signal.SIGKILL, result.stderr
+    assert the_session(app).state == "restoring"
+    with app.app_context():
+        assert control.cancel(household(app), actor="owner@example.com") is False  # accepted: being put back
+    recover(app, simulator, before)
+
+
+def test_a_fresh_start_is_not_taken_over(home, simulator):
+    """The control job leaves a session alone while its process may still be working on it."""
+    app, env, before = home
+    result = flask(env, "force", "start", EMAIL, "force_charge", "30", kill_at="after_grid")
+    assert result.returncode == -signal.SIGKILL
+    app.extensions["clock"] = FakeClock(datetime.now(timezone.utc) + timedelta(seconds=30))
+    with app.app_context():
+        control.check_sessions(app.extensions["clock"]())
+    assert the_session(app).state == "starting"
+    recover(app, simulator, before)
+
+
+@pytest.mark.parametrize(
+    ("state", "age", "ends_in", "expected"),
+    [
+        ("starting", timedelta(seconds=30), timedelta(minutes=30), "wait"),
+        ("starting", timedelta(minutes=2), timedelta(minutes=30), "restore"),
+        ("restoring", timedelta(minutes=1), timedelta(minutes=-5), "wait"),
+        ("restoring", timedelta(minutes=3), timedelta(minutes=-5), "restore"),
+        ("active", timedelta(hours=1), timedelta(minutes=5), "verify"),
+        ("active", timedelta(seconds=1), timedelta(seconds=0), "restore"),
+        ("ended", timedelta(hours=1), timedelta(minutes=-5), "wait"),
+    ],
+)
+def test_session_action(state, age, ends_in, expected):
+    now = datetime(2026, 12, 4, 3, 0, tzinfo=timezone.utc)
+    assert control.session_action(state, now - age, now + ends_in, now) == expected
