@@ -160,6 +160,12 @@ class Config:
         # land about 13, 23, 38 and 53 s in, so a price confirmed 10-53 s in is seen within 15 s.
         self.AMBER_CONFIRM_POLL_WAITS = (10.0, 10.0, 15.0, 15.0)
         self.EXPORT_PROTECTION_HOLD_MINUTES = 10  # hysteresis before exports are allowed again
+        # Price sanity (app/price_sanity.py): a general price outside these c/kWh (feed-in: the mirror) is
+        # refused as impossible. Defaults: the NEM cap and floor plus network charges, GST and a margin.
+        self.PRICE_MIN_CENTS = _number("PRICE_MIN_CENTS", -150.0, minimum=-100000)
+        self.PRICE_MAX_CENTS = _number("PRICE_MAX_CENTS", 2500.0, minimum=-100000)
+        if self.PRICE_MIN_CENTS >= self.PRICE_MAX_CENTS:
+            raise ConfigError("PRICE_MIN_CENTS must be below PRICE_MAX_CENTS")
         # Households: how long an invitation link can be used.
         self.INVITATION_DAYS = int(_number("INVITATION_DAYS", 7, minimum=1, integer=True))
 

@@ -348,6 +348,8 @@ class SyncRun(db.Model):
     tariff_push_id: Mapped[int | None] = mapped_column(
         ForeignKey("tariff_pushes.id", ondelete="SET NULL"), nullable=True, index=True
     )
+    # Amber intervals refused as impossible in this run (price_sanity.Refusal.to_dict()), for the dashboard.
+    refused_prices: Mapped[list | None] = mapped_column(JSON, nullable=True)
 
 
 class SyncRunTotal(db.Model):

@@ -59,6 +59,7 @@ from app.models import (
     Household,
     HouseholdSettings,
 )
+from app.price_sanity import PriceBounds, Refusal, screen_prices
 from app.prices import Channel, IntervalKind, PriceInterval
 from app.sync_rules import (
     TESLA_AUTH_RECHECK,
@@ -100,6 +101,7 @@ class SyncResult:
     tesla_calls: int = 0
     tariff_push_id: int | None = None
     forced: bool = False  # skipped because a force session owns the Powerwall: expected, not a problem
+    refused_prices: list[dict[str, Any]] = field(default_factory=list)  # Refusal.to_dict() of this run
     tariff: dict[str, Any] | None = None  # what was (or, on a dry run, would be) pushed
     explanation: TariffExplanation | None = None
     decision: PushDecision | None = None
@@ -127,6 +129,7 @@ class SiteFetch:
     intervals: list[PriceInterval] = field(default_factory=list)
     confirmed: bool = False
     error: Exception | None = None
+    refused: list[Refusal] = field(default_factory=list)  # intervals that cannot be real, never used
 
 
 def _current_price_confirmed(intervals: list[PriceInterval], now: datetime) -> bool:
@@ -150,6 +153,7 @@ def fetch_site_prices(
     sleep: Callable[[float], None],
     *,
     waits: Sequence[float],
+    bounds: PriceBounds | None = None,
 ) -> SiteFetch:
     """30-minute prices for the next 24 h and 5-minute prices near term; re-poll the 5-minute ones
     (once after each of `waits`, in seconds) until the current price is confirmed, staying inside
@@ -165,7 +169,10 @@ def fetch_site_prices(
             break
         sleep(wait)
         near = client.current_prices(site_id, previous_intervals=6, next_intervals=12, resolution=5).intervals
-    return SiteFetch(near + far, _current_price_confirmed(near, now()))
+    kept, refused = screen_prices(near + far, bounds or PriceBounds())
+    if refused:
+        log.warning("Amber site %s: refused %d price interval(s): %s", site_id, len(refused), refused[0].describe())
+    return SiteFetch(kept, _current_price_confirmed(near, now()), refused=refused)
 
 
 class PriceFeed:
@@ -177,8 +184,12 @@ class PriceFeed:
         sleep: Callable[[float], None],
         waits: Sequence[float],
         households_per_site: Counter[str] | None = None,
+        bounds: PriceBounds | None = None,
     ):
         self._now, self._sleep, self._waits = now, sleep, tuple(waits)
+        if bounds is None:
+            bounds = PriceBounds(current_app.config["PRICE_MIN_CENTS"], current_app.config["PRICE_MAX_CENTS"])
+        self._bounds = bounds
         # How many of the tick's households read each site: a site's data is let go after its last one,
         # so a tick over thousands of sites does not hold all of them in memory at once.
         self._remaining: Counter[str] | None = Counter(households_per_site) if households_per_site is not None else None
@@ -197,7 +208,7 @@ class PriceFeed:
                 return self._fetched[site_id], False
             try:
                 fetch = fetch_site_prices(
-                    client_factory(), site_id, self._now, self._sleep, waits=self._waits
+                    client_factory(), site_id, self._now, self._sleep, waits=self._waits, bounds=self._bounds
                 )
             except (AuthenticationError, CredentialUnreadable, NotConfigured) as exc:
                 # This caller's token is the problem: another household of the site may fetch with theirs.
@@ -487,6 +498,12 @@ class _HouseholdSync:
             self._commit()
         if not fetch.confirmed:
             self.notes.append("(Amber had not confirmed the current 5-minute price yet; its estimate was used.)")
+        if fetch.refused:
+            tz = ZoneInfo(effective_timezone(self.settings) or "Australia/Sydney")
+            self.result.refused_prices = [r.to_dict() for r in fetch.refused]
+            shown = "; ".join(r.describe(tz) for r in fetch.refused[:3])
+            more = f" (and {len(fetch.refused) - 3} more)" if len(fetch.refused) > 3 else ""
+            self.notes.append(f"Refused {len(fetch.refused)} impossible Amber price(s), treated as missing: {shown}{more}.")
         return fetch
 
     def _amber_client(self) -> AmberClient:
@@ -748,6 +765,7 @@ def _record_run(
             pushed=result.pushed,
             push_latency_ms=result.push_latency_ms,
             tariff_push_id=result.tariff_push_id,
+            refused_prices=result.refused_prices or None,
         )
     )
     db.session.commit()

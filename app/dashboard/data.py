@@ -22,6 +22,7 @@ from app.extensions import db
 from app.models import (
     ApiCallCount, ControlEvent, ForceSession, ServiceStatus, StoredPrice, SyncRun, SyncState, TariffPush, TeslaReading, Household,
 )
+from app.price_sanity import Refusal
 from app.tariff import period_name, tariff_rates
 
 log = logging.getLogger(__name__)
@@ -445,10 +446,28 @@ def sync_status(
                                            "(the app checks once an hour whether it works again)"))
         if state.export_protection_active:
             alerts.append(Alert("info", "Export protection is on: exporting costs money right now, so exports are stopped."))
+    if last_run is not None and last_run.refused_prices:
+        tz = site_zone(household)
+        alerts.append(Alert("warning", _refusal_words(last_run.refused_prices, tz)))
     for service, row in services.items():
         if row is not None and row.state == "attention" and not (state and state.tesla_blocked_reason and service == "tesla"):
             alerts.append(Alert("warning", f"{'Amber' if service == 'amber' else 'Tesla'}: {row.message}"))
     return SyncStatusView(enabled, last_run, push, latency, next_tick, alerts)
+
+
+def _refusal_words(refused: list[dict[str, Any]], tz: ZoneInfo) -> str:
+    """The last sync's refused Amber prices, as a sentence for the dashboard."""
+    items = []
+    for row in refused[:3]:
+        try:
+            refusal = Refusal(row["channel"], datetime.fromisoformat(row["start"]), datetime.fromisoformat(row["end"]),
+                              None, row["reason"])
+            items.append(refusal.describe(tz))
+        except (KeyError, TypeError, ValueError):
+            items.append(str(row.get("reason", "unreadable")) if isinstance(row, dict) else "unreadable")
+    more = f" (and {len(refused) - 3} more)" if len(refused) > 3 else ""
+    return ("The last sync refused Amber prices that cannot be real and treated them as missing, so they were "
+            f"not pushed: {'; '.join(items)}{more}.")
 
 
 @dataclass(frozen=True)

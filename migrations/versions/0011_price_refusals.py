@@ -1,4 +1,4 @@
-"""PLACEHOLDER (owned by the price-sanity work): where refused price intervals are recorded
+"""sync_runs.refused_prices: the Amber intervals a run refused as impossible, and why (for the dashboard)
 
 Revision ID: 0011_price_refusals
 Revises: 0010_force_recovery
@@ -17,8 +17,10 @@ depends_on = None
 
 
 def upgrade():
-    pass
+    with op.batch_alter_table('sync_runs', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('refused_prices', sa.JSON(), nullable=True))
 
 
 def downgrade():
-    pass
+    with op.batch_alter_table('sync_runs', schema=None) as batch_op:
+        batch_op.drop_column('refused_prices')
