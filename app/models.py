@@ -23,7 +23,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
 )
-from sqlalchemy import text, true
+from sqlalchemy import false, text, true
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
 
@@ -383,6 +383,8 @@ class TariffPush(db.Model):
     explanation: Mapped[dict | None] = mapped_column(JSON, nullable=True)
     accepted: Mapped[bool] = mapped_column(Boolean, default=False)
     tesla_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # Sent, but Tesla's answer was lost: the next sync reads the Powerwall back before sending again.
+    answer_lost: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
 
 class StoredPrice(db.Model):

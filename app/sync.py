@@ -337,6 +337,18 @@ def last_accepted_push(household: Household, site_id: str) -> TariffPush | None:
     )
 
 
+def unconfirmed_push(household: Household, site_id: str, last_accepted: TariffPush | None) -> TariffPush | None:
+    """The newest push whose answer was lost, if it is newer than the last accepted one (else None)."""
+    query = (
+        select(TariffPush)
+        .options(defer(TariffPush.explanation))
+        .where(TariffPush.household_id == household.id, TariffPush.tesla_site_id == site_id, TariffPush.answer_lost.is_(True))
+    )
+    if last_accepted is not None:
+        query = query.where(TariffPush.id > last_accepted.id)
+    return db.session.scalar(query.order_by(TariffPush.id.desc()).limit(1))
+
+
 def _status_rows(household: Household) -> dict[str, ServiceStatus]:
     """The household's status rows by service, read once per sync."""
     with db.session.no_autoflush:
@@ -519,6 +531,22 @@ class _HouseholdSync:
 
     def _decide(self, tariff: dict, explanation: TariffExplanation) -> PushDecision:
         last = last_accepted_push(self.household, self.settings.tesla_site_id)
+        lost = None if self.dry_run else unconfirmed_push(self.household, self.settings.tesla_site_id, last)
+        if lost is not None:
+            # The last push went out but its answer never came back: read what the Powerwall holds before
+            # sending anything again (a push is billed and never retried blindly).
+            info = self._tesla(lambda c: c.site_info(self.settings.tesla_site_id))
+            self.state.last_readback_at = self.now
+            lost.answer_lost = False
+            if not tariffs_differ(lost.tariff, info.tariff_content_v2):
+                lost.accepted, lost.tesla_reason = True, "Confirmed by reading the Powerwall back after the answer was lost."
+                self.notes.append("The previous push's answer was lost; reading the Powerwall back shows it arrived.")
+                last = lost
+            else:
+                lost.tesla_reason = "The answer was lost and reading the Powerwall back showed it did not arrive."
+                self.notes.append("The previous push's answer was lost; reading the Powerwall back shows it did not arrive.")
+                if not tariffs_differ(tariff, info.tariff_content_v2):
+                    return PushDecision(False, "The Powerwall already holds this tariff (read back); nothing was sent.")
         decision = decide_push(
             tariff,
             explanation.slots[0].period,
@@ -598,7 +626,10 @@ class _HouseholdSync:
             answer_lost = isinstance(cause, BadResponseError) or (isinstance(cause, TransientError) and cause.status is None)
             if answer_lost:
                 # The push went out but its answer was lost (timeout, dropped connection, garbled reply):
-                # the Powerwall may hold the new tariff. Read it back on the next sync and fix any difference.
+                # the Powerwall may hold the new tariff. Recorded as unconfirmed; the next sync reads the
+                # Powerwall back before it sends anything (unconfirmed_push).
+                push.answer_lost, push.tesla_reason = True, "The answer was lost; the next sync reads the Powerwall back."
+                db.session.add(push)
                 self.state.last_readback_at = None
                 raise _Stop(
                     "failed",

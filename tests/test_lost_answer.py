@@ -1,0 +1,102 @@
+"""A push whose answer is lost (sent, but the reply never came back whole) is read back from the Powerwall
+before anything is sent again, and sent again only if the Powerwall does not already hold it."""
+from __future__ import annotations
+
+import pytest
+import requests
+import responses
+from sqlalchemy import select
+
+from app.clients.tesla import teslemetry_client
+from app.credentials import apply_settings
+from app.extensions import db as _db
+from app.households import owned_or_new
+from app.models import TariffPush, User
+from app.simulator import identity
+from app.sync import run_tick
+from tests.amber_fake import FakeAmber
+from tests.conftest import create_user
+from tests.sync_env import AMBER_URL, NOW, SHARED, SITE, fake_sleep, simulator  # noqa: F401 (fixture)
+
+POWERWALL = str(identity.TESLA_ENERGY_SITE_ID)
+
+
+@pytest.fixture()
+def home(app, simulator):
+    SHARED.current = NOW
+    requests.post(f"{simulator}/_sim/reset", timeout=5).raise_for_status()
+    app.extensions["clock"] = SHARED
+    app.extensions["sleep"] = fake_sleep
+    app.config.update(identity.app_settings(simulator))
+    app.config.update(AMBER_API_URL=AMBER_URL, SYNC_MAX_WORKERS=2)
+    uid = create_user(app, "owner@example.com")
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
+        mock.add_passthru(simulator)
+        amber = FakeAmber(AMBER_URL, SITE, lambda: SHARED.current)
+        amber.install(mock)
+        with app.app_context():
+            household = owned_or_new(_db.session.get(User, uid), NOW)
+            apply_settings(
+                household, amber_token="psk_0123456789abcdef0123456789abcdef", amber_site_id=SITE,
+                teslemetry_token=identity.TESLEMETRY_TOKEN, tesla_site_id=POWERWALL, site_timezone="Australia/Sydney",
+                sync_enabled=True,
+            )
+            _db.session.commit()
+        yield amber
+
+
+def tick(app):
+    with app.app_context():
+        [result] = run_tick(SHARED.current, sleep=fake_sleep)
+        return result
+
+
+def sim(simulator):
+    return requests.get(f"{simulator}/_sim/state", timeout=5).json()
+
+
+def lose_the_next_push_answer(app, simulator, amber):
+    """Tick 1 pushes; prices change; tick 2's push reaches the Powerwall but its reply comes back garbled."""
+    assert tick(app).outcome == "pushed"
+    amber.price_fn = lambda start, minutes: (45.0, -8.0)
+    requests.post(f"{simulator}/_sim/faults", json={"endpoint": "tesla_time_of_use_settings", "malformed": True, "count": 1},
+                  timeout=5).raise_for_status()
+    SHARED.advance(minutes=5)
+    result = tick(app)
+    assert result.outcome == "failed" and "answer to the push was lost" in result.reason
+    with app.app_context():
+        lost = _db.session.scalar(select(TariffPush).order_by(TariffPush.id.desc()))
+        assert (lost.accepted, lost.answer_lost) == (False, True)
+        return lost.tariff
+
+
+def test_the_next_sync_reads_back_and_does_not_push_what_already_arrived(app, home, simulator):
+    wanted = lose_the_next_push_answer(app, simulator, home)
+    assert sim(simulator)["powerwall"]["tariff_content_v2"] == wanted  # it did arrive
+    pushes = len(sim(simulator)["tou_pushes"])
+    reads = sim(simulator)["request_counts"].get("teslemetry.site_info", 0)
+    SHARED.advance(minutes=5)
+    result = tick(app)
+    assert result.outcome == "unchanged", result.reason
+    assert "shows it arrived" in result.reason
+    assert len(sim(simulator)["tou_pushes"]) == pushes  # no second (billed) push
+    assert sim(simulator)["request_counts"].get("teslemetry.site_info", 0) == reads + 1  # one read-back
+    assert result.tesla_calls == 1
+    with app.app_context():
+        confirmed = _db.session.scalar(select(TariffPush).order_by(TariffPush.id.desc()))
+        assert (confirmed.accepted, confirmed.answer_lost) == (True, False)
+
+
+def test_the_next_sync_pushes_again_when_the_read_back_differs(app, home, simulator):
+    wanted = lose_the_next_push_answer(app, simulator, home)
+    # Something else changed the Powerwall's tariff meanwhile (or the push never landed).
+    tesla = teslemetry_client(identity.TESLEMETRY_TOKEN, base_url=app.config["TESLEMETRY_API_URL"])
+    with app.app_context():
+        first = _db.session.scalar(select(TariffPush).where(TariffPush.accepted.is_(True)).order_by(TariffPush.id))
+        tesla.set_tariff(POWERWALL, first.tariff)
+    pushes = len(sim(simulator)["tou_pushes"])
+    SHARED.advance(minutes=5)
+    result = tick(app)
+    assert result.outcome == "pushed" and "did not arrive" in result.reason
+    assert len(sim(simulator)["tou_pushes"]) == pushes + 1
+    assert sim(simulator)["powerwall"]["tariff_content_v2"]["energy_charges"] == wanted["energy_charges"]
