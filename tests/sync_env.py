@@ -12,7 +12,7 @@ from sqlalchemy import select
 
 from app.credentials import apply_settings
 from app.extensions import db as _db
-from app.models import SyncRun, SyncState, User
+from app.models import SyncRun, SyncState, Household
 from app.simulator import identity
 from app.simulator.server import create_simulator_app, start_simulator_thread
 from app.sync import run_tick
@@ -24,6 +24,11 @@ SITE = "01JCX8Q4V6M2R9T3ZKD5HB7WNE"
 TESLA_SITE = str(identity.TESLA_ENERGY_SITE_ID)
 NOW = datetime(2026, 11, 24, 3, 12, 40, tzinfo=timezone.utc)  # 14:12:40 in Sydney (AEDT)
 SHARED = FakeClock(NOW)
+
+
+def another_powerwall(n: int) -> str:
+    """The site id of the simulator's n-th further Powerwall (a household of its own needs its own)."""
+    return str(identity.TESLA_ENERGY_SITE_ID + n)
 
 
 def fake_sleep(seconds: float) -> None:
@@ -54,25 +59,25 @@ class Env:
     def pushed_tariff(self):
         return self.sim()["powerwall"]["tariff_content_v2"]
 
-    def runs(self, user_id=None):
+    def runs(self, household_id=None):
         with self.app.app_context():
             query = select(SyncRun).order_by(SyncRun.id)
-            if user_id:
-                query = query.where(SyncRun.user_id == user_id)
+            if household_id:
+                query = query.where(SyncRun.household_id == household_id)
             rows = _db.session.scalars(query).all()
             _db.session.expunge_all()
             return rows
 
-    def state(self, user_id):
+    def state(self, household_id):
         with self.app.app_context():
-            row = _db.session.get(SyncState, user_id)
+            row = _db.session.get(SyncState, household_id)
             _db.session.expunge_all()
             return row
 
 
-def configure(app, user_id, **overrides):
+def configure(app, household_id, **overrides):
     with app.app_context():
-        user = _db.session.get(User, user_id)
+        household = _db.session.get(Household, household_id)
         values = dict(
             amber_token="psk_0123456789abcdef0123456789abcdef",
             amber_site_id=SITE,
@@ -82,12 +87,12 @@ def configure(app, user_id, **overrides):
             sync_enabled=True,
         )
         values.update(overrides)
-        apply_settings(user, **values)
+        apply_settings(household, **values)
         _db.session.commit()
 
 
 @pytest.fixture()
-def env(app, user_id, simulator):
+def env(app, household_id, simulator):
     SHARED.current = NOW
     requests.post(f"{simulator}/_sim/reset", timeout=5).raise_for_status()
     app.extensions["clock"] = SHARED
@@ -98,7 +103,7 @@ def env(app, user_id, simulator):
         mock.add_passthru(simulator)
         amber = FakeAmber(AMBER_URL, SITE, lambda: SHARED.current)
         amber.install(mock)
-        configure(app, user_id)
+        configure(app, household_id)
         yield Env(app, amber, simulator, mock)
 
 

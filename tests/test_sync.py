@@ -10,13 +10,14 @@ import requests
 from sqlalchemy import func, select
 
 from app.extensions import db as _db
-from app.models import ApiCallCount, ServiceStatus, StoredPrice, SyncRun, TariffPush, User
+from app.models import ApiCallCount, ServiceStatus, StoredPrice, SyncRun, TariffPush, Household
 from app.simulator import identity
-from app.sync import run_tick, sync_user
+from app.sync import run_tick, sync_household
 from app.tariff import tariff_rates
 from tests.amber_fake import flat
-from tests.conftest import create_user
+from tests.conftest import create_user, household_id_for
 from tests.sync_env import (  # noqa: F401  (fixtures)
+    another_powerwall,
     AMBER_URL,
     NOW,
     SHARED,
@@ -32,7 +33,7 @@ from tests.sync_env import (  # noqa: F401  (fixtures)
 # -- the normal path ---------------------------------------------------------------------------------------
 
 
-def test_first_tick_pushes_a_tariff_tesla_accepts_and_records_it(env, user_id):
+def test_first_tick_pushes_a_tariff_tesla_accepts_and_records_it(env, household_id):
     env.amber.price_fn = flat(30.0, -8.0)
     [result] = env.tick()
     assert result.outcome == "pushed", result.reason
@@ -107,31 +108,31 @@ def test_re_polling_stops_when_the_amber_budget_runs_low(env):
     assert len(env.amber.calls) == 3  # 2 calls and 1 re-poll bring it to the reserve of 10: stop
 
 
-def test_amber_is_fetched_once_per_site_per_tick_for_all_its_users(env, app, user_id):
-    others = [create_user(app, f"house{n}@example.com") for n in range(3)]
-    for other in others:
-        configure(app, other)
+def test_amber_is_fetched_once_per_site_per_tick_for_all_its_users(env, app, household_id):
+    others = [household_id_for(app, create_user(app, f"house{n}@example.com")) for n in range(3)]
+    for n, other in enumerate(others, start=1):
+        configure(app, other, tesla_site_id=another_powerwall(n))  # each house its own Powerwall
     results = env.tick()
     assert len(results) == 4 and {r.outcome for r in results} == {"pushed"}
     assert env.amber.calls.count("prices/30") == 1 and env.amber.calls.count("prices/5") == 1
-    assert sum(r.amber_calls for r in results) == 2  # attributed to the user who fetched
+    assert sum(r.amber_calls for r in results) == 2  # attributed to the household who fetched
 
 
-def test_sites_are_chosen_automatically_when_there_is_exactly_one(env, app, user_id):
-    configure(app, user_id, amber_site_id=None)
+def test_sites_are_chosen_automatically_when_there_is_exactly_one(env, app, household_id):
+    configure(app, household_id, amber_site_id=None)
     [result] = env.tick()
     assert result.outcome == "pushed", result.reason
     with app.app_context():
-        assert _db.session.get(User, user_id).settings.amber_site_id == SITE
+        assert _db.session.get(Household, household_id).settings.amber_site_id == SITE
 
 
-def test_disabled_sync_and_missing_credentials_are_skipped_with_a_reason(env, app, user_id):
-    configure(app, user_id, sync_enabled=False)
+def test_disabled_sync_and_missing_credentials_are_skipped_with_a_reason(env, app, household_id):
+    configure(app, household_id, sync_enabled=False)
     with app.app_context():
-        result = sync_user(user_id, sleep=fake_sleep)
+        result = sync_household(household_id, sleep=fake_sleep)
     assert result.outcome == "skipped" and "turned off" in result.reason
-    assert env.tick() == []  # the tick only takes users with sync on
-    configure(app, user_id, sync_enabled=True, teslemetry_token=None)
+    assert env.tick() == []  # the tick only takes households with sync on
+    configure(app, household_id, sync_enabled=True, teslemetry_token=None)
     [result] = env.tick()
     assert result.outcome == "skipped" and "Teslemetry token" in result.reason
 
@@ -139,7 +140,7 @@ def test_disabled_sync_and_missing_credentials_are_skipped_with_a_reason(env, ap
 # -- failures keep the last good tariff ---------------------------------------------------------------------
 
 
-def test_amber_down_keeps_the_last_good_tariff_and_says_why(env, app, user_id):
+def test_amber_down_keeps_the_last_good_tariff_and_says_why(env, app, household_id):
     env.tick()
     before = env.pushed_tariff()
     env.amber.fail_status = 500
@@ -176,7 +177,7 @@ def test_tesla_refusing_the_tariff_records_its_reason(env, app):
         assert not run.pushed
 
 
-def test_tesla_429_waits_as_told_without_hammering(env, app, user_id):
+def test_tesla_429_waits_as_told_without_hammering(env, app, household_id):
     env.sim("faults", json={"endpoint": "tesla_time_of_use_settings", "status": 429, "retry_after": 120, "count": 1})
     [result] = env.tick()
     assert result.outcome == "failed" and "slow down" in result.reason
@@ -195,8 +196,8 @@ def tesla_status(app) -> ServiceStatus:
         return row
 
 
-def test_tesla_401_stops_tesla_calls_until_the_user_fixes_the_token(env, app, user_id):
-    configure(app, user_id, teslemetry_token="not-the-simulator-token")
+def test_tesla_401_stops_tesla_calls_until_the_user_fixes_the_token(env, app, household_id):
+    configure(app, household_id, teslemetry_token="not-the-simulator-token")
     [result] = env.tick()
     assert result.outcome == "failed" and "No more Tesla calls" in result.reason
     SHARED.advance(minutes=5)
@@ -213,12 +214,12 @@ def test_tesla_401_stops_tesla_calls_until_the_user_fixes_the_token(env, app, us
     assert result.outcome == "failed" and result.tesla_calls == 1
     SHARED.advance(minutes=5)
     assert env.tick()[0].tesla_calls == 0
-    configure(app, user_id, teslemetry_token=identity.TESLEMETRY_TOKEN)  # fixed: tried at once
+    configure(app, household_id, teslemetry_token=identity.TESLEMETRY_TOKEN)  # fixed: tried at once
     SHARED.advance(minutes=5)
     assert env.tick()[0].outcome == "pushed"
 
 
-def test_a_passing_401_clears_itself_at_the_hourly_check(env, app, user_id):
+def test_a_passing_401_clears_itself_at_the_hourly_check(env, app, household_id):
     assert env.tick()[0].outcome == "pushed"
     env.amber.price_fn = flat(44.0, -6.0)  # the next sync has something to push
     env.sim("faults", json={"endpoint": "tesla_time_of_use_settings", "status": 401, "count": 1})
@@ -230,62 +231,62 @@ def test_a_passing_401_clears_itself_at_the_hourly_check(env, app, user_id):
     SHARED.advance(minutes=30)
     [result] = env.tick()  # an hour after the refusal the credentials are tried again, and work
     assert result.outcome == "pushed"
-    assert env.state(user_id).tesla_blocked_reason is None and env.state(user_id).tesla_retry_after is None
+    assert env.state(household_id).tesla_blocked_reason is None and env.state(household_id).tesla_retry_after is None
     assert tesla_status(app).state == "connected"
     SHARED.advance(minutes=5)
     assert env.tick()[0].outcome in ("pushed", "unchanged")
 
 
-def test_an_exception_in_one_user_is_recorded_and_others_still_sync(env, app, user_id, monkeypatch):
-    other = create_user(app, "bob@example.com")
-    configure(app, other)
+def test_an_exception_in_one_user_is_recorded_and_others_still_sync(env, app, household_id, monkeypatch):
+    other = household_id_for(app, create_user(app, "bob@example.com"))
+    configure(app, other, tesla_site_id=another_powerwall(1))
     import app.sync as sync_module
 
-    real = sync_module._UserSync._decide
+    real = sync_module._HouseholdSync._decide
 
     def explode_for_alice(self, tariff, explanation):
-        if self.user.id == user_id:
+        if self.household.id == household_id:
             raise RuntimeError("boom: internal detail")
         return real(self, tariff, explanation)
 
-    monkeypatch.setattr(sync_module._UserSync, "_decide", explode_for_alice)
-    results = {r.user_id: r for r in env.tick()}
+    monkeypatch.setattr(sync_module._HouseholdSync, "_decide", explode_for_alice)
+    results = {r.household_id: r for r in env.tick()}
     assert results[other].outcome == "pushed"
-    assert results[user_id].outcome == "failed"
-    assert "Unexpected error" in results[user_id].reason and "boom" not in results[user_id].reason
-    assert {r.user_id: r.outcome for r in env.runs()} == {user_id: "failed", other: "pushed"}
+    assert results[household_id].outcome == "failed"
+    assert "Unexpected error" in results[household_id].reason and "boom" not in results[household_id].reason
+    assert {r.household_id: r.outcome for r in env.runs()} == {household_id: "failed", other: "pushed"}
 
 
-def test_one_hanging_user_does_not_delay_the_others(env, app, user_id, monkeypatch):
-    others = [create_user(app, f"h{n}@example.com") for n in range(3)]
-    for other in others:
-        configure(app, other)
+def test_one_hanging_user_does_not_delay_the_others(env, app, household_id, monkeypatch):
+    others = [household_id_for(app, create_user(app, f"h{n}@example.com")) for n in range(3)]
+    for n, other in enumerate(others, start=1):
+        configure(app, other, tesla_site_id=another_powerwall(n))
     import app.sync as sync_module
 
     release = threading.Event()
-    real = sync_module._UserSync._decide
+    real = sync_module._HouseholdSync._decide
 
     def slow_for_alice(self, tariff, explanation):
-        if self.user.id == user_id:
+        if self.household.id == household_id:
             release.wait(10)
         return real(self, tariff, explanation)
 
-    monkeypatch.setattr(sync_module._UserSync, "_decide", slow_for_alice)
+    monkeypatch.setattr(sync_module._HouseholdSync, "_decide", slow_for_alice)
     done = {}
     thread = threading.Thread(target=lambda: done.setdefault("results", env.tick()))
     thread.start()
     deadline = time.monotonic() + 10
-    while time.monotonic() < deadline and len([r for r in env.runs() if r.user_id in others]) < 3:
+    while time.monotonic() < deadline and len([r for r in env.runs() if r.household_id in others]) < 3:
         time.sleep(0.02)  # waits on the other threads' work, not on the clock
-    finished_others = [r for r in env.runs() if r.user_id in others]
+    finished_others = [r for r in env.runs() if r.household_id in others]
     assert len(finished_others) == 3 and all(r.outcome == "pushed" for r in finished_others)
-    assert not [r for r in env.runs() if r.user_id == user_id]  # alice is still inside her sync
+    assert not [r for r in env.runs() if r.household_id == household_id]  # alice is still inside her sync
     release.set()
     thread.join(10)
-    assert {r.user_id for r in env.runs()} == {user_id, *others}
+    assert {r.household_id for r in env.runs()} == {household_id, *others}
 
 
-def test_a_sync_past_its_deadline_stops_before_its_next_call(env, app, user_id):
+def test_a_sync_past_its_deadline_stops_before_its_next_call(env, app, household_id):
     app.config["SYNC_USER_DEADLINE_SECONDS"] = 10
     env.amber.estimate_until = NOW + timedelta(hours=1)  # four 5-second re-polls push the clock 20 s on
     [result] = env.tick()
@@ -296,7 +297,7 @@ def test_a_sync_past_its_deadline_stops_before_its_next_call(env, app, user_id):
 # -- watchdog, read-back and export protection ---------------------------------------------------------------
 
 
-def test_stale_data_pushes_a_flat_fallback_once_then_resumes(env, app, user_id):
+def test_stale_data_pushes_a_flat_fallback_once_then_resumes(env, app, household_id):
     env.amber.price_fn = lambda start, minutes: (90.0 if start.hour == 7 else 30.0, -8.0)
     env.tick()
     env.amber.fail_status = 500
@@ -309,18 +310,18 @@ def test_stale_data_pushes_a_flat_fallback_once_then_resumes(env, app, user_id):
     assert "safe flat tariff" in result.reason
     buy, _sell = tariff_rates(env.pushed_tariff())
     assert set(buy.values()) == {0.3}  # the median, so no 90c slot invites a grid charge
-    assert env.state(user_id).fallback_active
+    assert env.state(household_id).fallback_active
     SHARED.advance(minutes=5)
     assert "safe flat tariff" not in env.tick()[0].reason  # once, not every tick
     env.amber.fail_status = None
     SHARED.advance(minutes=5)
     [result] = env.tick()
     assert result.outcome == "pushed" and "replacing the safe fallback" in result.reason
-    assert not env.state(user_id).fallback_active
+    assert not env.state(household_id).fallback_active
     assert tariff_rates(env.pushed_tariff())[0]["PERIOD_18_00"] == 0.9
 
 
-def test_a_tariff_edited_in_the_tesla_app_is_put_back_at_the_read_back(env, app, user_id):
+def test_a_tariff_edited_in_the_tesla_app_is_put_back_at_the_read_back(env, app, household_id):
     env.tick()
     ours = env.pushed_tariff()
     edited = dict(ours)
@@ -343,27 +344,27 @@ def test_a_tariff_edited_in_the_tesla_app_is_put_back_at_the_read_back(env, app,
 SLOT_1430 = datetime(2026, 11, 24, 3, 30, tzinfo=timezone.utc)  # 14:30 in Sydney
 
 
-def test_negative_feed_in_stops_exports_and_restores_the_users_rule(env, app, user_id):
+def test_negative_feed_in_stops_exports_and_restores_the_users_rule(env, app, household_id):
     assert env.sim()["powerwall"]["customer_preferred_export_rule"] == "battery_ok"
     env.amber.price_fn = lambda start, minutes: (10.0, 4.0 if start < SLOT_1430 else -8.0)
     [result] = env.tick()
     assert "Exporting costs money now" in result.reason
     assert env.sim()["powerwall"]["customer_preferred_export_rule"] == "never"
-    assert env.state(user_id).export_rule_before == "battery_ok"
+    assert env.state(household_id).export_rule_before == "battery_ok"
     SHARED.advance(minutes=25)  # 14:37: this half hour and the next earn again; held 25 minutes
     [result] = env.tick()
     assert env.sim()["powerwall"]["customer_preferred_export_rule"] == "battery_ok"
     assert "export setting is restored" in result.reason
-    assert not env.state(user_id).export_protection_active
+    assert not env.state(household_id).export_protection_active
 
 
-def test_export_protection_survives_a_restart_and_does_not_flap(env, app, user_id, tmp_path, database_url):
+def test_export_protection_survives_a_restart_and_does_not_flap(env, app, household_id, tmp_path, database_url):
     slot_1500, slot_1530 = SLOT_1430 + timedelta(minutes=30), SLOT_1430 + timedelta(minutes=60)
     env.amber.price_fn = lambda start, minutes: (
         10.0, 4.0 if start < SLOT_1430 or slot_1500 <= start < slot_1530 else -8.0
     )
     env.tick()
-    assert env.state(user_id).export_protection_active
+    assert env.state(household_id).export_protection_active
     # A new process (fresh app on the same database) carries on with the remembered rule.
     from app import create_app
     from tests.conftest import make_config
@@ -382,12 +383,12 @@ def test_export_protection_survives_a_restart_and_does_not_flap(env, app, user_i
 
     assert rule_after(20) == "never"  # 14:32: this half hour earns, but the next costs: stay off
     assert rule_after(30) == "never"  # 15:02: costs again
-    assert rule_after(30) == "battery_ok"  # 15:32: this and the next earn: the user's rule is back
+    assert rule_after(30) == "battery_ok"  # 15:32: this and the next earn: the household's rule is back
     with restarted.app_context():
         _db.engine.dispose()
 
 
-def test_dry_run_pushes_and_records_nothing(env, app, user_id):
+def test_dry_run_pushes_and_records_nothing(env, app, household_id):
     with app.app_context():
         [result] = run_tick(SHARED.current, dry_run=True, sleep=fake_sleep)
     assert result.outcome == "pushed" and result.reason.startswith("Dry run")
@@ -397,13 +398,13 @@ def test_dry_run_pushes_and_records_nothing(env, app, user_id):
         assert _db.session.scalar(select(func.count(StoredPrice.id))) == 0
 
 
-def test_cli_sync_run(env, app, runner, user_id):
+def test_cli_sync_run(env, app, runner, household_id):
     result = runner.invoke(args=["sync", "run", "--user", "alice@example.com", "--dry-run"])
     assert result.exit_code == 0, result.output
-    assert "alice@example.com: pushed - Dry run: First tariff" in result.output
+    assert "alice@example.com's household: pushed - Dry run: First tariff" in result.output
     assert result.output.count("buy ") == 48
     result = runner.invoke(args=["sync", "run", "--all"])
-    assert result.exit_code == 0 and "alice@example.com: pushed" in result.output
+    assert result.exit_code == 0 and "alice@example.com's household: pushed" in result.output
     env.amber.fail_status = 500
     SHARED.advance(minutes=5)
     result = runner.invoke(args=["sync", "run", "--all"])
@@ -412,7 +413,7 @@ def test_cli_sync_run(env, app, runner, user_id):
     assert result.exit_code != 0 and "--user EMAIL or --all" in result.output
 
 
-def test_a_push_whose_answer_is_lost_is_read_back_and_corrected(env, app, user_id):
+def test_a_push_whose_answer_is_lost_is_read_back_and_corrected(env, app, household_id):
     env.tick()  # the first tariff, accepted
     env.amber.price_fn = lambda start, minutes: (45.0, -8.0)
     SHARED.advance(minutes=5)
@@ -422,8 +423,8 @@ def test_a_push_whose_answer_is_lost_is_read_back_and_corrected(env, app, user_i
     assert result.outcome == "failed" and "answer to the push was lost" in result.reason
     assert tariff_rates(env.pushed_tariff())[0]["PERIOD_14_00"] == 0.45  # the Powerwall did take it
     SHARED.advance(minutes=5)
-    [result] = env.tick()  # the next sync sends it again and this time records it as accepted
-    assert result.outcome == "pushed"
+    [result] = env.tick()  # the next sync reads the Powerwall back first: it arrived, so nothing is sent again
+    assert result.outcome == "unchanged" and "shows it arrived" in result.reason
     with app.app_context():
         latest = _db.session.scalar(select(TariffPush).where(TariffPush.accepted.is_(True)).order_by(TariffPush.id.desc()))
         assert tariff_rates(latest.tariff)[0]["PERIOD_14_00"] == 0.45

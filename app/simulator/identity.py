@@ -14,6 +14,9 @@ AMBER_STATE = "nsw"
 
 # Tesla: one Powerwall site (2 x Powerwall 2). 16 digits, below 2**53, so it survives JSON in a browser.
 TESLA_ENERGY_SITE_ID = 2252345678901234
+# Site ids TESLA_ENERGY_SITE_ID + 1 ... + EXTRA_SITES - 1 are further Powerwalls on the same account
+# (not listed by products: one per simulated household in tests and benchmarks).
+EXTRA_SITES = 100_000
 TESLA_SPARSE_SITE_ID = 2252345678900007  # a product entry without a battery, as real accounts have
 TESLA_VEHICLE_ID = 1234
 SITE_TIME_ZONE = "Australia/Sydney"

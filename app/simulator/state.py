@@ -95,6 +95,8 @@ class SimulatorState:
             self.clock.reset()
             self.powerwall = Powerwall(seed=self.seed, tz=self.tz)
             self.powerwall.advance(self.clock())
+            # More households than one (tests, benchmarks): each further site id gets its own Powerwall.
+            self.powerwalls: dict[str, Powerwall] = {str(identity.TESLA_ENERGY_SITE_ID): self.powerwall}
             self.tokens = TokenStore(access_ttl_seconds=self.config.access_token_ttl)
             self.tokens.seed_demo()
             self.faults: list[Fault] = []
@@ -119,6 +121,24 @@ class SimulatorState:
                 window = getattr(self.config, f"{name}_rate_window")
                 if (self.limiters[name].limit, self.limiters[name].window_seconds) != (limit, window):
                     self.limiters[name] = RateLimiter(limit, window)
+
+    def powerwall_for(self, site_id: str) -> Powerwall | None:
+        """The Powerwall of `site_id`: the main one, or one of identity.EXTRA_SITES further ids (made on
+        first use, each with its own seed); None for any other id."""
+        found = self.powerwalls.get(site_id)
+        if found is not None:
+            return found
+        if not site_id.isdigit():
+            return None
+        offset = int(site_id) - identity.TESLA_ENERGY_SITE_ID
+        if not 0 < offset < identity.EXTRA_SITES:
+            return None
+        with self.lock:
+            found = self.powerwalls.get(site_id)
+            if found is None:
+                found = self.powerwalls[site_id] = Powerwall(seed=self.seed + offset, tz=self.tz)
+                found.advance(self.clock())
+        return found
 
     def now(self):
         """The simulated time (aware UTC)."""

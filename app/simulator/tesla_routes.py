@@ -7,7 +7,7 @@ from datetime import datetime
 from flask import Blueprint, Response, current_app, jsonify, request
 
 from . import identity
-from .powerwall import EXPORT_RULES, MODES
+from .powerwall import EXPORT_RULES, MODES, Powerwall
 from .state import SimulatorState
 from .tou_tariff import TariffError, compile_tariff, normalise, price_problems
 
@@ -148,13 +148,14 @@ def _base_url() -> str:
     return request.host_url.rstrip("/") + prefix
 
 
-def _site(site_id: str) -> SimulatorState:
-    if site_id != str(identity.TESLA_ENERGY_SITE_ID):
-        raise TeslaError(404, "not_found", f"energy site {site_id} not found")
+def _site(site_id: str) -> tuple[SimulatorState, Powerwall]:
     sim = _sim()
+    powerwall = sim.powerwall_for(site_id)
+    if powerwall is None:
+        raise TeslaError(404, "not_found", f"energy site {site_id} not found")
     with sim.lock:
-        sim.powerwall.advance(sim.now())
-    return sim
+        powerwall.advance(sim.now())
+    return sim, powerwall
 
 
 def _json_body() -> dict:
@@ -200,29 +201,29 @@ def users_region() -> Response:
 @tesla.get("/api/1/energy_sites/<site_id>/site_info")
 def site_info(site_id: str) -> Response:
     """GET site_info: settings, components and the stored tariff_content_v2."""
-    sim = _site(site_id)
+    sim, powerwall = _site(site_id)
     with sim.lock:
-        return _envelope(sim.powerwall.site_info())
+        return _envelope(powerwall.site_info())
 
 
 @tesla.get("/api/1/energy_sites/<site_id>/live_status")
 def live_status(site_id: str) -> Response:
     """GET live_status: power flows (load = solar + battery + grid) and state of charge."""
-    sim = _site(site_id)
+    sim, powerwall = _site(site_id)
     with sim.lock:
-        return _envelope(sim.powerwall.live_status(sim.now()))
+        return _envelope(powerwall.live_status(sim.now()))
 
 
 @tesla.post("/api/1/energy_sites/<site_id>/time_of_use_settings")
 def time_of_use_settings(site_id: str) -> Response:
     """POST time_of_use_settings: validate (tesla-energy-api.md §6.3), store, or refuse per config."""
-    sim = _site(site_id)
+    sim, powerwall = _site(site_id)
     body = _json_body()
     tou = body.get("tou_settings")
     tariff = tou.get("tariff_content_v2") if isinstance(tou, dict) else None
     with sim.lock:
         mode = sim.config.tou_invalid
-        record: dict[str, object] = {"at": sim.now().isoformat(), "name": (tariff or {}).get("name")}
+        record: dict[str, object] = {"at": sim.now().isoformat(), "site_id": site_id, "name": (tariff or {}).get("name")}
         sim.tou_pushes = (sim.tou_pushes + [record])[-MAX_TOU_HISTORY:]
         try:
             if tariff is None:
@@ -237,10 +238,10 @@ def time_of_use_settings(site_id: str) -> Response:
             record["accepted"] = False
             return _refuse(mode, "; ".join(problems[:5]))
         if problems:
-            sim.powerwall.set_tariff(normalise(tariff, compiled), owned=True)
+            powerwall.set_tariff(normalise(tariff, compiled), owned=True)
         else:
             # The body was parsed for this request alone and is only read afterwards: no copy needed.
-            sim.powerwall.set_tariff(tariff, compiled, owned=True)
+            powerwall.set_tariff(tariff, compiled, owned=True)
         record.update(accepted=True, normalised=bool(problems), received=tariff)
         return _command_result()
 
@@ -259,31 +260,31 @@ def _refuse(mode: str, reason: str) -> Response:
 @tesla.post("/api/1/energy_sites/<site_id>/operation")
 def operation(site_id: str) -> Response:
     """POST operation {"default_real_mode": autonomous|self_consumption|backup}."""
-    sim = _site(site_id)
+    sim, powerwall = _site(site_id)
     mode = _json_body().get("default_real_mode")
     if mode not in MODES:
         raise TeslaError(400, "invalid_field", f"default_real_mode must be one of {', '.join(MODES)}")
     with sim.lock:
-        sim.powerwall.mode = mode
+        powerwall.mode = mode
     return _command_result()
 
 
 @tesla.post("/api/1/energy_sites/<site_id>/backup")
 def backup(site_id: str) -> Response:
     """POST backup {"backup_reserve_percent": 0..100}."""
-    sim = _site(site_id)
+    sim, powerwall = _site(site_id)
     percent = _json_body().get("backup_reserve_percent")
     if isinstance(percent, bool) or not isinstance(percent, int) or not 0 <= percent <= 100:
         raise TeslaError(400, "invalid_field", "backup_reserve_percent must be an integer 0-100")
     with sim.lock:
-        sim.powerwall.backup_reserve_percent = percent
+        powerwall.backup_reserve_percent = percent
     return _command_result()
 
 
 @tesla.post("/api/1/energy_sites/<site_id>/grid_import_export")
 def grid_import_export(site_id: str) -> Response:
     """POST grid_import_export: disallow_charge_from_grid_with_solar_installed and/or the export rule."""
-    sim = _site(site_id)
+    sim, powerwall = _site(site_id)
     body = _json_body()
     disallow = body.get("disallow_charge_from_grid_with_solar_installed")
     rule = body.get("customer_preferred_export_rule")
@@ -296,28 +297,28 @@ def grid_import_export(site_id: str) -> Response:
         raise TeslaError(400, "invalid_field", f"customer_preferred_export_rule must be one of {choices}")
     with sim.lock:
         if disallow is not None:
-            sim.powerwall.grid_charging_allowed = not disallow
+            powerwall.grid_charging_allowed = not disallow
         if rule is not None:
-            sim.powerwall.export_rule = rule
+            powerwall.export_rule = rule
     return _command_result()
 
 
 @tesla.post("/api/1/energy_sites/<site_id>/storm_mode")
 def storm_mode(site_id: str) -> Response:
     """POST storm_mode {"enabled": bool}."""
-    sim = _site(site_id)
+    sim, powerwall = _site(site_id)
     enabled = _json_body().get("enabled")
     if not isinstance(enabled, bool):
         raise TeslaError(400, "invalid_field", "enabled must be a boolean")
     with sim.lock:
-        sim.powerwall.storm_mode_enabled = enabled
+        powerwall.storm_mode_enabled = enabled
     return _command_result()
 
 
 @tesla.post("/api/1/energy_sites/<site_id>/off_grid_vehicle_charging_reserve")
 def off_grid_vehicle_charging_reserve(site_id: str) -> Response:
     """POST off_grid_vehicle_charging_reserve: accepted and ignored (no vehicle model)."""
-    _site(site_id)
+    _site(site_id)  # 404 for an unknown site
     _json_body()
     return _command_result()
 
@@ -325,7 +326,7 @@ def off_grid_vehicle_charging_reserve(site_id: str) -> Response:
 @tesla.get("/api/1/energy_sites/<site_id>/calendar_history")
 def calendar_history(site_id: str) -> Response:
     """GET calendar_history?kind=energy|backup: energy the model integrated (hourly for a day, else daily)."""
-    sim = _site(site_id)
+    sim, powerwall = _site(site_id)
     kind = request.args.get("kind")
     period = request.args.get("period", "day")
     if kind not in ("energy", "backup"):
@@ -336,7 +337,7 @@ def calendar_history(site_id: str) -> Response:
         return _envelope({"events": [], "total_events": 0})
     start, end = _time_arg("start_date"), _time_arg("end_date")
     with sim.lock:
-        series = sim.powerwall.energy_between(end or sim.now(), period, start)
+        series = powerwall.energy_between(end or sim.now(), period, start)
     return _envelope({"period": period, "installation_time_zone": sim.tz.key, "time_series": series})
 
 
