@@ -166,6 +166,12 @@ def household_id(app, user_id) -> int:
 
 
 @pytest.fixture()
+def admin_household_id(app, admin_id) -> int:
+    """The household the administrator owns."""
+    return household_id_for(app, admin_id)
+
+
+@pytest.fixture()
 def user_client(client, user_id) -> FlaskClient:
     """A client signed in as the ordinary user alice@example.com."""
     response = login(client, "alice@example.com")

@@ -90,8 +90,8 @@ def fill(conn, crypto) -> None:
     # bob's force charge: started 10 minutes ago, 30 minutes long, settings saved (reserve 20 %, self-powered).
     conn.execute(text(
         "INSERT INTO force_sessions (id, user_id, tesla_site_id, action, state, minutes, started_at, ends_at, saved_mode, "
-        "saved_reserve, saved_export_rule, saved_grid_charging, verification) VALUES "
-        "(1, 2, :s, 'force_charge', 'active', 30, :start, :end, 'self_consumption', 20, 'pv_only', false, 'responding')"
+        "saved_reserve, saved_export_rule, saved_grid_charging, verification, updated_at) VALUES "
+        "(1, 2, :s, 'force_charge', 'active', 30, :start, :end, 'self_consumption', 20, 'pv_only', false, 'responding', :start)"
     ), {"s": POWERWALL, "start": ts(-10), "end": ts(20)})
     conn.execute(text(
         "INSERT INTO control_events (id, user_id, session_id, at, step, ok, message) VALUES (1, 2, 1, :at, 'start', true, 'Force charge requested')"

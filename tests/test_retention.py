@@ -24,16 +24,16 @@ def policy(**overrides) -> dict:
     return values
 
 
-def add_run(db, user_id: int, started: datetime, outcome: str = "unchanged", push_id: int | None = None) -> int:
-    run = SyncRun(user_id=user_id, started_at=started, outcome=outcome, pushed=outcome == "pushed", tariff_push_id=push_id)
+def add_run(db, household_id: int, started: datetime, outcome: str = "unchanged", push_id: int | None = None) -> int:
+    run = SyncRun(household_id=household_id, started_at=started, outcome=outcome, pushed=outcome == "pushed", tariff_push_id=push_id)
     db.session.add(run)
     db.session.flush()
     return run.id
 
 
-def add_push(db, user_id: int, created: datetime, *, accepted: bool = True, site: str = "1234") -> int:
+def add_push(db, household_id: int, created: datetime, *, accepted: bool = True, site: str = "1234") -> int:
     push = TariffPush(
-        user_id=user_id, tesla_site_id=site, created_at=created, kind="normal", tariff={"name": "t"},
+        household_id=household_id, tesla_site_id=site, created_at=created, kind="normal", tariff={"name": "t"},
         tariff_hash="0" * 64, explanation={"slots": [{"why": "x" * 100}]}, accepted=accepted,
     )
     db.session.add(push)
@@ -53,12 +53,12 @@ def ids(db, model) -> set[int]:
 # -- what goes and what stays ---------------------------------------------------------------------------------
 
 
-def test_old_rows_go_and_young_rows_stay(app, db, clock, user_id):
+def test_old_rows_go_and_young_rows_stay(app, db, clock, household_id):
     now = clock()
-    old_run = add_run(db, user_id, now - 91 * DAY)
-    young_run = add_run(db, user_id, now - 89 * DAY)
-    old_push = add_push(db, user_id, now - 400 * DAY)
-    kept_pushes = {add_push(db, user_id, now - days * DAY) for days in (300, 10, 1)}
+    old_run = add_run(db, household_id, now - 91 * DAY)
+    young_run = add_run(db, household_id, now - 89 * DAY)
+    old_push = add_push(db, household_id, now - 400 * DAY)
+    kept_pushes = {add_push(db, household_id, now - days * DAY) for days in (300, 10, 1)}
     add_price(db, now - 91 * DAY)
     add_price(db, now - 89 * DAY)
     db.session.commit()
@@ -72,9 +72,9 @@ def test_old_rows_go_and_young_rows_stay(app, db, clock, user_id):
     assert purge_old_rows(now, policy()).summary().startswith("deleted 0 sync runs, 0 tariff pushes and 0 stored prices")
 
 
-def test_the_periods_come_from_config(app, db, clock, user_id):
+def test_the_periods_come_from_config(app, db, clock, household_id):
     now = clock()
-    add_run(db, user_id, now - 8 * DAY)
+    add_run(db, household_id, now - 8 * DAY)
     add_price(db, now - 8 * DAY)
     db.session.commit()
     assert purge_old_rows(now, policy(SYNC_RUN_RETENTION_DAYS=9, PRICE_RETENTION_DAYS=9)).sync_runs == 0
@@ -82,21 +82,21 @@ def test_the_periods_come_from_config(app, db, clock, user_id):
     assert (result.sync_runs, result.price_intervals) == (1, 1)
 
 
-def test_the_latest_pushes_of_an_idle_user_stay_however_old(app, db, clock, user_id, admin_id):
+def test_the_latest_pushes_of_an_idle_user_stay_however_old(app, db, clock, household_id, admin_household_id):
     now = clock()
-    # An idle user: nothing pushed for two years. The newest accepted push is what the sync compares with
+    # An idle household: nothing pushed for two years. The newest accepted push is what the sync compares with
     # and the dashboard shows; the one before it is what the tariff page diffs against; the newest of
-    # all (here a refused one) is the user's latest push.
-    gone = add_push(db, user_id, now - 800 * DAY)
-    before_last = add_push(db, user_id, now - 760 * DAY)
-    last_accepted = add_push(db, user_id, now - 750 * DAY)
-    refused = add_push(db, user_id, now - 740 * DAY, accepted=False)
-    # On an old site the user left, the same: the sync and the pages look up pushes by site.
-    other_site_gone = add_push(db, user_id, now - 800 * DAY, site="999")
-    other_site_kept = {add_push(db, user_id, now - days * DAY, site="999") for days in (795, 790)}
-    # An active user's old pushes go: newer accepted ones exist.
-    admin_old = add_push(db, admin_id, now - 400 * DAY)
-    admin_new = {add_push(db, admin_id, now - days * DAY) for days in (2, 1)}
+    # all (here a refused one) is the household's latest push.
+    gone = add_push(db, household_id, now - 800 * DAY)
+    before_last = add_push(db, household_id, now - 760 * DAY)
+    last_accepted = add_push(db, household_id, now - 750 * DAY)
+    refused = add_push(db, household_id, now - 740 * DAY, accepted=False)
+    # On an old site the household left, the same: the sync and the pages look up pushes by site.
+    other_site_gone = add_push(db, household_id, now - 800 * DAY, site="999")
+    other_site_kept = {add_push(db, household_id, now - days * DAY, site="999") for days in (795, 790)}
+    # An active household's old pushes go: newer accepted ones exist.
+    admin_old = add_push(db, admin_household_id, now - 400 * DAY)
+    admin_new = {add_push(db, admin_household_id, now - days * DAY) for days in (2, 1)}
     db.session.commit()
 
     result = purge_old_rows(now, policy())
@@ -107,11 +107,11 @@ def test_the_latest_pushes_of_an_idle_user_stay_however_old(app, db, clock, user
     assert not {gone, other_site_gone, admin_old} & left
 
 
-def test_pushes_stay_while_a_force_session_is_live(app, db, clock, user_id):
+def test_pushes_stay_while_a_force_session_is_live(app, db, clock, household_id):
     now = clock()
-    old = [add_push(db, user_id, now - days * DAY) for days in (500, 450, 400)]
-    newer = [add_push(db, user_id, now - days * DAY) for days in (3, 2, 1)]
-    session = ForceSession(user_id=user_id, tesla_site_id="1234", action="force_charge", state="restoring", minutes=30,
+    old = [add_push(db, household_id, now - days * DAY) for days in (500, 450, 400)]
+    newer = [add_push(db, household_id, now - days * DAY) for days in (3, 2, 1)]
+    session = ForceSession(household_id=household_id, tesla_site_id="1234", action="force_charge", state="restoring", minutes=30,
                            started_at=now - timedelta(minutes=40), ends_at=now - timedelta(minutes=10))
     db.session.add(session)
     db.session.commit()
@@ -125,9 +125,9 @@ def test_pushes_stay_while_a_force_session_is_live(app, db, clock, user_id):
     assert ids(db, TariffPush) == set(newer)
 
 
-def test_api_call_counts_are_never_purged(app, db, clock, user_id):
+def test_api_call_counts_are_never_purged(app, db, clock, household_id):
     now = clock()
-    db.session.add(ApiCallCount(user_id=user_id, day=(now - 2000 * DAY).date(), service="amber", kind="prices",
+    db.session.add(ApiCallCount(household_id=household_id, day=(now - 2000 * DAY).date(), service="amber", kind="prices",
                                 status_class="2xx", calls=5, billable=0))
     db.session.commit()
     purge_old_rows(now, policy())
@@ -137,11 +137,11 @@ def test_api_call_counts_are_never_purged(app, db, clock, user_id):
 # -- the counter ----------------------------------------------------------------------------------------------
 
 
-def test_the_sync_runs_counter_never_goes_down_across_purges(app, db, clock, user_id, client):
+def test_the_sync_runs_counter_never_goes_down_across_purges(app, db, clock, household_id, client):
     app.config["METRICS_TOKEN"] = METRICS_TOKEN
     now = clock()
     for days, outcome in ((200, "pushed"), (150, "pushed"), (120, "failed"), (100, "skipped"), (5, "pushed"), (1, "unchanged")):
-        add_run(db, user_id, now - days * DAY, outcome)
+        add_run(db, household_id, now - days * DAY, outcome)
     db.session.commit()
 
     def totals() -> dict[str, float]:
@@ -160,15 +160,15 @@ def test_the_sync_runs_counter_never_goes_down_across_purges(app, db, clock, use
         "pushed": 3, "failed": 1, "skipped": 1,
     }
     assert db.session.scalar(select(func.count(SyncRun.id))) == 1
-    add_run(db, user_id, now, "pushed")
+    add_run(db, household_id, now, "pushed")
     db.session.commit()
     assert totals()["pushed"] == 4
 
 
-def test_a_run_another_purge_deleted_first_is_not_counted_again(app, db, clock, user_id):
+def test_a_run_another_purge_deleted_first_is_not_counted_again(app, db, clock, household_id):
     # Two purges at once (the hourly job and `flask db purge`): each counts only what it deleted.
     now = clock()
-    runs = [add_run(db, user_id, now - 100 * DAY, "pushed") for _ in range(3)]
+    runs = [add_run(db, household_id, now - 100 * DAY, "pushed") for _ in range(3)]
     db.session.commit()
     taken: list[int] = []
 
@@ -191,14 +191,14 @@ def test_a_run_another_purge_deleted_first_is_not_counted_again(app, db, clock, 
 # -- batches --------------------------------------------------------------------------------------------------
 
 
-def test_deletes_go_in_batches_of_the_configured_size(app, db, clock, user_id):
+def test_deletes_go_in_batches_of_the_configured_size(app, db, clock, household_id):
     now = clock()
     for n in range(7):
-        add_run(db, user_id, now - (100 + n) * DAY, "pushed" if n % 2 else "failed")
+        add_run(db, household_id, now - (100 + n) * DAY, "pushed" if n % 2 else "failed")
         add_price(db, now - (100 + n) * DAY)
-        add_push(db, user_id, now - (400 + n) * DAY)
+        add_push(db, household_id, now - (400 + n) * DAY)
     for days in (2, 1):
-        add_push(db, user_id, now - days * DAY)
+        add_push(db, household_id, now - days * DAY)
     db.session.commit()
 
     deletes: list[tuple[str, int]] = []
@@ -235,12 +235,12 @@ def test_deletes_go_in_batches_of_the_configured_size(app, db, clock, user_id):
 # -- what the pages show afterwards ---------------------------------------------------------------------------
 
 
-def test_history_and_tariff_pages_work_after_a_runs_push_was_purged(app, db, clock, user_id, user_client):
+def test_history_and_tariff_pages_work_after_a_runs_push_was_purged(app, db, clock, household_id, user_client):
     now = clock()
-    old_push = add_push(db, user_id, now - 400 * DAY)
-    kept = [add_push(db, user_id, now - days * DAY) for days in (2, 1)]
-    run_old_push = add_run(db, user_id, now - 3 * DAY, "pushed", push_id=old_push)
-    add_run(db, user_id, now - DAY, "pushed", push_id=kept[1])
+    old_push = add_push(db, household_id, now - 400 * DAY)
+    kept = [add_push(db, household_id, now - days * DAY) for days in (2, 1)]
+    run_old_push = add_run(db, household_id, now - 3 * DAY, "pushed", push_id=old_push)
+    add_run(db, household_id, now - DAY, "pushed", push_id=kept[1])
     db.session.commit()
 
     assert purge_old_rows(now, policy()).tariff_pushes == 1
@@ -257,12 +257,12 @@ def test_history_and_tariff_pages_work_after_a_runs_push_was_purged(app, db, clo
 # -- running it ---------------------------------------------------------------------------------------------
 
 
-def test_the_scheduler_runs_it_hourly_on_the_leader(app, db, clock, user_id):
+def test_the_scheduler_runs_it_hourly_on_the_leader(app, db, clock, household_id):
     from app.scheduler import LEADER_JOBS, Scheduler
 
     [job] = [j for j in LEADER_JOBS if j.name == "retention"]
     assert job.target == "app.retention:purge_old_rows" and job.every_seconds == 3600
-    add_run(db, user_id, clock() - 200 * DAY)
+    add_run(db, household_id, clock() - 200 * DAY)
     db.session.commit()
     scheduler = Scheduler(app, holder="test:1:a")
     scheduler.renew_lease()
@@ -270,10 +270,10 @@ def test_the_scheduler_runs_it_hourly_on_the_leader(app, db, clock, user_id):
     assert db.session.scalar(select(func.count(SyncRun.id))) == 0
 
 
-def test_cli_purge_prints_what_it_deleted(app, db, clock, runner, user_id, caplog):
+def test_cli_purge_prints_what_it_deleted(app, db, clock, runner, household_id, caplog):
     now = clock()
-    add_run(db, user_id, now - 100 * DAY, "pushed")
-    add_run(db, user_id, now - 100 * DAY, "failed")
+    add_run(db, household_id, now - 100 * DAY, "pushed")
+    add_run(db, household_id, now - 100 * DAY, "failed")
     add_price(db, now - 401 * DAY)
     add_price(db, now - 100 * DAY)  # prices are kept 400 days by default
     db.session.commit()

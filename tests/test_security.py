@@ -11,7 +11,9 @@ from app.security import safe_next
 from tests.conftest import csrf_token
 
 # observability.metrics is public to the login check but has its own bearer token (tests/test_observability.py).
-PUBLIC_ENDPOINTS = {"auth.login", "auth.register", "main.healthz", "static", "tesla_oauth.public_key", "observability.metrics"}
+# An invitation link is opened signed out (it leads to sign-in or to sign-up for the invited address).
+PUBLIC_ENDPOINTS = {"auth.login", "auth.register", "main.healthz", "static", "tesla_oauth.public_key", "observability.metrics",
+                    "households.invitation", "households.invitation_register"}
 
 
 def concrete_path(rule) -> str:
@@ -29,7 +31,7 @@ def rules(app, method: str):
     return [r for r in app.url_map.iter_rules() if method in r.methods]
 
 
-def test_only_login_register_health_and_static_are_public(app):
+def test_only_login_register_invitations_health_and_static_are_public(app):
     from app.security import is_public_endpoint
 
     public = {r.endpoint for r in app.url_map.iter_rules() if is_public_endpoint(app, r.endpoint)}
