@@ -203,10 +203,15 @@ def set_disabled(actor: User, user: User, disabled: bool) -> None:
 
 
 def delete_user(actor: User, user: User) -> None:
-    """Delete an account and everything stored for it."""
+    """Delete an account and everything stored for it: the households it alone belonged to go with it;
+    a shared household stays with its other members (the longest-standing becomes owner if needed)."""
+    from app import clock
+    from app.households.service import release_memberships
+
     if user.id == actor.id:
         raise AccountError("You cannot delete your own account.")
     if user.is_admin and not user.is_disabled and _active_admins() <= 1:
         raise AccountError("At least one active administrator must remain.")
+    release_memberships(user, actor.email, clock.now())
     db.session.delete(user)
     log.info("Deleted account %s", user.id)

@@ -141,6 +141,15 @@ def household_id_for(app: Flask, user_id: int) -> int:
         return household.id
 
 
+def owned_household(user_id: int):
+    """Inside an app context: the household the account owns (made on first use), as the pages see it."""
+    from app import clock
+    from app.households import owned_or_new
+    from app.models import User
+
+    return owned_or_new(_db.session.get(User, user_id), clock.now())
+
+
 def login(client: FlaskClient, email: str, password: str = TEST_PASSWORD, **kwargs):
     """Sign in through the real form."""
     token = csrf_token(client, "/login")

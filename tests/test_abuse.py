@@ -14,7 +14,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import delete, select
 
-from app.models import LoginThrottle, SyncRun, TariffPush, User, UserSettings
+from app.models import HouseholdSettings, LoginThrottle, SyncRun, TariffPush, User
 from tests.conftest import TEST_PASSWORD, csrf_token, login
 from tests.test_security import PUBLIC_ENDPOINTS, concrete_path
 
@@ -55,16 +55,30 @@ FORMS: dict[str, tuple[str, str, dict[str, str] | None]] = {
     "tesla_oauth.generate_key": ("/admin/tesla-app", "admin", None),
     "tesla_oauth.replace_key": ("/admin/tesla-app", "admin", None),
     "tesla_oauth.register": ("/admin/tesla-app", "admin", None),
+    "households.invite": ("/household", "user", {"email": "invited@example.com", "role": "viewer"}),
+    "households.revoke": ("/household", "user", None),
+    "households.set_role": ("/household", "user", {"role": "viewer"}),
+    "households.remove": ("/household", "user", None),
+    "households.leave": ("/household", "user", None),
+    "households.switch": ("/household", "user", {"household_id": "1"}),
+    "households.dismiss_notice": ("/household", "user", None),
+    "households.invitation": ("/login", "anonymous", None),
+    "households.invitation_register": ("/login", "anonymous", {"password": "long enough password", "confirm": "long enough password"}),
 }
 
 # Every route whose URL carries a value a user could change to reach someone else's data, and the test
 # that proves they cannot.
 ID_ROUTES = {
-    "/tariff/<int:push_id>": "test_another_users_tariff_push_is_not_found",
+    "/tariff/<int:push_id>": "test_another_households_tariff_push_is_not_found",
     "/admin/users/<int:user_id>/<action>": "test_non_admins_cannot_act_on_any_account",
     "/settings/remove/<name>": "test_removing_a_token_touches_only_your_own",
     "/admin/tesla-app/register/<region>": "test_non_admins_cannot_register_the_tesla_app",
     "/static/<path:filename>": "test_static_files_cannot_escape_their_folder",
+    "/household/invitations/<int:invitation_id>/revoke": "test_an_owner_cannot_touch_another_households_invitations_or_members",
+    "/household/members/<int:user_id>/remove": "test_an_owner_cannot_touch_another_households_invitations_or_members",
+    "/household/members/<int:user_id>/role": "test_an_owner_cannot_touch_another_households_invitations_or_members",
+    "/invite/<token>": "test_a_guessed_invitation_token_opens_nothing",
+    "/invite/<token>/register": "test_a_guessed_invitation_token_opens_nothing",
 }
 
 OTHER_METHODS = ("PUT", "PATCH", "DELETE")
@@ -116,12 +130,12 @@ def test_other_methods_are_refused_everywhere(app, client, user_client):
                 assert response.status_code == 405, f"{who} {method} {rule.rule}: {response.status_code}"
 
 
-def test_non_public_routes_give_nothing_away_to_anonymous_visitors(app, client, user_id):
+def test_non_public_routes_give_nothing_away_to_anonymous_visitors(app, client, household_id):
     from app import clock
     from app.extensions import db
 
     with app.app_context():
-        db.session.add(SyncRun(user_id=user_id, started_at=clock.now(), outcome="failed", reason="ALICE-PRIVATE-REASON"))
+        db.session.add(SyncRun(household_id=household_id, started_at=clock.now(), outcome="failed", reason="ALICE-PRIVATE-REASON"))
         db.session.commit()
     for rule in app.url_map.iter_rules():
         if rule.endpoint in PUBLIC_ENDPOINTS:
@@ -160,19 +174,19 @@ def test_json_endpoints_need_the_csrf_header(app, user_client):
 # -- one user reaching for another's data ----------------------------------------------------------------------
 
 
-def _push_for(app, user_id: int, marker: str) -> int:
+def _push_for(app, household_id: int, marker: str) -> int:
     from app.extensions import db
 
     with app.app_context():
-        push = TariffPush(user_id=user_id, tesla_site_id="9999999999", kind="normal", tariff={"name": marker},
+        push = TariffPush(household_id=household_id, tesla_site_id="9999999999", kind="normal", tariff={"name": marker},
                           tariff_hash=marker, explanation={"why": marker}, accepted=True)
         db.session.add(push)
         db.session.commit()
         return push.id
 
 
-def test_another_users_tariff_push_is_not_found(app, user_client, admin_id):
-    theirs = _push_for(app, admin_id, "ADMIN-TARIFF-MARKER")
+def test_another_households_tariff_push_is_not_found(app, user_client, admin_id, admin_household_id):
+    theirs = _push_for(app, admin_household_id, "ADMIN-TARIFF-MARKER")
     response = user_client.get(f"/tariff/{theirs}")
     assert response.status_code == 404
     assert "ADMIN-TARIFF-MARKER" not in response.get_data(as_text=True)
@@ -203,7 +217,7 @@ def test_non_admins_cannot_act_on_any_account(app, user_client, user_id, admin_i
         assert not db.session.get(User, user_id).is_admin
 
 
-def test_removing_a_token_touches_only_your_own(app, user_client, admin_client, admin_id, user_id):
+def test_removing_a_token_touches_only_your_own(app, user_client, admin_client, admin_id, household_id, admin_household_id):
     for c in (user_client, admin_client):
         token = csrf_token(c, "/settings")
         assert c.post("/settings/amber", data={"token": "psk_sharedlength0123456789", "site_id": "", "csrf_token": token}).status_code == 302
@@ -214,8 +228,8 @@ def test_removing_a_token_touches_only_your_own(app, user_client, admin_client, 
     from app.extensions import db
 
     with app.app_context():
-        mine = db.session.scalar(select(UserSettings).where(UserSettings.user_id == user_id))
-        theirs = db.session.scalar(select(UserSettings).where(UserSettings.user_id == admin_id))
+        mine = db.session.scalar(select(HouseholdSettings).where(HouseholdSettings.household_id == household_id))
+        theirs = db.session.scalar(select(HouseholdSettings).where(HouseholdSettings.household_id == admin_household_id))
         assert mine.amber_token_enc is None and theirs.amber_token_enc is not None
 
 
@@ -234,13 +248,13 @@ def test_static_files_cannot_escape_their_folder(client):
         assert "SECRET_KEY" not in response.get_data(as_text=True)
 
 
-def test_pages_without_an_id_show_only_your_own_data(app, user_client, admin_id):
+def test_pages_without_an_id_show_only_your_own_data(app, user_client, admin_id, admin_household_id):
     from app import clock
     from app.extensions import db
 
-    _push_for(app, admin_id, "ADMIN-TARIFF-MARKER")
+    _push_for(app, admin_household_id, "ADMIN-TARIFF-MARKER")
     with app.app_context():
-        db.session.add(SyncRun(user_id=admin_id, started_at=clock.now() - timedelta(minutes=1), outcome="failed", reason="ADMIN-PRIVATE-REASON"))
+        db.session.add(SyncRun(household_id=admin_household_id, started_at=clock.now() - timedelta(minutes=1), outcome="failed", reason="ADMIN-PRIVATE-REASON"))
         db.session.commit()
     for path in ("/", "/tariff", "/history", "/history?page=1", "/settings", "/api/dashboard", f"/history?user_id={admin_id}"):
         body = user_client.get(path).get_data(as_text=True)
@@ -455,3 +469,39 @@ def test_hostile_strings_in_every_form_field_are_refused_or_rendered_escaped(app
         for rule in app.url_map.iter_rules():
             if "GET" in rule.methods and rule.endpoint != "static":
                 assert_escaped(c.get(concrete_path(rule)), f"GET {rule.rule} as {email}")
+
+
+def test_an_owner_cannot_touch_another_households_invitations_or_members(app, user_client, admin_id, admin_household_id):
+    """alice owns her household; the administrator's household has an invitation and a member she is not part of."""
+    from app import clock
+    from app.extensions import db
+    from app.households import add_member
+    from app.households.invitations import invite
+    from app.models import Household, HouseholdInvitation, HouseholdMember
+    from tests.conftest import create_user
+
+    bob = create_user(app, "bob@example.com")
+    with app.app_context():
+        theirs = db.session.get(Household, admin_household_id)
+        add_member(theirs, db.session.get(User, bob), "viewer", "admin@example.com", clock.now())
+        invitation_id = invite(theirs, "carol@example.com", "viewer", "admin@example.com", clock.now(), 7).invitation.id
+        db.session.commit()
+    user_client.get("/household")  # alice's own household, of which she is owner
+    token = csrf_token(user_client, "/household")
+    user_client.post(f"/household/invitations/{invitation_id}/revoke", data={"csrf_token": token})
+    user_client.post(f"/household/members/{bob}/role", data={"role": "owner", "csrf_token": token})
+    user_client.post(f"/household/members/{bob}/remove", data={"csrf_token": token})
+    user_client.post(f"/household/members/{admin_id}/remove", data={"csrf_token": token})
+    with app.app_context():
+        assert db.session.get(HouseholdInvitation, invitation_id).revoked_at is None
+        roles = dict(db.session.execute(select(HouseholdMember.user_id, HouseholdMember.role)
+                                        .where(HouseholdMember.household_id == admin_household_id)).all())
+        assert roles == {admin_id: "owner", bob: "viewer"}
+
+
+def test_a_guessed_invitation_token_opens_nothing(app, client):
+    for token in ("x", "A" * 43, "../../admin", "%00", "A" * 300):
+        for path in (f"/invite/{token}", f"/invite/{token}/register"):
+            response = client.get(path)
+            assert response.status_code == 404, path
+            assert "invites" not in response.get_data(as_text=True)

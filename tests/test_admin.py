@@ -4,8 +4,8 @@ from __future__ import annotations
 from sqlalchemy import func, select
 
 from app.extensions import db as _db
-from app.models import User, UserSettings
-from tests.conftest import csrf_token, login
+from app.models import User, HouseholdSettings
+from tests.conftest import csrf_token, login, owned_household
 
 
 def act(client, user_id, action):
@@ -47,13 +47,14 @@ def test_disable_signs_the_user_out_and_blocks_sign_in_until_enabled(app, admin_
 
 def test_delete_removes_the_account_and_its_settings(app, admin_client, user_id):
     with app.app_context():
-        user = _db.session.get(User, user_id)
-        user.settings = UserSettings(amber_site_id="X")
+        household = owned_household(user_id)
+        household.settings.amber_site_id = "X"  # her own household, with her alone in it
         _db.session.commit()
+        hid = household.id
     assert act(admin_client, user_id, "delete").status_code == 302
     with app.app_context():
         assert _db.session.get(User, user_id) is None
-        assert _db.session.scalar(select(func.count(UserSettings.id))) == 0
+        assert _db.session.scalar(select(func.count(HouseholdSettings.id)).where(HouseholdSettings.household_id == hid)) == 0
 
 
 def test_admin_cannot_disable_or_delete_themself(app, admin_client, admin_id):

@@ -7,7 +7,7 @@ from sqlalchemy import select
 from app.credentials import get_secret
 from app.crypto import Crypto
 from app.extensions import db as _db
-from app.models import UserSettings
+from app.models import HouseholdSettings
 
 TOKEN = "psk_0123456789abcdef0123456789abcdef"
 
@@ -44,7 +44,7 @@ def test_users_configure_sets_encrypted_credentials(app, runner, user_id):
     assert result.exit_code == 0, result.output
     assert TOKEN not in result.output
     with app.app_context():
-        row = _db.session.scalar(select(UserSettings))
+        row = _db.session.scalar(select(HouseholdSettings))
         assert TOKEN not in row.amber_token_enc
         assert get_secret(row, "amber_token") == TOKEN
         assert get_secret(row, "teslemetry_token") == "tslm-token-abcdef"
@@ -54,7 +54,7 @@ def test_users_configure_sets_encrypted_credentials(app, runner, user_id):
     result = runner.invoke(args=["users", "configure", "alice@example.com", "--no-sync"])
     assert result.exit_code == 0
     with app.app_context():
-        assert _db.session.scalar(select(UserSettings)).sync_enabled is False
+        assert _db.session.scalar(select(HouseholdSettings)).sync_enabled is False
 
 
 def test_users_configure_errors(runner, user_id):
@@ -85,7 +85,7 @@ def test_keys_rotate_re_encrypts_with_the_newest_key(app, runner, user_id):
     assert result.exit_code == 0, result.output
     assert "Re-encrypted 2 stored secret(s)" in result.output
     with app.app_context():
-        row = _db.session.scalar(select(UserSettings))
+        row = _db.session.scalar(select(HouseholdSettings))
         app.extensions["crypto"] = Crypto(new_key)  # the old key can now be dropped
         assert get_secret(row, "amber_token") == TOKEN
         assert get_secret(row, "teslemetry_token") == "tslm-1"
@@ -94,10 +94,10 @@ def test_keys_rotate_re_encrypts_with_the_newest_key(app, runner, user_id):
 def test_keys_rotate_reports_secrets_no_key_can_read_and_keeps_them(app, runner, user_id):
     runner.invoke(args=["users", "configure", "alice@example.com", "--amber-token", TOKEN])
     with app.app_context():
-        before = _db.session.scalar(select(UserSettings)).amber_token_enc
+        before = _db.session.scalar(select(HouseholdSettings)).amber_token_enc
     app.extensions["crypto"] = Crypto(Fernet.generate_key().decode())
     result = runner.invoke(args=["keys", "rotate"])
     assert result.exit_code != 0
     assert "1 stored secret(s) could not be decrypted" in result.output
     with app.app_context():
-        assert _db.session.scalar(select(UserSettings)).amber_token_enc == before
+        assert _db.session.scalar(select(HouseholdSettings)).amber_token_enc == before

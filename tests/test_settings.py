@@ -10,8 +10,8 @@ from sqlalchemy import select, text
 from app import create_app
 from app.credentials import get_secret
 from app.extensions import db as _db
-from app.models import User, UserSettings
-from tests.conftest import csrf_token, make_config
+from app.models import User, HouseholdSettings
+from tests.conftest import csrf_token, make_config, owned_household
 
 AMBER_TOKEN = "psk_0123456789abcdef0123456789aba1b2"
 TESLEMETRY_TOKEN = "tslm-eyJhbGciOiJIUzI1NiJ9.secretpart.c3d4"
@@ -26,10 +26,13 @@ def save_tokens(client):
     assert post(client, "/settings/tesla", {"token": TESLEMETRY_TOKEN, "site_id": "1234567890"}).status_code == 302
 
 
-def settings_row(app, email="alice@example.com") -> UserSettings:
+def settings_row(app, email="alice@example.com") -> HouseholdSettings:
     with app.app_context():
         user = _db.session.scalar(select(User).where(User.email == email))
-        row = user.settings
+        household = owned_household(user.id)
+        _db.session.commit()
+        row = household.settings
+        _db.session.refresh(row)
         _db.session.expunge_all()
         return row
 
@@ -51,7 +54,7 @@ def test_tokens_are_encrypted_at_rest(app, user_client, database_url):
     with app.app_context():
         raw = _db.session.execute(text("SELECT amber_token_enc, teslemetry_token_enc FROM user_settings")).one()
         assert AMBER_TOKEN not in raw[0] and TESLEMETRY_TOKEN not in raw[1]
-        row = _db.session.scalar(select(UserSettings))
+        row = _db.session.scalar(select(HouseholdSettings))
         assert get_secret(row, "amber_token") == AMBER_TOKEN
     if database_url.startswith("sqlite:///"):
         path = Path(database_url.removeprefix("sqlite:///"))
@@ -67,7 +70,7 @@ def test_empty_token_field_keeps_the_saved_token(app, user_client):
     response = post(user_client, "/settings/amber", {"token": "", "site_id": "01JCX8Q4V6M2R9T3ZKD5HB7WNE"})
     assert response.status_code == 302
     with app.app_context():
-        assert get_secret(_db.session.scalar(select(UserSettings)), "amber_token") == AMBER_TOKEN
+        assert get_secret(_db.session.scalar(select(HouseholdSettings)), "amber_token") == AMBER_TOKEN
 
 
 def test_first_amber_save_needs_a_token(user_client):
@@ -107,7 +110,7 @@ def test_bad_values_are_refused_next_to_their_field_and_nothing_changes(app, use
         assert response.status_code == 400, (path, data)
         assert message in response.get_data(as_text=True), (path, message)
     with app.app_context():
-        row = _db.session.scalar(select(UserSettings))
+        row = _db.session.scalar(select(HouseholdSettings))
         assert get_secret(row, "amber_token") == AMBER_TOKEN
         assert row.amber_site_id == "01JCX8Q4V6M2R9T3ZKD5HB7WNE" and row.tesla_site_id == "1234567890"
         assert row.forecast_estimate == "predicted" and row.site_timezone is None

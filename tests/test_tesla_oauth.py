@@ -21,8 +21,8 @@ from app.connections import check_connections, fleet_access_token, save_fleet_to
 from app.credentials import get_secret, set_secret, settings_for
 from app.crypto import get_crypto
 from app.extensions import db as _db
-from app.models import OAuthState, ServiceStatus, User, UserSettings
-from tests.conftest import csrf_token
+from app.models import OAuthState, ServiceStatus, User, HouseholdSettings
+from tests.conftest import csrf_token, owned_household
 
 CLIENT_ID = "tesla-client-id-0f3c"
 CLIENT_SECRET = "ta-secret.CLIENT-SECRET-never-shown-77"
@@ -98,22 +98,25 @@ def callback(client, state: str | None, code: str | None = CODE, **extra: str):
     return client.get("/tesla-fleet/callback", query_string=query)
 
 
-def settings_of(app, email: str = "alice@example.com") -> UserSettings | None:
+def settings_of(app, email: str = "alice@example.com") -> HouseholdSettings | None:
     with app.app_context():
         user = _db.session.scalar(select(User).where(User.email == email))
-        row = user.settings
+        household = owned_household(user.id)
+        _db.session.commit()
+        row = household.settings
+        _db.session.refresh(row)
         _db.session.expunge_all()
         return row
 
 
-def secret_of(app, row: UserSettings | None, name: str) -> str | None:
+def secret_of(app, row: HouseholdSettings | None, name: str) -> str | None:
     with app.app_context():
         return get_secret(row, name)
 
 
 def tesla_status(app, user_id: int) -> ServiceStatus | None:
     with app.app_context():
-        row = _db.session.scalar(select(ServiceStatus).where(ServiceStatus.user_id == user_id, ServiceStatus.service == "tesla"))
+        row = _db.session.scalar(select(ServiceStatus).where(ServiceStatus.household_id == owned_household(user_id).id, ServiceStatus.service == "tesla"))
         _db.session.expunge_all()
         return row
 
@@ -237,7 +240,7 @@ def test_callback_stores_encrypted_tokens_region_sites_and_chooses_fleet(fleet, 
 
 def test_callback_keeps_a_teslemetry_users_choice_and_says_they_can_switch(fleet, user_client, user_id, rsps):
     with fleet.app_context():
-        user = _db.session.get(User, user_id)
+        user = owned_household(user_id)
         set_secret(settings_for(user), "teslemetry_token", "teslemetry-token-abcdef123456")
         _db.session.commit()
     state, _ = start(user_client)
@@ -414,7 +417,7 @@ def test_callback_requires_sign_in(fleet, client):
 
 def connect_directly(app, user_id: int, now, *, region: str = "na", expires_in: int = 28800) -> None:
     with app.app_context():
-        user = _db.session.get(User, user_id)
+        user = owned_household(user_id)
         save_fleet_tokens(user, TokenSet(ACCESS, REFRESH, expires_in), now, region)
         user.settings.tesla_path = "fleet"
         _db.session.commit()
@@ -479,7 +482,7 @@ def test_a_rotated_refresh_token_is_committed_before_the_new_access_token_is_use
 
     rsps.add_callback(responses.GET, f"{NA}/api/1/products", callback=products)
     rsps.add(responses.GET, f"{NA}/api/1/energy_sites/{SITE_ID}/site_info", json={"response": {"installation_time_zone": "Australia/Sydney"}})
-    user = db.session.get(User, user_id)
+    user = owned_household(user_id)
     result = check_connections(user, clock())
     db.session.commit()
     assert seen == {"refresh": "NA_new-refresh-SECRET", "auth": "Bearer new-access-SECRET"}
@@ -491,7 +494,7 @@ def test_a_rotated_refresh_token_is_committed_before_the_new_access_token_is_use
 
 def test_an_access_token_is_refreshed_shortly_before_it_expires(fleet, db, user_id, clock, rsps):
     connect_directly(fleet, user_id, clock(), expires_in=600)
-    user = db.session.get(User, user_id)
+    user = owned_household(user_id)
     assert fleet_access_token(user, clock()) == ACCESS and len(rsps.calls) == 0
     clock.advance(minutes=6)  # 4 minutes left: inside the margin
     mock_token(rsps, body=token_body("fresh-access", "NA_fresh-refresh"))
@@ -504,7 +507,7 @@ def test_a_401_refreshes_once_and_retries_with_the_new_token(fleet, db, user_id,
     mock_token(rsps, body=token_body("after-401-access", "NA_after-401-refresh"))
     rsps.add(responses.GET, f"{NA}/api/1/products", json={"error": "token expired (401)"}, status=401)
     mock_sites(rsps)
-    user = db.session.get(User, user_id)
+    user = owned_household(user_id)
     result = check_connections(user, clock())
     db.session.commit()
     assert result["tesla"].state == "connected"
@@ -517,7 +520,7 @@ def test_a_second_401_after_the_refresh_is_not_retried_again(fleet, db, user_id,
     connect_directly(fleet, user_id, clock())
     mock_token(rsps, body=token_body("after-401-access", "NA_after-401-refresh"))
     rsps.add(responses.GET, f"{NA}/api/1/products", json={"error": "token expired (401)"}, status=401)
-    user = db.session.get(User, user_id)
+    user = owned_household(user_id)
     result = check_connections(user, clock())
     db.session.commit()
     assert result["tesla"].state == "attention"
@@ -529,7 +532,7 @@ def test_a_refused_refresh_asks_the_user_to_connect_tesla_again(fleet, db, user_
     connect_directly(fleet, user_id, clock(), expires_in=60)
     clock.advance(minutes=10)
     mock_token(rsps, 401, {"error": "login_required", "error_description": "The refresh_token is invalid"})
-    user = db.session.get(User, user_id)
+    user = owned_household(user_id)
     result = check_connections(user, clock())
     db.session.commit()
     assert result["tesla"].state == "attention"

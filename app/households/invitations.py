@@ -49,6 +49,7 @@ def invite(household: Household, email: object, role: str, actor: str, now: date
         created_at=now, expires_at=now + timedelta(days=days),
     )
     db.session.add(invitation)
+    db.session.flush()
     record_event(household, actor, "invited", f"Invited {address} as {role} (valid {days} days).", now)
     return NewInvitation(invitation, token)
 

@@ -191,3 +191,23 @@ def recent_events(household: Household, limit: int = 50) -> list[HouseholdEvent]
         select(HouseholdEvent).where(HouseholdEvent.household_id == household.id)
         .order_by(HouseholdEvent.at.desc(), HouseholdEvent.id.desc()).limit(limit)
     ))
+
+
+def release_memberships(user: User, actor: str, now: datetime) -> None:
+    """Before an account is deleted: delete the households it alone belongs to; in a shared one whose
+    last owner it is, the longest-standing other member becomes owner. The caller commits."""
+    for household, role in households_of(user):
+        others = db.session.scalars(
+            select(HouseholdMember)
+            .where(HouseholdMember.household_id == household.id, HouseholdMember.user_id != user.id)
+            .order_by(HouseholdMember.id)
+        ).all()
+        if not others:
+            log.info("Household %s: deleted with its only member's account", household.id)
+            db.session.delete(household)
+            continue
+        if role == "owner" and not any(member.role == "owner" for member in others):
+            heir = others[0]
+            heir.role = "owner"
+            record_event(household, actor, "member_role", f"{heir.user.email} became owner: {user.email}'s account was deleted.", now)
+        record_event(household, actor, "member_removed", f"{user.email}'s account was deleted.", now)
