@@ -28,7 +28,7 @@ from sqlalchemy.engine import Engine
 from app import create_app
 from app.extensions import db
 from app.lease import holder_pid
-from app.models import SchedulerLease, SyncRun, User
+from app.models import Household, SchedulerLease, SyncRun, User
 from app.scheduler import LEASE_NAME
 from app.simulator import identity
 from app.simulator.server import create_simulator_app, start_simulator_thread
@@ -100,7 +100,7 @@ def wait_for(condition: Callable[[], object], timeout: float, what: str, log: Pa
 
 def read_runs(engine: Engine) -> list[tuple[datetime | None, int, str, str | None]]:
     with engine.connect() as conn:
-        return [tuple(row) for row in conn.execute(select(SyncRun.tick_at, SyncRun.user_id, SyncRun.outcome, SyncRun.reason))]
+        return [tuple(row) for row in conn.execute(select(SyncRun.tick_at, SyncRun.household_id, SyncRun.outcome, SyncRun.reason))]
 
 
 def read_lease(engine: Engine):
@@ -113,13 +113,13 @@ def live_leader(engine: Engine) -> int | None:
     return holder_pid(row.holder) if row is not None and row.expires_at > datetime.now(timezone.utc) else None
 
 
-def complete_ticks(runs, user_ids: set[int]) -> list[datetime]:
-    """Ticks in which every user has a run, oldest first."""
-    users_by_tick: dict[datetime, set[int]] = defaultdict(set)
-    for tick_at, user_id, _, _ in runs:
+def complete_ticks(runs, household_ids: set[int]) -> list[datetime]:
+    """Ticks in which every household has a run, oldest first."""
+    by_tick: dict[datetime, set[int]] = defaultdict(set)
+    for tick_at, household_id, _, _ in runs:
         if tick_at is not None:
-            users_by_tick[tick_at].add(user_id)
-    return sorted(t for t, users in users_by_tick.items() if users >= user_ids)
+            by_tick[tick_at].add(household_id)
+    return sorted(t for t, households in by_tick.items() if households >= household_ids)
 
 
 def worker_pids(log_text: str) -> list[int]:
@@ -135,21 +135,22 @@ def alive(pid: int) -> bool:
 
 
 def configure_users(tmp_path: Path, url: str) -> set[int]:
-    """Two accounts syncing the simulator's demo sites, through the CLI (in-process, so it takes no time)."""
+    """Two households, each on a Powerwall of the simulator, through the CLI (in-process, so it takes no time);
+    returns their ids."""
     app = create_app(make_config(tmp_path, url))  # DATA_DIR tmp_path/data: the key the entrypoint generated
     runner = app.test_cli_runner()
     try:
-        for email in USERS:
+        for n, email in enumerate(USERS):
             result = runner.invoke(args=["users", "create", email, "--password", PASSWORD])
             assert result.exit_code == 0, result.output
             result = runner.invoke(args=[
                 "users", "configure", email, "--amber-token", identity.AMBER_TOKEN, "--amber-site-id",
                 identity.AMBER_SITE_ID, "--teslemetry-token", identity.TESLEMETRY_TOKEN, "--tesla-site-id",
-                str(identity.TESLA_ENERGY_SITE_ID), "--timezone", identity.SITE_TIME_ZONE, "--sync",
+                str(identity.TESLA_ENERGY_SITE_ID + n), "--timezone", identity.SITE_TIME_ZONE, "--sync",
             ])
             assert result.exit_code == 0, result.output
         with app.app_context():
-            return set(db.session.scalars(select(User.id)))
+            return set(db.session.scalars(select(Household.id)))
     finally:
         with app.app_context():
             db.session.remove()
