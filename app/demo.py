@@ -11,11 +11,12 @@ from flask import Flask
 from flask_migrate import upgrade
 from werkzeug.serving import run_simple
 
-from app import accounts, create_app
+from app import accounts, clock, create_app
 from app.connections import check_connections
 from app.credentials import apply_settings
 from app.extensions import db
-from app.models import User
+from app.households import owned_or_new
+from app.models import Household
 from app.simulator import identity
 from app.simulator.server import start_simulator_thread
 from config import Config, config_for

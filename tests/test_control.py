@@ -25,7 +25,7 @@ from app.extensions import db as _db
 from app.models import ControlEvent, ForceSession, StoredPrice, User
 from app.simulator import identity
 from app.tariff import tariff_rates, validate_tariff
-from tests.conftest import csrf_token, login
+from tests.conftest import csrf_token, login, owned_household
 from tests.sync_env import NOW, SHARED, TESLA_SITE, env, simulator  # noqa: F401  (fixtures)
 
 SYDNEY = ZoneInfo("Australia/Sydney")
@@ -152,8 +152,9 @@ def before(env):
     return settings
 
 
-def alice(app) -> User:
-    return _db.session.scalar(select(User).where(User.email == "alice@example.com"))
+def alice(app):
+    """The household alice@example.com owns."""
+    return owned_household(_db.session.scalar(select(User.id).where(User.email == "alice@example.com")))
 
 
 def events(app) -> list[tuple[str, bool]]:
@@ -228,6 +229,9 @@ def test_a_restore_that_fails_is_kept_and_retried(env, app, before):
     with app.app_context():
         assert control.cancel(alice(app)) is False
         assert control.live_session(alice(app)).state == "restoring"  # never left forced without a record
+        control.check_sessions()
+        assert control.live_session(alice(app)).state == "restoring"  # not while its last attempt is fresh
+    SHARED.advance(minutes=3)  # retried once nobody has touched it for control.STALE_AFTER
     with app.app_context():
         control.check_sessions()
         assert control.live_session(alice(app)) is None
@@ -252,7 +256,7 @@ def test_a_double_click_starts_one_session_and_only_one_can_be_live(env, app, be
         two = control.start(alice(app), "force_charge", 60)
         assert one.id == two.id
         assert len(_db.session.scalars(select(ForceSession)).all()) == 1
-        _db.session.add(ForceSession(user_id=one.user_id, tesla_site_id=TESLA_SITE, action="force_charge", state="active",
+        _db.session.add(ForceSession(household_id=one.household_id, tesla_site_id=TESLA_SITE, action="force_charge", state="active",
                                      minutes=30, started_at=NOW, ends_at=NOW + timedelta(minutes=30)))
         with pytest.raises(IntegrityError):
             _db.session.flush()
@@ -310,5 +314,5 @@ def test_api_and_dashboard(env, app, before):
     history = client.get("/history").get_data(as_text=True)
     assert "Battery control steps" in history and "Lower the backup reserve to 20%" in history
     cancelled = client.post("/api/control", json={"action": "cancel"}, headers={"X-CSRFToken": token})
-    assert cancelled.get_json() == {"ok": True, "state": "ended"}
+    assert cancelled.get_json() == {"ok": True, "state": "ended", "cancel_pending": False}
     assert powerwall(env) == before

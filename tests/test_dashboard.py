@@ -9,7 +9,7 @@ from sqlalchemy import select
 from app.extensions import db as _db
 from app.models import ApiCallCount, SyncRun, SyncState, TariffPush
 from tests.amber_fake import flat
-from tests.conftest import create_user, csrf_token, login
+from tests.conftest import create_user, csrf_token, login, household_id_for
 from tests.sync_env import NOW, SHARED, configure, env, simulator  # noqa: F401  (fixtures)
 
 
@@ -111,12 +111,12 @@ def test_another_users_push_is_not_found(env, app):
     assert "Nothing has been pushed yet" in mallory.get("/tariff").get_data(as_text=True)
 
 
-def test_history_is_paginated_and_private(env, app, user_id):
-    other = create_user(app, "bob@example.com")
+def test_history_is_paginated_and_private(env, app, household_id):
+    other = household_id_for(app, create_user(app, "bob@example.com"))
     with app.app_context():
         for n in range(120):
-            _db.session.add(SyncRun(user_id=user_id, started_at=NOW - timedelta(minutes=5 * n), outcome="unchanged", reason=f"run {n}"))
-        _db.session.add(SyncRun(user_id=other, started_at=NOW, outcome="failed", reason="bob's secret run"))
+            _db.session.add(SyncRun(household_id=household_id, started_at=NOW - timedelta(minutes=5 * n), outcome="unchanged", reason=f"run {n}"))
+        _db.session.add(SyncRun(household_id=other, started_at=NOW, outcome="failed", reason="bob's secret run"))
         _db.session.commit()
     client = signed_in(env)
     first = client.get("/history").get_data(as_text=True)
@@ -128,10 +128,10 @@ def test_history_is_paginated_and_private(env, app, user_id):
     assert client.get("/history?page=abc").status_code == 200
 
 
-def test_alerts_say_what_needs_attention(env, app, user_id):
+def test_alerts_say_what_needs_attention(env, app, household_id):
     env.tick()
     with app.app_context():
-        state = _db.session.get(SyncState, user_id)
+        state = _db.session.get(SyncState, household_id)
         state.fallback_active = True
         state.tesla_blocked_reason = "Teslemetry did not accept the saved credentials."
         state.export_protection_active = True
@@ -142,12 +142,12 @@ def test_alerts_say_what_needs_attention(env, app, user_id):
     assert "Export protection is on" in text
 
 
-def test_cost_meter_uses_teslas_rates_and_says_it_is_an_estimate(env, app, user_id):
-    configure(app, user_id)
+def test_cost_meter_uses_teslas_rates_and_says_it_is_an_estimate(env, app, household_id):
+    configure(app, household_id)
     with app.app_context():
         for kind, calls in (("time_of_use_settings", 1000), ("site_info", 500)):
-            _db.session.add(ApiCallCount(user_id=user_id, day=date(2026, 11, 24), service="tesla", kind=kind, calls=calls, billable=calls))
-        _db.session.add(ApiCallCount(user_id=user_id, day=date(2026, 10, 31), service="tesla", kind="site_info", calls=99, billable=99))
+            _db.session.add(ApiCallCount(household_id=household_id, day=date(2026, 11, 24), service="tesla", kind=kind, calls=calls, billable=calls))
+        _db.session.add(ApiCallCount(household_id=household_id, day=date(2026, 10, 31), service="tesla", kind="site_info", calls=99, billable=99))
         _db.session.commit()
     text = " ".join(re.sub(r"<[^>]+>", " ", signed_in(env).get("/").get_data(as_text=True)).split())
     assert "about $2.00 this month" in text

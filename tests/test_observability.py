@@ -297,30 +297,30 @@ def test_metrics_on_an_empty_database(metrics_app, client):
     assert samples['tas_force_sessions_active{action="force_charge"}'] == 0
 
 
-def test_metrics_are_read_from_the_database(metrics_app, client, db, clock, user_id, admin_id):
+def test_metrics_are_read_from_the_database(metrics_app, client, db, clock, household_id, admin_household_id):
     from app.models import ApiCallCount, ForceSession, SchedulerLease, SyncRun, SyncRunTotal
 
     now = clock()
     runs = [("pushed", 100), ("pushed", 300), ("pushed", 200), ("pushed", 900), ("unchanged", None), ("failed", None)]
     for outcome, latency in runs:
-        db.session.add(SyncRun(user_id=user_id, started_at=now - timedelta(minutes=5), outcome=outcome, push_latency_ms=latency, pushed=latency is not None))
-    db.session.add(SyncRun(user_id=user_id, started_at=now - timedelta(hours=25), outcome="pushed", push_latency_ms=99999, pushed=True))
+        db.session.add(SyncRun(household_id=household_id, started_at=now - timedelta(minutes=5), outcome=outcome, push_latency_ms=latency, pushed=latency is not None))
+    db.session.add(SyncRun(household_id=household_id, started_at=now - timedelta(hours=25), outcome="pushed", push_latency_ms=99999, pushed=True))
     today = date(2026, 11, 24)
     db.session.add_all([
-        ApiCallCount(user_id=user_id, day=today, service="amber", kind="prices", status_class="2xx", calls=10, billable=0),
-        ApiCallCount(user_id=admin_id, day=today, service="amber", kind="prices", status_class="2xx", calls=5, billable=0),
-        ApiCallCount(user_id=user_id, day=today, service="amber", kind="prices", status_class="5xx", calls=3, billable=0),
-        ApiCallCount(user_id=user_id, day=today, service="teslemetry", kind="time_of_use_settings", status_class="2xx", calls=7, billable=6),
-        ApiCallCount(user_id=user_id, day=today, service="teslemetry", kind="site_info", status_class="4xx", calls=2, billable=2),
+        ApiCallCount(household_id=household_id, day=today, service="amber", kind="prices", status_class="2xx", calls=10, billable=0),
+        ApiCallCount(household_id=admin_household_id, day=today, service="amber", kind="prices", status_class="2xx", calls=5, billable=0),
+        ApiCallCount(household_id=household_id, day=today, service="amber", kind="prices", status_class="5xx", calls=3, billable=0),
+        ApiCallCount(household_id=household_id, day=today, service="teslemetry", kind="time_of_use_settings", status_class="2xx", calls=7, billable=6),
+        ApiCallCount(household_id=household_id, day=today, service="teslemetry", kind="site_info", status_class="4xx", calls=2, billable=2),
         # Counted before status classes existed (the migration's backfill).
-        ApiCallCount(user_id=user_id, day=today - timedelta(days=1), service="teslemetry", kind="site_info", calls=4, billable=4),
+        ApiCallCount(household_id=household_id, day=today - timedelta(days=1), service="teslemetry", kind="site_info", calls=4, billable=4),
     ])
     db.session.add(SyncRunTotal(outcome="pushed", purged=10))  # runs that retention deleted still count
     db.session.add(SchedulerLease(name="scheduler", holder="host-a:4242:beef", acquired_at=now, renewed_at=now,
                                   expires_at=now + timedelta(seconds=60), last_tick_at=now - timedelta(seconds=30)))
-    db.session.add(ForceSession(user_id=user_id, tesla_site_id="1", action="force_charge", state="active", minutes=30,
+    db.session.add(ForceSession(household_id=household_id, tesla_site_id="1", action="force_charge", state="active", minutes=30,
                                 started_at=now, ends_at=now + timedelta(minutes=30)))
-    db.session.add(ForceSession(user_id=admin_id, tesla_site_id="2", action="force_discharge", state="ended", minutes=30,
+    db.session.add(ForceSession(household_id=admin_household_id, tesla_site_id="2", action="force_discharge", state="ended", minutes=30,
                                 started_at=now - timedelta(hours=2), ends_at=now - timedelta(hours=1), ended_at=now - timedelta(hours=1)))
     db.session.commit()
 
@@ -380,12 +380,12 @@ def test_status_class(status, expected):
     assert status_class(status) == expected
 
 
-def test_failed_calls_show_up_in_metrics_by_status_and_the_cost_meter_counts_them_all(env, app, user_id):
+def test_failed_calls_show_up_in_metrics_by_status_and_the_cost_meter_counts_them_all(env, app, household_id):
     import requests as real_requests
 
     from app.dashboard import data
     from app.extensions import db as _db
-    from app.models import User
+    from app.models import Household
     from tests.sync_env import SHARED, TESLA_SITE
 
     app.config["METRICS_TOKEN"] = METRICS_TOKEN
@@ -423,6 +423,6 @@ def test_failed_calls_show_up_in_metrics_by_status_and_the_cost_meter_counts_the
     }
     assert len(env.amber.calls) == 4 + 3  # every call Amber saw is counted once
     with app.app_context():
-        user = _db.session.get(User, user_id)
-        costs = data.costs(user, SHARED.current)
+        household = _db.session.get(Household, household_id)
+        costs = data.costs(household, SHARED.current)
         assert costs.teslemetry_today == 2  # the meter adds up every status class

@@ -264,11 +264,17 @@ def test_a_new_leader_runs_the_current_tick_at_once_if_nobody_did(app, clock, mo
     soon = []
     monkeypatch.setattr(s, "run_soon", lambda func, job_id: soon.append((func, job_id)))
     s._lease_job()
-    assert soon == [(s.run_due_tick, "tick-on-takeover")]
+    # The tick, and the force-control job (a session its process left half-way is finished at start-up).
+    assert [job_id for _, job_id in soon] == ["tick-on-takeover", "force-control-on-takeover"]
+    assert soon[0] == (s.run_due_tick, "tick-on-takeover")
     soon[0][0]()
     assert s.tick_job.ticks == [utc(2026, 11, 24, 3, 0)]
+    ran = []
+    monkeypatch.setattr("app.scheduler.import_string", lambda target: lambda now: ran.append(target))
+    soon[1][0]()
+    assert ran == ["app.control:check_sessions"]
     s._lease_job()  # a renewal is not a takeover
-    assert len(soon) == 1
+    assert len(soon) == 2
 
 
 def test_a_failing_tick_is_logged_and_the_next_one_still_runs(app, clock, caplog):
