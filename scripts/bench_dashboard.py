@@ -117,12 +117,13 @@ def build(app, at: datetime, days: int, push_days: int) -> dict[str, int]:
     from app.connections import check_connections
     from app.credentials import apply_settings
     from app.extensions import db
+    from app.households import owned_or_new
     from app.models import StoredPrice, SyncRun, TariffPush
     from app.simulator import identity
     from app.sync import run_tick
 
     with app.app_context():
-        user = accounts.create_user(EMAIL, PASSWORD, is_admin=True)
+        user = owned_or_new(accounts.create_user(EMAIL, PASSWORD, is_admin=True), at)  # the household it owns
         apply_settings(
             user, amber_token=identity.AMBER_TOKEN, amber_site_id=identity.AMBER_SITE_ID,
             teslemetry_token=identity.TESLEMETRY_TOKEN, tesla_site_id=str(identity.TESLA_ENERGY_SITE_ID),
@@ -147,7 +148,7 @@ def build(app, at: datetime, days: int, push_days: int) -> dict[str, int]:
     with app.app_context():
         real = db.session.scalar(select(TariffPush).order_by(TariffPush.id.desc()).limit(1))
         pushes = [
-            {"user_id": user_id, "tesla_site_id": real.tesla_site_id, "created_at": at - timedelta(hours=h),
+            {"household_id": user_id, "tesla_site_id": real.tesla_site_id, "created_at": at - timedelta(hours=h),
              "kind": "normal", "tariff": real.tariff, "tariff_hash": f"{h:064x}", "explanation": real.explanation,
              "accepted": True, "tesla_reason": None}
             for h in range(push_days * 24, 0, -1)
@@ -161,7 +162,7 @@ def build(app, at: datetime, days: int, push_days: int) -> dict[str, int]:
             started = at - timedelta(minutes=5 * n)
             push_id = by_hour.get(n // 12) if n % 12 == 0 else None
             runs.append({
-                "user_id": user_id, "tick_at": started, "started_at": started, "finished_at": started + timedelta(seconds=2),
+                "household_id": user_id, "tick_at": started, "started_at": started, "finished_at": started + timedelta(seconds=2),
                 "outcome": "pushed" if push_id else "unchanged",
                 "reason": "Prices moved by 1.2c in the current half hour." if push_id else "No price changed enough to be worth a push.",
                 "amber_calls": 2, "tesla_calls": 2 if push_id else 0, "pushed": bool(push_id),

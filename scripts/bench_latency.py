@@ -111,7 +111,7 @@ def simulator(mode: str, clock: SharedClock) -> Iterator[str]:
 
 
 class AcceptLog:
-    """When Tesla accepted each tariff push, on the shared clock, by user."""
+    """When Tesla accepted each tariff push, on the shared clock, by household."""
 
     def __init__(self, clock: SharedClock) -> None:
         self.clock = clock
@@ -125,7 +125,7 @@ class AcceptLog:
         from app.clients.tesla import TeslaClient
 
         real_set_tariff = TeslaClient.set_tariff
-        real_push = sync_module._UserSync._push
+        real_push = sync_module._HouseholdSync._push
         log = self
 
         def set_tariff(client, site_id, tariff):
@@ -136,16 +136,16 @@ class AcceptLog:
             return result
 
         def push(run, *args, **kwargs):
-            log.current_user.id = run.user.id
+            log.current_user.id = run.household.id
             return real_push(run, *args, **kwargs)
 
         TeslaClient.set_tariff = set_tariff
-        sync_module._UserSync._push = push
+        sync_module._HouseholdSync._push = push
         try:
             yield
         finally:
             TeslaClient.set_tariff = real_set_tariff
-            sync_module._UserSync._push = real_push
+            sync_module._HouseholdSync._push = real_push
 
 
 def estimate_seconds_for(spec: str, rng: random.Random) -> Callable[[], float]:
@@ -241,7 +241,7 @@ def run(app, base: str, clock: SharedClock, args, start: datetime, delay: float,
             tick_walls.append(time.perf_counter() - started)
             with app.app_context():
                 finished = {
-                    run.user_id: run.finished_at
+                    run.household_id: run.finished_at
                     for run in db.session.scalars(select(SyncRun).where(SyncRun.tick_at == tick_at))
                 }
                 db.session.remove()
@@ -250,9 +250,9 @@ def run(app, base: str, clock: SharedClock, args, start: datetime, delay: float,
 
             def reflected_at(result) -> datetime | None:
                 if result.outcome == "pushed":
-                    return log.accepted.get(result.user_id)
+                    return log.accepted.get(result.household_id)
                 if result.outcome == "unchanged":
-                    return finished.get(result.user_id)
+                    return finished.get(result.household_id)
                 return None
 
             # Earlier intervals whose confirmed price reaches Tesla now (still in the current half hour).

@@ -204,7 +204,7 @@ def create_users(app, count: int, sites: list[str]) -> None:
 
     from app.crypto import get_crypto
     from app.extensions import db
-    from app.models import User, UserSettings
+    from app.models import Household, HouseholdMember, HouseholdSettings, User
     from app.simulator import identity
 
     with app.app_context():
@@ -227,12 +227,18 @@ def create_users(app, count: int, sites: list[str]) -> None:
                     for n in numbers
                 ],
             )
+            db.session.execute(insert(Household), [{"id": n, "name": f"bench{n}'s household", "created_at": now} for n in numbers])
             db.session.execute(
-                insert(UserSettings),
+                insert(HouseholdMember),
+                [{"household_id": n, "user_id": n, "role": "owner", "created_at": now} for n in numbers],
+            )
+            db.session.execute(
+                insert(HouseholdSettings),
                 [
                     {
-                        "user_id": n, "amber_token_enc": amber, "amber_site_id": sites[(n - 1) % len(sites)],
-                        "teslemetry_token_enc": teslemetry, "tesla_site_id": str(identity.TESLA_ENERGY_SITE_ID),
+                        # Each household its own Powerwall (one controller each): the simulator's n-th site.
+                        "household_id": n, "amber_token_enc": amber, "amber_site_id": sites[(n - 1) % len(sites)],
+                        "teslemetry_token_enc": teslemetry, "tesla_site_id": str(identity.TESLA_ENERGY_SITE_ID + n - 1),
                         "tesla_path": "teslemetry", "site_timezone": identity.SITE_TIME_ZONE, "sync_enabled": True,
                         "forecast_estimate": "predicted", "change_threshold_cents": 0.5,
                         "export_protection": True, "export_protection_rule": "never", "updated_at": now,
@@ -242,7 +248,8 @@ def create_users(app, count: int, sites: list[str]) -> None:
             )
         db.session.commit()
         if db.engine.dialect.name == "postgresql":
-            db.session.execute(db.text("SELECT setval(pg_get_serial_sequence('users', 'id'), :n)"), {"n": count})
+            for table in ("users", "households"):
+                db.session.execute(db.text(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), :n)"), {"n": count})
             db.session.execute(db.text("ANALYZE"))
             db.session.commit()
 
@@ -375,7 +382,7 @@ def run_ticks(app, clock: RunningClock, args, base: str, child_pid: int | None) 
         print(f"  rows: {len(runs)} sync runs this tick, {pushes} tariff pushes, {prices} stored prices")
         slowest = sorted(runs, key=lambda r: r.finished_at - r.started_at)[-3:]
         print("  slowest: " + ", ".join(
-            f"user {r.user_id} {(r.finished_at - r.started_at).total_seconds():.2f} s ({r.amber_calls} Amber calls)" for r in slowest
+            f"household {r.household_id} {(r.finished_at - r.started_at).total_seconds():.2f} s ({r.amber_calls} Amber calls)" for r in slowest
         ))
         for reason, count in reasons.most_common(3):
             print(f"  {count} x {reason[:160]}")

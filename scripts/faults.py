@@ -123,7 +123,9 @@ def make_app(sim_base: str, clock: ManualClock, data_dir: Path, fleet: bool):
     with app.app_context():
         from app import accounts
 
-        user = accounts.find_user(DEMO_EMAIL)
+        from app.households import find_owned
+
+        user = find_owned(accounts.find_user(DEMO_EMAIL))  # the demo account's household
         if fleet:
             settings = settings_for(user)
             set_secret(settings, "tesla_access_token", identity.DEMO_FLEET_ACCESS_TOKEN)
@@ -189,7 +191,7 @@ def run_scenario(scenario: Scenario, sim_base: str, clock: ManualClock, ticks: i
         with app.app_context():
             runs = db.session.scalars(select(SyncRun).where(SyncRun.id > first_run_id).order_by(SyncRun.id)).all()
             last_good = db.session.scalar(
-                select(TariffPush).where(TariffPush.user_id == user_id, TariffPush.accepted.is_(True)).order_by(TariffPush.id.desc()).limit(1)
+                select(TariffPush).where(TariffPush.household_id == user_id, TariffPush.accepted.is_(True)).order_by(TariffPush.id.desc()).limit(1)
             )
             state = db.session.get(SyncState, user_id)
             live_sessions = db.session.scalar(select(db.func.count()).select_from(ForceSession).where(ForceSession.state.in_(LIVE_STATES)))
@@ -212,7 +214,7 @@ def run_scenario(scenario: Scenario, sim_base: str, clock: ManualClock, ticks: i
         recovered_stored = sim_state(sim_base)["powerwall"]["tariff_content_v2"]
         with app.app_context():
             newest = db.session.scalar(
-                select(TariffPush).where(TariffPush.user_id == user_id, TariffPush.accepted.is_(True)).order_by(TariffPush.id.desc()).limit(1)
+                select(TariffPush).where(TariffPush.household_id == user_id, TariffPush.accepted.is_(True)).order_by(TariffPush.id.desc()).limit(1)
             )
             consistent_after = same_tariff(recovered_stored, newest.tariff if newest else None)
         with app.app_context():

@@ -72,7 +72,9 @@ def prepare_database(sim_base: str, data_dir: Path, users: int) -> tuple[str, li
     import logging
 
     logging.disable(logging.WARNING)
-    from app import accounts, create_app
+    from app import accounts, clock, create_app
+    from app.households import owned_or_new
+    from app.simulator import identity
     from app.demo import DEMO_EMAIL, DEMO_PASSWORD, connect_to_simulator, demo_config, prepare_demo
     from app.extensions import db
 
@@ -84,7 +86,8 @@ def prepare_database(sim_base: str, data_dir: Path, users: int) -> tuple[str, li
     with app.app_context():
         for i in range(1, users):
             email, password = f"load{i:03d}@example.com", f"load test password {i:03d}"
-            connect_to_simulator(accounts.create_user(email, password))
+            household = owned_or_new(accounts.create_user(email, password), clock.now())
+            connect_to_simulator(household, tesla_site_id=identity.TESLA_ENERGY_SITE_ID + i)  # one Powerwall each
             logins.append((email, password))
         db.session.commit()
         db.engine.dispose()
