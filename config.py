@@ -135,7 +135,7 @@ class Config:
         self.LOGIN_MAX_FAILURES_PER_ACCOUNT = 5
         self.LOGIN_MAX_FAILURES_PER_IP = 20
 
-        # The sync (app/sync.py).
+        # The sync (app/sync/engine.py).
         # I/O-bound (each user waits on Amber and Tesla): measured, PostgreSQL needs 32 for 1,000 users a tick.
         self.SYNC_MAX_WORKERS = int(_number("SYNC_MAX_WORKERS", 32, minimum=1, integer=True))
         self.SQLALCHEMY_ENGINE_OPTIONS = {"pool_pre_ping": True}

@@ -35,7 +35,7 @@ def post_worker_init(worker) -> None:
     """Start this worker's embedded scheduler (threads do not survive a fork, so never in the master)."""
     import gc
 
-    from app.scheduler import start_embedded
+    from app.sync.scheduler import start_embedded
 
     # The loaded app is long-lived: keep the collector from re-walking it on every full collection
     # (measured: it doubled the dashboard's p95 on SQLite).
@@ -45,6 +45,6 @@ def post_worker_init(worker) -> None:
 
 def worker_exit(server, worker) -> None:
     """Stop the worker's scheduler and release its lease, so another worker takes over at once."""
-    from app.scheduler import stop_embedded
+    from app.sync.scheduler import stop_embedded
 
     stop_embedded()

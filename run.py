@@ -6,7 +6,7 @@ from app import create_app
 app = create_app()
 
 if __name__ == "__main__":
-    from app.scheduler import is_reloader_watcher, start_embedded
+    from app.sync.scheduler import is_reloader_watcher, start_embedded
 
     # With the debug reloader, the watcher process only restarts its child, which serves and schedules.
     if not is_reloader_watcher(app.debug):

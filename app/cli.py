@@ -130,7 +130,7 @@ def scheduler_run() -> None:
     """Run the scheduler in the foreground until Ctrl-C or SIGTERM (then set SCHEDULER=off on the web workers)."""
     from flask import current_app
 
-    from app.scheduler import run_forever
+    from app.sync.scheduler import run_forever
 
     run_forever(current_app._get_current_object())
 
@@ -138,7 +138,7 @@ def scheduler_run() -> None:
 @scheduler_cli.command("status")
 def scheduler_status() -> None:
     """Show which process leads the scheduler, the last tick and when the next one is due."""
-    from app.scheduler import status
+    from app.sync.scheduler import status
 
     state = status()
     if state.leader is None:

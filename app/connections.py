@@ -7,9 +7,10 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TypeVar
+from zoneinfo import ZoneInfo
 
 import requests
 from flask import current_app
@@ -391,6 +392,45 @@ def _fallback_note(outcome: TeslaOutcome) -> str:
     if not outcome.fallback_reason:
         return ""
     return f" (Your chosen path failed: {outcome.fallback_reason} Using {_path_name(outcome.via)} instead.)"
+
+
+@dataclass
+class HouseholdConnections:
+    """A household's connections resolved once and handed down: its settings, sites and zone, and its
+    calls to Tesla and Amber, all observed by one `on_call` (the caller's counter) at one `now`."""
+
+    household: Household
+    now: datetime
+    on_call: OnCall = None
+    _amber: AmberClient | None = field(default=None, repr=False)
+
+    @property
+    def settings(self) -> HouseholdSettings:
+        return settings_for(self.household)
+
+    @property
+    def tesla_site_id(self) -> str | None:
+        return self.settings.tesla_site_id
+
+    @property
+    def zone(self) -> ZoneInfo:
+        """The zone the household's tariff is laid out in (Sydney until one is known)."""
+        return ZoneInfo(effective_timezone(self.settings) or "Australia/Sydney")
+
+    def tesla(self, operation: Callable[[TeslaClient], T]) -> T:
+        """Call Tesla on the household's path (with its fallback); raises the client's typed errors."""
+        return call_tesla(self.household, operation, self.now, self.on_call).value
+
+    def amber(self) -> AmberClient:
+        """The household's Amber client (made once)."""
+        if self._amber is None:
+            self._amber = amber_client(self.household, self.on_call)
+        return self._amber
+
+
+def resolve(household: Household, now: datetime, on_call: OnCall = None) -> HouseholdConnections:
+    """The household's connections, resolved once for one action (a force start, a restore, a check)."""
+    return HouseholdConnections(household, now, on_call)
 
 
 def check_connections(household: Household, now: datetime | None = None) -> dict[str, ServiceStatus]:

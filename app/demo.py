@@ -71,7 +71,7 @@ def run_demo(host: str = "127.0.0.1", port: int = 5001, sim_port: int = 5055, da
         config = demo_config(sim_base, data_dir or Path(config_for().DATA_DIR) / "demo", host, port)
         app = create_app(config)
         prepare_demo(app)
-        from app.scheduler import start_embedded
+        from app.sync.scheduler import start_embedded
 
         start_embedded(app)  # ticks every 5 minutes; the first one runs now
         print(f"Simulator: {sim_base}  (state: {sim_base}/_sim/state)")

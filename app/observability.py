@@ -246,10 +246,10 @@ csrf.exempt(metrics)
 
 def render_metrics(now: datetime) -> str:
     """The exposition text, read from the database at `now`."""
-    from app import lease
+    from app.sync import lease
     from app.control import LIVE_STATES
     from app.models import ApiCallCount, ForceSession, SyncRun, SyncRunTotal
-    from app.scheduler import LEASE_NAME
+    from app.sync.scheduler import LEASE_NAME
 
     out = _Exposition()
 

@@ -1,6 +1,6 @@
 """Retention: delete old sync runs, tariff pushes and stored prices, in small committed batches.
 
-The scheduler leader runs `purge_old_rows` every hour (app/scheduler.py LEADER_JOBS); `flask db purge`
+The scheduler leader runs `purge_old_rows` every hour (app/sync/scheduler.py LEADER_JOBS); `flask db purge`
 runs it once. Each batch deletes at most `RETENTION_BATCH_SIZE` rows and is committed on its own, so a
 SQLite writer (the sync) never waits long for the lock. Running it twice at once is safe: a row is
 counted only by the statement that actually deleted it.

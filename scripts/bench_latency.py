@@ -121,7 +121,7 @@ class AcceptLog:
 
     @contextmanager
     def installed(self) -> Iterator[None]:
-        import app.sync as sync_module
+        import app.sync.engine as sync_module
         from app.clients.tesla import TeslaClient
 
         real_set_tariff = TeslaClient.set_tariff

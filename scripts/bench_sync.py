@@ -309,7 +309,7 @@ def profiling(enabled: bool, out: str | None) -> Iterator[None]:
     if not enabled:
         yield
         return
-    import app.sync as sync_module
+    import app.sync.engine as sync_module
 
     real = sync_module._sync_in_context
     profiles: list[cProfile.Profile] = []

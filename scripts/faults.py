@@ -139,7 +139,7 @@ def make_app(sim_base: str, clock: ManualClock, data_dir: Path, fleet: bool):
 
 
 def tick(app, clock: ManualClock) -> list:
-    from app.scheduler import tick_for
+    from app.sync.scheduler import tick_for
     from app.sync import run_tick
 
     with app.app_context():

@@ -27,9 +27,9 @@ from sqlalchemy.engine import Engine
 
 from app import create_app
 from app.extensions import db
-from app.lease import holder_pid
+from app.sync.lease import holder_pid
 from app.models import Household, SchedulerLease, SyncRun, User
-from app.scheduler import LEASE_NAME
+from app.sync.scheduler import LEASE_NAME
 from app.simulator import identity
 from app.simulator.server import create_simulator_app, start_simulator_thread
 from config import normalise_database_url
@@ -45,7 +45,7 @@ TTL_SECONDS, RENEW_SECONDS = 3.0, 0.5
 WORKERS = 4
 USERS = ("alice@example.com", "bob@example.com")
 PASSWORD = "entrypoint test password"
-LEADER_LINE = re.compile(r"\(([^()\s]+:\d+:[0-9a-f]+)\) is now the leader")  # app.scheduler's log line
+LEADER_LINE = re.compile(r"\(([^()\s]+:\d+:[0-9a-f]+)\) is now the leader")  # app.sync.scheduler's log line
 
 
 @pytest.fixture(scope="module")

@@ -258,7 +258,7 @@ def test_history_and_tariff_pages_work_after_a_runs_push_was_purged(app, db, clo
 
 
 def test_the_scheduler_runs_it_hourly_on_the_leader(app, db, clock, household_id):
-    from app.scheduler import LEADER_JOBS, Scheduler
+    from app.sync.scheduler import LEADER_JOBS, Scheduler
 
     [job] = [j for j in LEADER_JOBS if j.name == "retention"]
     assert job.target == "app.retention:purge_old_rows" and job.every_seconds == 3600

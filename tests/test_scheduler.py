@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 from flask import current_app
 
-from app import lease
-from app import scheduler as sched
-from app.scheduler import AlignedTrigger, LeaderJob, Scheduler, next_tick, tick_for
+from app.sync import lease
+from app.sync import scheduler as sched
+from app.sync.scheduler import AlignedTrigger, LeaderJob, Scheduler, next_tick, tick_for
 from config import ConfigError, config_for
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -236,7 +236,7 @@ def test_only_the_leader_runs_a_tick_and_only_once_per_interval(app, clock):
 
 
 def test_a_new_leader_takes_over_without_repeating_a_tick(app, clock, caplog):
-    caplog.set_level(logging.INFO, logger="app.scheduler")
+    caplog.set_level(logging.INFO, logger="app.sync.scheduler")
     clock.current = utc(2026, 11, 24, 3, 0, 3)
     a, b = make_scheduler(app, "a"), make_scheduler(app, "b")
     assert a.run_due_tick()  # acquires the lease on its way
@@ -270,7 +270,7 @@ def test_a_new_leader_runs_the_current_tick_at_once_if_nobody_did(app, clock, mo
     soon[0][0]()
     assert s.tick_job.ticks == [utc(2026, 11, 24, 3, 0)]
     ran = []
-    monkeypatch.setattr("app.scheduler.import_string", lambda target: lambda now: ran.append(target))
+    monkeypatch.setattr("app.sync.scheduler.import_string", lambda target: lambda now: ran.append(target))
     soon[1][0]()
     assert ran == ["app.control:check_sessions"]
     s._lease_job()  # a renewal is not a takeover
@@ -278,7 +278,7 @@ def test_a_new_leader_runs_the_current_tick_at_once_if_nobody_did(app, clock, mo
 
 
 def test_a_failing_tick_is_logged_and_the_next_one_still_runs(app, clock, caplog):
-    caplog.set_level(logging.INFO, logger="app.scheduler")
+    caplog.set_level(logging.INFO, logger="app.sync.scheduler")
     clock.current = utc(2026, 11, 24, 3, 0, 3)
     job = Recorder(fail=True)
     s = make_scheduler(app, "a", job)

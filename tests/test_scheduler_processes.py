@@ -20,9 +20,10 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine
 
-from app import create_app, lease
+from app import create_app
+from app.sync import lease
 from app.extensions import db
-from app.scheduler import LEASE_NAME
+from app.sync.scheduler import LEASE_NAME
 from tests.conftest import make_config
 from tests.db_backends import BACKENDS, fresh_database
 from tests.scheduler_helpers import metadata as ticks_metadata
@@ -199,7 +200,7 @@ def test_gunicorn_workers_elect_one_leader(tmp_path):
             proc.wait(timeout=10)
             all_ticks = read_ticks(engine)
             engine.dispose()
-        assert running.count('logger=app.scheduler request_id=- msg="Scheduler started') == 3  # LOG_FORMAT=text
+        assert running.count('logger=app.sync.scheduler request_id=- msg="Scheduler started') == 3  # LOG_FORMAT=text
         assert running.count("is now the leader") == 1, running
         assert "apscheduler" not in running  # its per-run INFO lines are quietened
         assert len({pid for _, pid in ticks}) == 1

@@ -240,7 +240,7 @@ def test_a_passing_401_clears_itself_at_the_hourly_check(env, app, household_id)
 def test_an_exception_in_one_user_is_recorded_and_others_still_sync(env, app, household_id, monkeypatch):
     other = household_id_for(app, create_user(app, "bob@example.com"))
     configure(app, other, tesla_site_id=another_powerwall(1))
-    import app.sync as sync_module
+    import app.sync.engine as sync_module
 
     real = sync_module._HouseholdSync._decide
 
@@ -261,7 +261,7 @@ def test_one_hanging_user_does_not_delay_the_others(env, app, household_id, monk
     others = [household_id_for(app, create_user(app, f"h{n}@example.com")) for n in range(3)]
     for n, other in enumerate(others, start=1):
         configure(app, other, tesla_site_id=another_powerwall(n))
-    import app.sync as sync_module
+    import app.sync.engine as sync_module
 
     release = threading.Event()
     real = sync_module._HouseholdSync._decide

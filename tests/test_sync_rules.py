@@ -5,7 +5,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from app.sync_rules import decide_export_protection, decide_push, fallback_tariff, is_stale, tariff_hash, tariffs_differ
+from app.sync.rules import decide_export_protection, decide_push, fallback_tariff, is_stale, tariff_hash, tariffs_differ
 from app.tariff import PERIOD_NAMES, TariffPolicy, tariff_from_rates, tariff_rates, validate_tariff
 
 NOW = datetime(2026, 11, 24, 3, 0, tzinfo=timezone.utc)
@@ -119,7 +119,7 @@ def test_export_protection(changes, action):
 
 
 def test_tesla_wait_after_refused_credentials_and_after_a_429():
-    from app.sync_rules import TESLA_AUTH_RECHECK, tesla_wait
+    from app.sync.rules import TESLA_AUTH_RECHECK, tesla_wait
 
     now = datetime(2026, 11, 24, 3, 0, tzinfo=timezone.utc)
     check = now + TESLA_AUTH_RECHECK

@@ -1,20 +1,11 @@
-"""Force charge and force discharge: pure decisions (top) and a thin executor (bottom).
-
-Tesla has no "charge now" command. Force charge sets time-based control, allows grid charging, pushes
-a tariff where the forced window is the cheapest time of the day and raises the backup reserve to
-100% (firmware versions honour one or the other). Force discharge sets time-based control, export
-rule battery_ok, a tariff whose window sells far above every other slot (falling slightly so the
-Powerwall does not wait for the end), and lowers the reserve to the household's floor. The settings from
-before are saved with the session and put back exactly at the end, on cancel, or as soon as the app
-runs again after missing the end. Every step is recorded in the audit trail."""
+"""Force control's executor: sends the commands that rules.py decides, records every step, and puts
+the Powerwall back at the end, on cancel, after a failure, or when a process died half-way."""
 from __future__ import annotations
 
 import logging
 import os
-import re
 import signal
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -24,170 +15,28 @@ from sqlalchemy.exc import IntegrityError
 
 from app import clock
 from app.clients.errors import ClientError, CommandRejectedError
-from app.connections import NotConfigured, call_tesla, check_tesla, effective_timezone
+from app.connections import HouseholdConnections, NotConfigured, check_tesla, resolve
+from app.control.rules import (
+    ACTION_WORDS,
+    DOUBLE_CLICK_WINDOW,
+    FAULT_ENV,
+    LIVE_STATES,
+    Command,
+    ControlError,
+    SavedSettings,
+    forced_tariff,
+    restore_commands,
+    session_action,
+    start_commands,
+    validate_request,
+    verification_step,
+)
 from app.credentials import CredentialUnreadable
 from app.extensions import db
 from app.households.service import ACTOR_COMMAND_LINE
 from app.models import ControlEvent, ForceSession, Household
-from app.tariff import PERIOD_NAMES, TariffPolicy, period_name, tariff_from_rates
 
 log = logging.getLogger(__name__)
-
-ACTIONS = ("force_charge", "force_discharge")
-ACTION_WORDS = {"force_charge": "Force charge", "force_discharge": "Force discharge"}
-PRESET_MINUTES = (30, 60, 120, 240)
-MIN_MINUTES, MAX_MINUTES = 15, 240
-LIVE_STATES = ("starting", "active", "restoring")
-# A session still 'starting' or 'restoring' this long after its last step lost its process (killed,
-# crashed, restarted): it is taken over and its saved settings put back.
-STALE_AFTER = timedelta(minutes=2)
-FAULT_ENV = "TAS_FAULT_KILL_AT"  # tests only: the step at which this process kills itself
-DOUBLE_CLICK_WINDOW = timedelta(seconds=15)
-RESPONSE_THRESHOLD_W = 500  # battery power beyond which it counts as charging/discharging
-ESCALATE_AFTER = timedelta(minutes=10)
-CHARGE_WINDOW_BUY, CHARGE_OTHER_BUY = 0.01, 1.00  # $/kWh
-DISCHARGE_WINDOW_SELL, DISCHARGE_OTHER_BUY = 5.00, 0.30
-FORCED_POLICY = TariffPolicy(code="AMBER:FORCED", name="Tesla-Amber-Sync forced window", sell_name="Tesla-Amber-Sync forced window")
-
-
-class ControlError(Exception):
-    """A control request that cannot be done, or a step that failed; the message is fit to show."""
-
-
-# -- pure -------------------------------------------------------------------------------------------------
-
-
-def validate_request(action: object, minutes: object) -> tuple[str, int]:
-    """The action and its duration in minutes, or ControlError saying what is wrong."""
-    if action not in ACTIONS:
-        raise ControlError("Choose force charge or force discharge.")
-    if isinstance(minutes, int) and not isinstance(minutes, bool):
-        value = minutes
-    elif isinstance(minutes, str) and re.fullmatch(r"[0-9]{1,4}", minutes.strip()):
-        value = int(minutes.strip())
-    else:
-        raise ControlError("Give the duration as a whole number of minutes.")
-    if not MIN_MINUTES <= value <= MAX_MINUTES:
-        raise ControlError(f"Choose between {MIN_MINUTES} minutes and {MAX_MINUTES // 60} hours.")
-    return str(action), value
-
-
-def window_periods(start: datetime, end: datetime, tz: ZoneInfo) -> list[str]:
-    """The tariff periods (local half hours) that overlap [start, end), in time order."""
-    periods: list[str] = []
-    cursor = start
-    while cursor < end:
-        local = cursor.astimezone(tz)
-        name = period_name(local.hour * 60 + 30 * (local.minute // 30))
-        if name not in periods:
-            periods.append(name)
-        # to the next local half-hour boundary
-        boundary = local.replace(minute=30 * (local.minute // 30), second=0, microsecond=0) + timedelta(minutes=30)
-        cursor = max(boundary.astimezone(start.tzinfo), cursor + timedelta(minutes=1))
-    return periods
-
-
-def forced_tariff(action: str, start: datetime, end: datetime, tz: ZoneInfo) -> dict[str, Any]:
-    """The tariff that makes the Powerwall charge (or export) in [start, end) and not otherwise."""
-    window = window_periods(start, end, tz)
-    if action == "force_charge":
-        buy = {p: (CHARGE_WINDOW_BUY if p in window else CHARGE_OTHER_BUY) for p in PERIOD_NAMES}
-        sell = {p: 0.0 for p in PERIOD_NAMES}
-    else:
-        buy = {p: DISCHARGE_OTHER_BUY for p in PERIOD_NAMES}
-        sell = {p: 0.0 for p in PERIOD_NAMES}
-        for index, period in enumerate(window):
-            # Falling slightly through the window, so exporting now always beats exporting later.
-            sell[period] = round(DISCHARGE_WINDOW_SELL - 0.05 * index, 4)
-            buy[period] = sell[period]  # Tesla requires sell <= buy
-    return tariff_from_rates(FORCED_POLICY, buy, sell)
-
-
-@dataclass(frozen=True)
-class Command:
-    """One Tesla command with a description for the audit trail."""
-
-    step: str  # tariff | operation | backup | grid
-    args: dict[str, Any]
-    description: str
-
-
-def start_commands(action: str, tariff: dict[str, Any], floor_percent: int) -> list[Command]:
-    """The commands that force `action`, in the order they are sent."""
-    commands = [Command("operation", {"mode": "autonomous"}, "Set time-based control")]
-    if action == "force_charge":
-        commands += [
-            Command("grid", {"allow_grid_charging": True}, "Allow charging from the grid"),
-            Command("tariff", {"tariff": tariff}, "Push a tariff with the window as the cheapest time"),
-            Command("backup", {"percent": 100}, "Raise the backup reserve to 100%"),
-        ]
-    else:
-        commands += [
-            Command("grid", {"export_rule": "battery_ok"}, "Allow exporting from the battery"),
-            Command("tariff", {"tariff": tariff}, "Push a tariff that pays most for exporting in the window"),
-            Command("backup", {"percent": int(floor_percent)}, f"Lower the backup reserve to {int(floor_percent)}%"),
-        ]
-    return commands
-
-
-@dataclass(frozen=True)
-class SavedSettings:
-    """The Powerwall's settings before force control, to be put back exactly."""
-
-    mode: str | None
-    reserve: float | None
-    export_rule: str | None
-    grid_charging: bool | None
-    tariff: dict[str, Any] | None
-
-
-def restore_commands(saved: SavedSettings) -> list[Command]:
-    """The commands that put the saved settings back (anything unknown is left alone)."""
-    commands = []
-    if saved.tariff:
-        commands.append(Command("tariff", {"tariff": saved.tariff}, "Put the previous tariff back"))
-    if saved.mode:
-        commands.append(Command("operation", {"mode": saved.mode}, f"Put the operation mode back ({saved.mode})"))
-    if saved.reserve is not None:
-        percent = int(round(saved.reserve))
-        commands.append(Command("backup", {"percent": percent}, f"Put the backup reserve back ({percent}%)"))
-    grid: dict[str, Any] = {}
-    if saved.export_rule:
-        grid["export_rule"] = saved.export_rule
-    if saved.grid_charging is not None:
-        grid["allow_grid_charging"] = saved.grid_charging
-    if grid:
-        commands.append(Command("grid", grid, "Put the export rule and grid charging back"))
-    return commands
-
-
-def verification_step(
-    action: str, battery_w: float | None, started_at: datetime, escalated_at: datetime | None, now: datetime
-) -> str:
-    """responding | wait | escalate | not_responding — whether the battery does what was asked."""
-    if battery_w is not None:
-        if action == "force_charge" and battery_w < -RESPONSE_THRESHOLD_W:
-            return "responding"
-        if action == "force_discharge" and battery_w > RESPONSE_THRESHOLD_W:
-            return "responding"
-    if escalated_at is None:
-        return "escalate" if now - started_at >= ESCALATE_AFTER else "wait"
-    return "not_responding" if now - escalated_at >= ESCALATE_AFTER else "wait"
-
-
-def session_action(state: str, updated_at: datetime, ends_at: datetime, now: datetime) -> str:
-    """What the control job does with a live session: restore | verify | wait.
-
-    'starting' and 'restoring' belong to the process doing them until they go STALE_AFTER without a
-    step; then nobody is doing them any more and they are finished by putting the saved settings back."""
-    if state in ("starting", "restoring"):
-        return "restore" if now - updated_at >= STALE_AFTER else "wait"
-    if state == "active":
-        return "restore" if ends_at <= now else "verify"
-    return "wait"
-
-
-# -- executor ---------------------------------------------------------------------------------------------
 
 
 def _fault_point(step: str) -> None:
@@ -226,7 +75,7 @@ def _event(
     (log.info if ok else log.warning)("Household %s control %s: %s", household.id, step, message)
 
 
-def _send(household: Household, site_id: str, command: Command, now: datetime, on_call=None) -> None:
+def _send(conn: HouseholdConnections, site_id: str, command: Command) -> None:
     def operation(client):
         if command.step == "operation":
             return client.set_operation_mode(site_id, command.args["mode"])
@@ -236,7 +85,7 @@ def _send(household: Household, site_id: str, command: Command, now: datetime, o
             return client.set_grid_import_export(site_id, **command.args)
         return client.set_tariff(site_id, command.args["tariff"])
 
-    call_tesla(household, operation, now, on_call)
+    conn.tesla(operation)
 
 
 def _describe_error(exc: Exception) -> str:
@@ -264,8 +113,8 @@ def live_session(household: Household) -> ForceSession | None:
     )
 
 
-def _read_saved(household: Household, site_id: str, now: datetime, on_call) -> SavedSettings:
-    info = call_tesla(household, lambda client: client.site_info(site_id), now, on_call).value
+def _read_saved(conn: HouseholdConnections, site_id: str) -> SavedSettings:
+    info = conn.tesla(lambda client: client.site_info(site_id))
     return SavedSettings(
         info.operation_mode, info.backup_reserve_percent, info.export_rule, info.grid_charging_allowed, info.tariff_content_v2
     )
@@ -283,7 +132,8 @@ def start(
     if not settings or not settings.tesla_site_id:
         raise ControlError("Choose your Tesla energy site in Settings first.")
     site_id = settings.tesla_site_id
-    tz = ZoneInfo(effective_timezone(settings) or "Australia/Sydney")
+    conn = resolve(household, now, on_call)  # one resolution for the whole start
+    tz = conn.zone
     current = live_session(household)
     if current is not None and current.state != "active":
         if session_action(current.state, current.updated_at, current.ends_at, now) == "restore":
@@ -301,7 +151,7 @@ def start(
             _event(household, current, now, "replace", True, f"{ACTION_WORDS[current.action]} replaced by {ACTION_WORDS[action].lower()}.")
             db.session.flush()
         else:
-            saved = _read_saved(household, site_id, now, on_call)
+            saved = _read_saved(conn, site_id)
     except (ClientError, CredentialUnreadable, NotConfigured) as exc:
         db.session.rollback()
         raise ControlError(f"Could not read the Powerwall's settings, so nothing was changed: {_describe_error(exc)}") from exc
@@ -329,7 +179,7 @@ def start(
         if _cancel_requested(session):
             break
         try:
-            _send(household, site_id, command, now, on_call)
+            _send(conn, site_id, command)
         except (ClientError, CredentialUnreadable, NotConfigured, ValueError) as exc:
             _event(household, session, now, command.step, False, f"{command.description}: failed ({_describe_error(exc)}).")
             db.session.commit()
@@ -393,12 +243,13 @@ def restore(
     session.state = "restoring"
     session.updated_at = clock.now()
     db.session.commit()
+    conn = resolve(household, now, on_call)
     saved = SavedSettings(session.saved_mode, session.saved_reserve, session.saved_export_rule,
                           session.saved_grid_charging, session.saved_tariff)
     failures = []
     for command in restore_commands(saved):
         try:
-            _send(household, session.tesla_site_id, command, now, on_call)
+            _send(conn, session.tesla_site_id, command)
             _event(household, session, now, f"restore_{command.step}", True, f"{command.description}.")
             _progress(session, clock.now())
             _fault_point(f"restore_after_{command.step}")
@@ -493,7 +344,7 @@ def _verify(household: Household, session: ForceSession, now: datetime, battery_
     if session.verification in ("responding", "not_responding"):
         return
     if battery_reader is None:
-        from app.dashboard.data import battery as battery_reader  # cached reads, shared with the dashboard
+        from app.readings import battery as battery_reader  # cached reads, shared with the dashboard
     reading = battery_reader(household, now)
     session.last_checked_at = now
     step = verification_step(session.action, reading.battery_w, session.started_at, session.escalated_at, now)
@@ -504,8 +355,9 @@ def _verify(household: Household, session: ForceSession, now: datetime, battery_
     elif step == "escalate":
         session.escalated_at = now
         try:
-            _send(household, session.tesla_site_id, Command("operation", {"mode": "self_consumption"}, "Bounce the mode"), now)
-            _send(household, session.tesla_site_id, Command("operation", {"mode": "autonomous"}, "Bounce the mode"), now)
+            conn = resolve(household, now)
+            _send(conn, session.tesla_site_id, Command("operation", {"mode": "self_consumption"}, "Bounce the mode"))
+            _send(conn, session.tesla_site_id, Command("operation", {"mode": "autonomous"}, "Bounce the mode"))
             _event(household, session, now, "escalate", True, "The battery had not responded after 10 minutes; switched the operation mode off and on again.")
         except (ClientError, CredentialUnreadable, NotConfigured) as exc:
             _event(household, session, now, "escalate", False, f"Could not bounce the operation mode: {_describe_error(exc)}")

@@ -61,7 +61,7 @@ from app.models import (
 )
 from app.price_sanity import PriceBounds, Refusal, screen_prices
 from app.prices import Channel, IntervalKind, PriceInterval
-from app.sync_rules import (
+from app.sync.rules import (
     TESLA_AUTH_RECHECK,
     PushDecision,
     decide_export_protection,

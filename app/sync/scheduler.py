@@ -1,7 +1,7 @@
 """The scheduler: sync ticks aligned to Amber's 5-minute intervals, run exactly once across processes.
 
 Every process that runs a scheduler (each gunicorn worker, `python run.py`, `flask scheduler run`) fires
-the same jobs, but only the holder of the database lease (app/lease.py) does the work, and a tick runs
+the same jobs, but only the holder of the database lease (app/sync/lease.py) does the work, and a tick runs
 only after the holder's claim on it succeeds in the database. So each tick runs once even with several
 workers, several app instances on one database, or an old leader that wakes up after losing the lease.
 
@@ -26,7 +26,8 @@ from apscheduler.triggers.interval import IntervalTrigger
 from flask import Flask, current_app
 from werkzeug.utils import import_string
 
-from app import clock, lease
+from app import clock
+from app.sync import lease
 
 log = logging.getLogger(__name__)
 
