@@ -44,7 +44,8 @@ SYDNEY = ZoneInfo(identity.SITE_TIME_ZONE)
 # 14:12:40 AEDT: well inside a 5-minute interval, so the simulator's current price is confirmed.
 START = datetime(2026, 11, 24, 3, 12, 40, tzinfo=timezone.utc)
 TIMEOUT_MS = 5000  # every wait is bounded; nothing here sleeps to let time pass
-PAGES = {"dashboard": "/", "settings": "/settings", "tariff": "/tariff", "history": "/history"}
+PAGES = {"dashboard": "/", "settings": "/settings", "tariff": "/tariff", "history": "/history", "household": "/household"}
+PHONE_390 = {"width": 390, "height": 844}
 
 
 @dataclass
@@ -342,3 +343,37 @@ def test_refresh_keeps_what_the_user_is_filling_in(desktop):
     assert page.locator("input[name=action][value=force_discharge]").is_checked()
     assert minutes.input_value() == "45"
     assert page.evaluate("() => document.activeElement.id") == "control-custom"
+
+
+@pytest.mark.parametrize("name", sorted(PAGES))
+def test_on_a_390_px_phone_the_header_is_one_bar_with_a_menu(browser, stack, signed_in_state, name):
+    from playwright.sync_api import expect
+
+    with watched_context(browser, stack, signed_in_state, viewport=PHONE_390, is_mobile=True, has_touch=True) as context:
+        page = context.new_page()
+        page.goto(PAGES[name])
+        header = page.locator("header.site-header").bounding_box()
+        assert header["height"] <= 64, header
+        nav = page.locator("nav[aria-label=Main]")
+        expect(nav).to_be_hidden()  # behind the Menu button
+        menu = page.locator("details.site-menu > summary")
+        assert menu.bounding_box()["height"] >= 44
+        menu.click()
+        expect(nav.get_by_role("link", name="History")).to_be_visible()
+        widths = overflowing(page)
+        assert widths["scrollWidth"] <= widths["clientWidth"], widths
+        small = page.evaluate("""() => [...document.querySelectorAll('main button, main .button, main input[type=submit]')]
+            .filter((el) => el.offsetParent !== null && !el.classList.contains('link-button'))
+            .map((el) => [el.textContent.trim(), el.getBoundingClientRect().height])
+            .filter(([, height]) => height < 44)""")
+        assert small == [], small
+        screenshot(page, f"phone390-{name}")
+
+
+def test_on_a_desktop_the_menu_is_inline(desktop):
+    from playwright.sync_api import expect
+
+    page = desktop.new_page()
+    page.goto("/")
+    expect(page.locator("details.site-menu > summary")).to_be_hidden()
+    expect(page.locator("nav[aria-label=Main]").get_by_role("link", name="History")).to_be_visible()

@@ -10,6 +10,14 @@ document.addEventListener("submit", function (event) {
   }
 });
 
+(function menu() {
+  // Wide screens show the menu inline; where ::details-content is not supported, open it there.
+  var menu = document.querySelector("details.site-menu");
+  if (menu && window.matchMedia("(min-width: 48.01rem)").matches) {
+    menu.open = true;
+  }
+})();
+
 (function dashboard() {
   var meta = document.querySelector('meta[name="dashboard-refresh"]');
   if (!meta) {
