@@ -96,14 +96,21 @@ def run_migrations_online():
 
     with connectable.connect() as connection:
         sqlite = connection.dialect.name == "sqlite"
+        driver = connection.connection.driver_connection if sqlite else None
         if sqlite:
             # Batch mode rebuilds a table (copy, drop, rename). With foreign keys enforced, dropping the
             # old table cascades: ON DELETE CASCADE empties the child tables and SET NULL cuts their links
             # (migration 0008 lost every user's settings that way). The pragma is a no-op inside a
-            # transaction, so it is turned off before Alembic's begins, and the links are checked before
-            # the transaction commits (the SQLite recipe in Alembic's batch documentation).
+            # transaction, so it is turned off before the migrations' transaction begins, and the links are
+            # checked before it commits (the SQLite recipe in Alembic's batch documentation).
             connection.exec_driver_sql("PRAGMA foreign_keys=OFF")
             connection.commit()
+            # One real transaction for all the migrations, as on PostgreSQL. Left to itself, Python's sqlite3
+            # begins a transaction only before INSERT/UPDATE/DELETE (CREATE, DROP and ALTER run and stay
+            # committed on their own) and Alembic commits SQLite after each migration: a failing migration
+            # or foreign key check would leave a half-migrated database. So the driver is told to keep out
+            # of transactions and BEGIN is sent once, below.
+            driver.isolation_level = None
         elif connection.dialect.name == "postgresql":
             # A migration may rewrite a large table: the app's statement timeout is for pages and syncs.
             connection.exec_driver_sql("SET statement_timeout = 0")
@@ -111,11 +118,14 @@ def run_migrations_online():
         context.configure(
             connection=connection,
             target_metadata=get_metadata(),
+            **({"transactional_ddl": True} if sqlite else {}),
             **conf_args
         )
 
         try:
             with context.begin_transaction():
+                if sqlite:
+                    connection.exec_driver_sql("BEGIN")
                 context.run_migrations()
                 if sqlite:
                     broken = connection.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
@@ -126,8 +136,11 @@ def run_migrations_online():
                         )
         finally:
             if sqlite:
+                if driver.in_transaction:  # only if something failed before the rollback could run
+                    driver.rollback()
+                driver.isolation_level = ""  # the driver's default, as the pool hands it to the app
                 connection.exec_driver_sql("PRAGMA foreign_keys=ON")
-
+                connection.commit()
 
 if context.is_offline_mode():
     run_migrations_offline()

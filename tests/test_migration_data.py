@@ -150,6 +150,17 @@ def renames_after(revision: str) -> dict[str, dict[str, str]]:
     return merged
 
 
+def expected_after(before: dict[str, list[tuple]], tables: dict[str, list[str]], revision: str) -> dict[str, list[tuple]]:
+    """`before` with the values the migrations after `revision` change on purpose (CHANGED)."""
+    expected = dict(before)
+    for rev in REVISIONS[REVISIONS.index(revision) + 1:]:
+        for (table, column), value in CHANGED.get(rev, {}).items():
+            if column in tables.get(table, []):
+                i = tables[table].index(column)
+                expected[table] = sorted((row[:i] + (value,) + row[i + 1:] for row in expected[table]), key=repr)
+    return expected
+
+
 def test_the_revisions_are_one_chain_ending_at_head():
     assert REVISIONS[-1] == HEAD and len(set(REVISIONS)) == len(REVISIONS) >= 12
 
@@ -170,6 +181,91 @@ def test_upgrading_a_full_database_keeps_every_row(backend, revision, tmp_path):
             upgrade()
             with db.engine.connect() as conn:
                 after = read_all(conn, tables, renames_after(revision))
+                if backend == "sqlite":  # the app's connections enforce foreign keys again
+                    assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+            expected = expected_after(before, tables, revision)
             for table in tables:
-                assert after[table] == before[table], f"{table} changed when upgrading from {revision}"
+                assert after[table] == expected[table], f"{table} changed when upgrading from {revision}"
+            db.engine.dispose()
+
+
+# A migration that goes wrong leaves the database exactly as it was: appended after head in a copy of the
+# migrations folder, so the real chain (and whatever later revisions hold) is untouched.
+BAD_REVISION = '''
+from alembic import op
+import sqlalchemy as sa
+
+revision = "9999_goes_wrong"
+down_revision = {head!r}
+
+
+def upgrade():
+    op.create_table("scratch_half_done", sa.Column("id", sa.Integer, primary_key=True))
+    with op.batch_alter_table("users") as batch_op:  # a table rebuild, as 0008 did
+        batch_op.add_column(sa.Column("half_done", sa.Integer, nullable=True))
+    {last_step}
+
+
+def downgrade():
+    pass
+'''
+
+
+def migrations_with_a_bad_revision(tmp_path, last_step: str) -> tuple[str, str]:
+    """A copy of the migrations folder with a revision that goes wrong after head; (folder, head)."""
+    import shutil
+
+    folder = tmp_path / "migrations"
+    shutil.copytree(BASE_DIR / "migrations", folder, ignore=shutil.ignore_patterns("__pycache__"))
+    head = ScriptDirectory(str(folder)).get_current_head()
+    (folder / "versions" / "9999_goes_wrong.py").write_text(BAD_REVISION.format(head=head, last_step=last_step))
+    return str(folder), head
+
+
+def upgrade_fails(directory: str) -> None:
+    """Run the upgrade that must fail, as `flask db upgrade` would."""
+    try:
+        upgrade(directory=directory)
+    except SystemExit as exc:  # Flask-Migrate logs the error and exits 1
+        assert exc.code == 1
+    except sa.exc.IntegrityError:  # PostgreSQL refused a statement
+        pass
+    else:
+        raise AssertionError("the bad migration was applied")
+
+
+def snapshot(conn: sa.Connection) -> tuple:
+    inspector = sa.inspect(conn)
+    tables = sorted(inspector.get_table_names())
+    counts = {t: conn.execute(sa.text(f"SELECT count(*) FROM {t}")).scalar() for t in tables}
+    version = conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar()
+    return tables, [c["name"] for c in inspector.get_columns("users")], counts, version
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("last_step", [
+    'raise RuntimeError("a step failed half way")',
+    # Points a table's rows at accounts that do not exist: SQLite (foreign keys off while migrating) finds
+    # them in the foreign key check before committing; PostgreSQL refuses the update itself.
+    "inspector = sa.inspect(op.get_bind())\n"
+    "    child, column = next((t, fk['constrained_columns'][0]) for t in inspector.get_table_names()\n"
+    "                         for fk in inspector.get_foreign_keys(t) if fk['referred_table'] == 'users')\n"
+    "    op.execute(f'UPDATE {child} SET {column} = {column} + 1000000')",
+], ids=["fails-half-way", "orphans-rows"])
+def test_a_migration_that_goes_wrong_changes_nothing(backend, last_step, tmp_path):
+    directory, head = migrations_with_a_bad_revision(tmp_path, last_step)
+    with fresh_database(backend, tmp_path) as url:
+        app = create_app(make_config(tmp_path, url))
+        with app.app_context():
+            upgrade(directory=directory, revision=head)
+            with db.engine.begin() as conn:
+                fill(conn)
+            with db.engine.connect() as conn:
+                before = snapshot(conn)
+            assert before[3] == head and all(n == ROWS for t, n in before[2].items() if t != "alembic_version")
+            upgrade_fails(directory)
+            with db.engine.connect() as conn:  # the connection the migration used, back in the pool
+                assert snapshot(conn) == before  # no new table or column, every row, still at head
+                if backend == "sqlite":
+                    assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
             db.engine.dispose()
