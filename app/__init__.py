@@ -11,7 +11,7 @@ from sqlalchemy.engine import Engine, make_url
 
 from app import clock
 from app.crypto import init_app_keys
-from app.db_files import secure_sqlite_files, sqlite_file
+from app.db_files import create_private, secure_sqlite_files, sqlite_file
 from app.extensions import csrf, db, login_manager, migrate
 from config import BASE_DIR, Config, config_for
 
@@ -109,13 +109,20 @@ def database_timeouts(config) -> dict[str, object]:
     return {}
 
 
+@event.listens_for(Engine, "do_connect")
+def _sqlite_private_file(dialect, connection_record, cargs, cparams) -> None:
+    # Before SQLite opens the file: a missing one is created 0600 (a URI filename is left to SQLite).
+    if dialect.name == "sqlite" and cargs and not cparams.get("uri") and str(cargs[0]) not in ("", ":memory:"):
+        create_private(Path(cargs[0]))
+
+
 @event.listens_for(Engine, "connect")
 def _sqlite_pragmas(dbapi_connection, connection_record) -> None:
     if type(dbapi_connection).__module__.startswith("sqlite3"):
         cursor = dbapi_connection.cursor()
         for _, name, path in cursor.execute("PRAGMA database_list").fetchall():
             if name == "main" and path:
-                secure_sqlite_files(Path(path))  # a new file is still empty here: private before any row
+                secure_sqlite_files(Path(path))  # one an older version or another tool left 0644
         # SQLite ignores ON DELETE CASCADE unless asked per connection.
         cursor.execute("PRAGMA foreign_keys=ON")
         # A writer waits for another (sync threads, gunicorn workers) up to DB_BUSY_TIMEOUT_SECONDS, the

@@ -11,7 +11,7 @@ import click
 from flask import Flask, current_app
 from flask.cli import AppGroup, with_appcontext
 from flask_migrate.cli import db as db_cli
-from sqlalchemy import select
+from sqlalchemy import inspect, select
 from sqlalchemy.engine import URL
 
 from app import accounts, clock
@@ -169,7 +169,7 @@ def sync_run(email: str | None, all_users: bool, dry_run: bool) -> None:
         if found is None:
             raise click.ClickException(f"{email} belongs to no household yet: configure one with 'flask users configure'.")
         ids = [found[0].id]
-    results = run_tick(None, household_ids=ids, dry_run=dry_run)
+    results = run_tick(None, household_ids=ids, dry_run=dry_run, actor=ACTOR_COMMAND_LINE)
     if not results:
         click.echo("No household has sync turned on.")
     for result in results:
@@ -334,11 +334,16 @@ def _backup_before_upgrade(directory: str | None, sql: bool, revision: str) -> N
         return
     with db.engine.connect() as conn:
         current = MigrationContext.configure(conn).get_current_revision()
+        has_tables = bool(inspect(conn).get_table_names())
     script = ScriptDirectory.from_config(current_app.extensions["migrate"].migrate.get_config(directory))
     target = script.get_current_head() if revision in ("head", "heads") else revision
-    if current is None or current == target:
-        click.echo("The database is up to date or empty: no backup needed before the upgrade.")
+    if current is None and not has_tables:
+        click.echo("A new database: nothing to back up before the upgrade.")
         return
+    if current == target:
+        click.echo(f"The database is up to date ({current}): no backup needed before the upgrade.")
+        return
+    current = current or "unversioned"  # tables but no revision: not made by these migrations, keep a copy
     try:
         copy = backup_before_upgrade(db.engine, Path(current_app.config["DATA_DIR"]), current, clock.now())
     except BackupError as exc:

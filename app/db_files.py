@@ -33,6 +33,21 @@ def sqlite_file(url: URL) -> Path | None:
     return Path(database).expanduser().absolute()
 
 
+def create_private(path: Path) -> None:
+    """Create a missing database file empty and 0600, so SQLite opens a private file instead of making one.
+
+    SQLite would create it 0644 (less the umask); chmod afterwards leaves a moment in which another account
+    could open it and keep reading through that descriptor. An empty file is a valid empty database."""
+    try:
+        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+    except OSError:
+        return  # it exists, or SQLite will say in its own words why it cannot be created
+    try:
+        os.fchmod(fd, 0o600)  # exactly 0600 whatever the umask
+    finally:
+        os.close(fd)
+
+
 def secure_sqlite_files(path: Path) -> None:
     """Make the database file and its -wal/-shm files 0600 (those that exist).
 

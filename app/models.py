@@ -350,6 +350,8 @@ class SyncRun(db.Model):
     )
     # Amber intervals refused as impossible in this run (price_sanity.Refusal.to_dict()), for the dashboard.
     refused_prices: Mapped[list | None] = mapped_column(JSON, nullable=True)
+    # Who started it: "schedule", a member's e-mail (Sync now), "command line", "force control".
+    triggered_by: Mapped[str | None] = mapped_column(String(254), nullable=True)
 
 
 class SyncRunTotal(db.Model):

@@ -135,3 +135,31 @@ def test_sqlite_files_are_private_whoever_creates_them(tmp_path):
         assert all(f.stat().st_mode & 0o777 == 0o600 for f in files if f.exists())
     finally:
         os.umask(old)
+
+
+def test_sqlite_opens_a_new_database_file_that_is_already_private(tmp_path):
+    # SQLite creates a missing file 0644 (less the umask); tightened afterwards, it would be readable by any
+    # account for a moment, and a descriptor opened then stays open. So the file exists, 0600, first.
+    from sqlalchemy import event
+    from sqlalchemy.engine import Engine
+
+    modes: list[int | None] = []
+
+    def look(dialect, connection_record, cargs, cparams):  # runs after the app's, just before SQLite opens
+        path = Path(cargs[0])
+        modes.append(path.stat().st_mode & 0o777 if path.exists() else None)
+
+    event.listen(Engine, "do_connect", look)
+    old = os.umask(0o022)
+    try:
+        app = create_app(make_config(tmp_path, f"sqlite:///{tmp_path / 'new.db'}"))
+        assert not (tmp_path / "new.db").exists()  # creating the app alone makes no database
+        with app.app_context():
+            db.session.execute(text("CREATE TABLE scratch (x INTEGER)"))
+            db.session.commit()
+            db.engine.dispose()
+    finally:
+        event.remove(Engine, "do_connect", look)
+        os.umask(old)
+    assert modes and modes[0] == 0o600
+    assert (tmp_path / "new.db").stat().st_mode & 0o777 == 0o600

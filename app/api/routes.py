@@ -79,3 +79,18 @@ def control_action():
     except control.ControlError as exc:
         return jsonify(error=str(exc), status=400), 400
     return jsonify(ok=True, state=session.state, action=session.action, ends_at=session.ends_at.isoformat(), session_id=session.id)
+
+
+@bp.get("/history")
+@requires("view")
+def history_data():
+    """The household's pushes, force sessions and changes of the last `days` days (default 7, at most 90)."""
+    from app import history
+    from app.dashboard.data import site_zone
+
+    try:
+        days = history.parse_days(request.args.get("days"))
+    except ValueError as exc:
+        return jsonify(error=str(exc), status=400), 400
+    household = current_household()
+    return jsonify(history.history(household, clock.now(), days, site_zone(household)))

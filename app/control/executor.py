@@ -276,7 +276,7 @@ def _sync_after(household: Household) -> None:
     from app.sync import sync_household
 
     try:
-        result = sync_household(household.id)
+        result = sync_household(household.id, actor="force control")
         _event(household, None, clock.now(), "sync", result.outcome in ("pushed", "unchanged"), f"Normal sync after force control: {result.reason}")
         db.session.commit()
     except Exception:  # the restore itself is done; a failed sync is retried by the next tick

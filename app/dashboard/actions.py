@@ -37,5 +37,5 @@ def sync_now(household: Household, now: datetime, *, actor: str) -> SyncNowResul
     record_event(household, actor, "sync_now", "Sync now.", now)
     db.session.commit()
     feed = PriceFeed(clock.now, clock.sleeper(), ())  # a person is waiting: no re-polls
-    result = sync_household(household.id, feed=feed)
+    result = sync_household(household.id, feed=feed, actor=actor)
     return SyncNowResult(result.outcome in ("pushed", "unchanged"), result.outcome, result.reason)

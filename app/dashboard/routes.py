@@ -197,9 +197,27 @@ def tariff(push_id: int | None = None):
 @bp.route("/history")
 @requires("view")
 def history():
-    """The sync history, newest first, paginated."""
+    """The sync history, newest first, paginated and grouped by day; `kind` filters to pushes, force
+    sessions or changes (the last `days` days, as /api/history gives them)."""
+    from app import history as history_data
+
     now = clock.now()
     tz = data.site_zone(current_household())
+    kind = request.args.get("kind", "all")
+    if kind not in history_data.KINDS:
+        kind = "all"
+    if kind != "all":
+        try:
+            days = history_data.parse_days(request.args.get("days"))
+        except ValueError:
+            days = 7
+        found = history_data.history(current_household(), now, days, tz)
+        items = {"pushes": found["pushes"], "force": found["force_sessions"], "changes": found["changes"]}[kind]
+        key = "started_at" if kind == "force" else "at"
+        return render_template(
+            "dashboard/history_kind.html", kind=kind, days=days, groups=history_data.by_day(items, key), tz=tz, now=now,
+            kinds=history_data.KINDS, action_words=control.ACTION_WORDS,
+        )
     page = request.args.get("page", 1, type=int) or 1
     page = max(1, min(page, 100000))
     total = db.session.scalar(select(func.count(SyncRun.id)).where(SyncRun.household_id == current_household().id)) or 0
@@ -216,5 +234,5 @@ def history():
         outcome_words=data.OUTCOME_WORDS, events=data.control_events(current_household()) if page == 1 else [],
         sessions=data.force_sessions(current_household()) if page == 1 else [],
         household_events=recent_events(current_household()) if page == 1 else [],
-        action_words=control.ACTION_WORDS,
+        action_words=control.ACTION_WORDS, kind="all", kinds=history_data.KINDS,
     )

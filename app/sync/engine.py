@@ -734,8 +734,11 @@ def sync_household(
     feed: PriceFeed | None = None,
     dry_run: bool = False,
     sleep: Callable[[float], None] | None = None,
+    actor: str | None = None,
 ) -> SyncResult:
-    """Sync one household now and record the run (a dry run records nothing and pushes nothing)."""
+    """Sync one household now and record the run (a dry run records nothing and pushes nothing).
+
+    `actor` says who started it (history shows it); a tick's runs are the schedule's."""
     config = current_app.config
     sleep = sleep or clock.sleeper()
     now = clock.now()
@@ -761,7 +764,7 @@ def sync_household(
     if dry_run:
         db.session.rollback()
         return result
-    _record_run(household_id, result, tick_at, now, run.counter, accepted)
+    _record_run(household_id, result, tick_at, now, run.counter, accepted, actor or ("schedule" if tick_at else None))
     return result
 
 
@@ -772,6 +775,7 @@ def _record_run(
     started: datetime,
     counter: CallCounter,
     accepted: TariffPush | None = None,
+    actor: str | None = None,
 ) -> None:
     household = db.session.get(Household, household_id)
     state = sync_state(household)
@@ -797,6 +801,7 @@ def _record_run(
             push_latency_ms=result.push_latency_ms,
             tariff_push_id=result.tariff_push_id,
             refused_prices=result.refused_prices or None,
+            triggered_by=actor,
         )
     )
     db.session.commit()
@@ -817,13 +822,15 @@ def households_to_sync() -> list[int]:
     )
 
 
-def _sync_in_context(app: Flask, household_id: int, tick_at: datetime | None, feed: PriceFeed, dry_run: bool, sleep) -> SyncResult:
+def _sync_in_context(
+    app: Flask, household_id: int, tick_at: datetime | None, feed: PriceFeed, dry_run: bool, sleep, actor: str | None = None
+) -> SyncResult:
     # Each household gets its own app context, hence its own database session. Its commits end the
     # transaction before each outside call; keeping the loaded rows (no expiry) spares reading them again.
     with app.app_context():
         db.session().expire_on_commit = False
         try:
-            return sync_household(household_id, tick_at=tick_at, feed=feed, dry_run=dry_run, sleep=sleep)
+            return sync_household(household_id, tick_at=tick_at, feed=feed, dry_run=dry_run, sleep=sleep, actor=actor)
         finally:
             db.session.remove()
 
@@ -834,6 +841,7 @@ def run_tick(
     household_ids: list[int] | None = None,
     dry_run: bool = False,
     sleep: Callable[[float], None] | None = None,
+    actor: str | None = None,
 ) -> list[SyncResult]:
     """Sync every household (or `household_ids`) over a bounded thread pool; one slow or failing household never
     delays or breaks another. Returns one result per household, in household order."""
@@ -862,7 +870,7 @@ def run_tick(
             started.add(uid)
             running[uid] = time.monotonic()
             try:
-                return _sync_in_context(app, uid, tick_at, feed, dry_run, sleep)
+                return _sync_in_context(app, uid, tick_at, feed, dry_run, sleep, actor)
             finally:
                 running.pop(uid, None)
 
