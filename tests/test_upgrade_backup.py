@@ -87,6 +87,22 @@ def test_no_backup_for_a_new_database_or_one_already_at_head(tmp_path):
     assert backups(tmp_path) == []
 
 
+def test_a_database_with_tables_but_no_revision_is_copied_too(tmp_path):
+    # Not made by these migrations (or by hand): the upgrade may well fail on it, so keep it as it was.
+    conn = sqlite3.connect(tmp_path / "live.db")
+    conn.execute("CREATE TABLE notes (body TEXT)")
+    conn.execute("INSERT INTO notes VALUES ('keep me')")
+    conn.commit()
+    conn.close()
+    app = create_app(make_config(tmp_path, f"sqlite:///{tmp_path / 'live.db'}"))
+    result = cli_upgrade(app)
+    [copy] = backups(tmp_path)
+    assert copy.name.startswith("app-unversioned-") and str(copy) in result.output
+    conn = sqlite3.connect(copy)
+    assert conn.execute("SELECT body FROM notes").fetchall() == [("keep me",)]
+    conn.close()
+
+
 def test_a_failed_backup_stops_the_upgrade(tmp_path):
     app = app_at(tmp_path, BEFORE)
     (tmp_path / "data" / "backups").write_text("a file where the folder should be")

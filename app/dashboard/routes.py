@@ -18,6 +18,7 @@ from app.credentials import secret_status
 from app.dashboard import bp, data
 from app.dashboard.actions import sync_now
 from app.dashboard.charts import TariffSlot, forecast_chart, history_chart
+from app.dashboard.tariff_chart import tariff_chart
 from app.extensions import db
 from app.form_helpers import ActionForm
 from app.security import is_db_id
@@ -190,7 +191,8 @@ def tariff(push_id: int | None = None):
     diff = data.push_diff(push, previous) if push else {}
     slots = data.explained_slots(push, tz) if push else []
     return render_template(
-        "dashboard/tariff.html", push=push, previous=previous, slots=slots, diff=diff, tz=tz, now=now
+        "dashboard/tariff.html", push=push, previous=previous, slots=slots, diff=diff, tz=tz, now=now,
+        chart=Markup(tariff_chart(slots)),
     )
 
 
