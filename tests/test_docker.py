@@ -261,6 +261,14 @@ def test_web_service_serves_port_5001_with_data_mounted_and_restarts(compose):
     assert web["env_file"] == [{"path": ".env", "required": False}]
 
 
+def test_web_service_keeps_the_images_healthcheck_on_healthz(compose):
+    web = compose["services"]["web"]
+    # Compose inherits the image's HEALTHCHECK (GET /healthz, which writes a heartbeat) unless told otherwise.
+    assert not (web.get("healthcheck") or {}).get("disable") and (web.get("healthcheck") or {}).get("test") != ["NONE"]
+    text = (ROOT / "Dockerfile").read_text()
+    assert "HEALTHCHECK" in text and "/healthz" in text
+
+
 def test_postgres_is_optional_behind_a_profile(compose):
     postgres = compose["services"]["postgres"]
     assert postgres["profiles"] == ["postgres"]
