@@ -157,7 +157,7 @@ def test_cost_meter_uses_teslas_rates_and_says_it_is_an_estimate(env, app, house
 
 def test_without_prices_or_sites_the_page_still_works_and_says_what_to_do(app, user_client):
     page = user_client.get("/").get_data(as_text=True)
-    assert "No prices yet" in page and "Setup" in page
+    assert "No prices yet" in page and "Getting started: 0 of 5 done" in page
     assert "Choose your Tesla energy site" in page
     assert user_client.get("/api/dashboard").status_code == 200
     assert "Nothing has been pushed yet" in user_client.get("/tariff").get_data(as_text=True)
@@ -198,3 +198,25 @@ def test_charts_show_new_prices_at_once_and_are_drawn_once_per_minute_otherwise(
     SHARED.advance(seconds=60)  # the next minute moves the history window
     assert chart_of(client, "history") != history
     assert price_charts.cache_info().misses == 3
+
+
+def test_the_onboarding_checklist_ticks_itself_off_and_links_to_each_step(env, app, household_id):
+    from app.extensions import db as _db
+    from app.models import Household
+
+    with app.app_context():  # connected, tested and synced by the env: only turning it off again is left
+        _db.session.get(Household, household_id).settings.sync_enabled = False
+        _db.session.commit()
+    env.tick()
+    client = signed_in(env)
+    page = client.get("/").get_data(as_text=True)
+    # The env's tick checked both connections, so all but the sync are done; each open step links to its place.
+    assert "Getting started: 3 of 5 done" in page or "Getting started: 4 of 5 done" in page
+    assert 'href="/settings#prefs-h">do it in Settings' in page
+    with app.app_context():
+        _db.session.get(Household, household_id).settings.sync_enabled = True
+        _db.session.commit()
+    env.tick()
+    text = client.get("/").get_data(as_text=True)
+    if "Getting started" in text:  # the connection test is the one step a tick does not do
+        assert "Getting started: 4 of 5 done" in text and 'href="/settings#status-h"' in text

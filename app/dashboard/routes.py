@@ -1,6 +1,7 @@
 """Views of the dashboard blueprint. The page and its JSON refresh render the same partials."""
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import lru_cache
 from zoneinfo import ZoneInfo
@@ -30,22 +31,31 @@ HISTORY_PAGE_SIZE = 50
 CHART_CACHE_SIZE = 256
 
 
-def setup_steps(household) -> list[tuple[str, bool, bool]]:
-    """(label, done, unreadable) for each thing the sync needs."""
+@dataclass(frozen=True)
+class SetupStep:
+    """One thing a new household does before the sync runs, where it is done, and whether it is."""
+
+    label: str
+    done: bool
+    anchor: str  # the Settings section where it is done
+    unreadable: bool = False  # saved, but the encryption key changed: enter it again
+
+
+def setup_steps(household, services: dict | None = None) -> list[SetupStep]:
+    """The onboarding checklist: connect Amber, connect Tesla, choose the sites, test, turn sync on."""
     settings = household.settings
     amber = secret_status(settings, "amber_token")
     teslemetry = secret_status(settings, "teslemetry_token")
     fleet = secret_status(settings, "tesla_access_token")
+    services = services if services is not None else statuses(household)
+    tested = all(row is not None and row.state == "connected" for row in (services.get("amber"), services.get("tesla")))
     return [
-        ("Amber API token", amber.state == "saved", amber.state == "unreadable"),
-        ("Amber site", bool(settings and settings.amber_site_id), False),
-        (
-            "Tesla connection (Teslemetry token or Fleet API)",
-            teslemetry.state == "saved" or fleet.state == "saved",
-            teslemetry.state == "unreadable" or fleet.state == "unreadable",
-        ),
-        ("Tesla energy site", bool(settings and settings.tesla_site_id), False),
-        ("Sync turned on", bool(settings and settings.sync_enabled), False),
+        SetupStep("Connect Amber (your API token)", amber.state == "saved", "amber-h", amber.state == "unreadable"),
+        SetupStep("Connect Tesla (a Teslemetry token or the Tesla Fleet API)", teslemetry.state == "saved" or fleet.state == "saved",
+                  "tesla-h", teslemetry.state == "unreadable" or fleet.state == "unreadable"),
+        SetupStep("Choose your Amber site and your Powerwall", bool(settings and settings.amber_site_id and settings.tesla_site_id), "amber-h"),
+        SetupStep("Test the connection (both say Connected)", tested, "status-h"),
+        SetupStep("Turn the sync on", bool(settings and settings.sync_enabled), "prefs-h"),
     ]
 
 
@@ -75,7 +85,7 @@ def dashboard_context(household, now) -> dict:
         "health": data.health(household, services),
         "costs": data.costs(household, now),
         **dict(zip(("forecast_svg", "history_svg"), price_charts(prices, tuple(tariff), chart_minute(now), tz))),
-        "steps": setup_steps(household),
+        "steps": setup_steps(household, services),
         "control": data.control_view(household, now),
         "outcome_words": data.OUTCOME_WORDS,
         "fleet_rates": (data.FLEET_RATE_COMMANDS, data.FLEET_RATE_DATA),
