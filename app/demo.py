@@ -14,6 +14,7 @@ from werkzeug.serving import run_simple
 from app import accounts, clock, create_app
 from app.connections import check_connections
 from app.credentials import apply_settings
+from app.demo_history import already_lived_in, backfill_week
 from app.extensions import db
 from app.households import owned_or_new
 from app.models import Household
@@ -50,6 +51,9 @@ def prepare_demo(app: Flask) -> None:
         connect_to_simulator(household)
         check_connections(household)
         db.session.commit()
+        if not already_lived_in(household, clock.now()):
+            counts = backfill_week(household, clock.now())
+            log.info("Demo: wrote a simulated week (%d syncs, %d pushes, a force charge, a spike)", counts["runs"], counts["pushes"])
 
 
 def connect_to_simulator(household: Household, tesla_site_id: int | str | None = None) -> None:

@@ -8,7 +8,7 @@ from datetime import datetime, timezone
 
 import pytest
 import requests
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from app.clients.amber import AmberClient
 from app.clients.errors import AuthenticationError
@@ -94,7 +94,7 @@ def test_new_user_saves_tokens_tests_the_connection_and_sees_both_connected(sim_
     assert "Tesla reports Australia/Sydney" in page
     assert identity.AMBER_TOKEN not in page and identity.TESLEMETRY_TOKEN not in page
     home = " ".join(user_client.get("/").get_data(as_text=True).split())
-    assert "Amber site: done" in home and "Tesla energy site: done" in home
+    assert "Choose your Amber site and your Powerwall: done" in home and "Test the connection (both say Connected): done" in home
 
 
 def test_simulated_outage_shows_needs_attention_in_plain_words(sim_app, simulator, user_client):
@@ -119,5 +119,35 @@ def test_demo_setup_gives_a_connected_demo_account(simulator, tmp_path):
     client = app.test_client()
     assert login(client, DEMO_EMAIL, DEMO_PASSWORD).status_code == 302
     assert client.get("/settings").get_data(as_text=True).count("badge-connected") == 2
+    with app.app_context():
+        _db.engine.dispose()
+
+
+def test_the_demo_opens_on_a_lived_in_week(simulator, tmp_path):
+    """`flask demo` backfills a simulated week before it serves: every page has data on first open."""
+    from app import create_app
+    from app.models import ControlEvent, StoredPrice, SyncRun
+
+    app = create_app(demo_config(simulator, tmp_path / "demo", "127.0.0.1", 5001))
+    prepare_demo(app)
+    prepare_demo(app)  # a restart does not write the week twice
+    client = app.test_client()
+    assert login(client, DEMO_EMAIL, DEMO_PASSWORD).status_code == 302
+    history = client.get("/api/history?days=7").get_json()
+    days = {push["at"][:10] for push in history["pushes"]}
+    assert len(days) >= 5, days
+    assert [(s["action"], s["by"]) for s in history["force_sessions"]] == [("force_charge", DEMO_EMAIL)]
+    with app.app_context():
+        runs = _db.session.scalar(select(func.count(SyncRun.id)))
+        assert 7 * 288 <= runs < 7 * 288 + 10  # one sync every 5 minutes, once
+        assert _db.session.scalar(select(func.max(StoredPrice.per_kwh))) >= 1000  # the evening spike
+        assert _db.session.scalar(select(func.count(ControlEvent.id))) >= 10  # the force charge, step by step
+        reasons = " ".join(_db.session.scalars(select(SyncRun.reason)))
+        assert "Export protection is on" in reasons  # the negative-price afternoons
+    for path in ("/", "/tariff", "/history", "/history?kind=pushes", "/history?kind=force", "/household", "/settings"):
+        response = client.get(path)
+        assert response.status_code == 200, path
+    page = client.get("/").get_data(as_text=True)
+    assert "No prices yet" not in page and "Nothing has been pushed yet" not in client.get("/tariff").get_data(as_text=True)
     with app.app_context():
         _db.engine.dispose()
