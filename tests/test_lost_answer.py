@@ -4,46 +4,22 @@ from __future__ import annotations
 
 import pytest
 import requests
-import responses
 from sqlalchemy import select
 
 from app.clients.tesla import teslemetry_client
-from app.credentials import apply_settings
 from app.extensions import db as _db
-from app.households import owned_or_new
-from app.models import TariffPush, User
+from app.models import TariffPush
 from app.simulator import identity
 from app.sync import run_tick
-from tests.amber_fake import FakeAmber
-from tests.conftest import create_user
-from tests.sync_env import AMBER_URL, NOW, SHARED, SITE, fake_sleep, simulator  # noqa: F401 (fixture)
+from tests.sync_env import SHARED, env, fake_sleep, simulator  # noqa: F401 (fixtures)
 
 POWERWALL = str(identity.TESLA_ENERGY_SITE_ID)
 
 
 @pytest.fixture()
-def home(app, simulator):
-    SHARED.current = NOW
-    requests.post(f"{simulator}/_sim/reset", timeout=5).raise_for_status()
-    app.extensions["clock"] = SHARED
-    app.extensions["sleep"] = fake_sleep
-    app.config.update(identity.app_settings(simulator))
-    app.config.update(AMBER_API_URL=AMBER_URL, SYNC_MAX_WORKERS=2)
-    uid = create_user(app, "owner@example.com")
-    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
-        mock.add_passthru(simulator)
-        amber = FakeAmber(AMBER_URL, SITE, lambda: SHARED.current)
-        amber.install(mock)
-        with app.app_context():
-            household = owned_or_new(_db.session.get(User, uid), NOW)
-            apply_settings(
-                household, amber_token="psk_0123456789abcdef0123456789abcdef", amber_site_id=SITE,
-                teslemetry_token=identity.TESLEMETRY_TOKEN, tesla_site_id=POWERWALL, site_timezone="Australia/Sydney",
-                sync_enabled=True,
-            )
-            _db.session.commit()
-        yield amber
-
+def home(env):
+    """alice's household on the simulator's Powerwall, with Amber scripted (tests/sync_env.py)."""
+    return env.amber
 
 def tick(app):
     with app.app_context():

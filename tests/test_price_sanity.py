@@ -11,19 +11,15 @@ import requests
 import responses
 from sqlalchemy import select
 
-from app.credentials import apply_settings
 from app.extensions import db as _db
-from app.households import owned_or_new
-from app.models import StoredPrice, SyncRun, User
+from app.models import StoredPrice, SyncRun
 from app.price_sanity import PriceBounds, screen_prices
 from app.prices import AdvancedPrice, Channel, IntervalKind, PriceInterval
-from app.simulator import identity
 from app.sync import run_tick
 from app.tariff import tariff_rates
 from config import ConfigError
-from tests.amber_fake import FakeAmber
-from tests.conftest import create_user, login, make_config
-from tests.sync_env import AMBER_URL, NOW, SHARED, SITE, fake_sleep, simulator  # noqa: F401 (fixture)
+from tests.conftest import login, make_config
+from tests.sync_env import SHARED, env, fake_sleep, simulator  # noqa: F401 (fixtures)
 
 T = datetime(2026, 11, 24, 3, 30, tzinfo=timezone.utc)
 BOUNDS = PriceBounds()
@@ -88,28 +84,9 @@ def test_bounds_are_settings_and_must_make_sense(tmp_path, monkeypatch):
 
 
 @pytest.fixture()
-def home(app, simulator):
-    SHARED.current = NOW
-    requests.post(f"{simulator}/_sim/reset", timeout=5).raise_for_status()
-    app.extensions["clock"] = SHARED
-    app.extensions["sleep"] = fake_sleep
-    app.config.update(identity.app_settings(simulator))
-    app.config.update(AMBER_API_URL=AMBER_URL, SYNC_MAX_WORKERS=2)
-    uid = create_user(app, "owner@example.com")
-    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
-        mock.add_passthru(simulator)
-        amber = FakeAmber(AMBER_URL, SITE, lambda: SHARED.current)
-        amber.install(mock)
-        with app.app_context():
-            household = owned_or_new(_db.session.get(User, uid), NOW)
-            apply_settings(
-                household, amber_token="psk_0123456789abcdef0123456789abcdef", amber_site_id=SITE,
-                teslemetry_token=identity.TESLEMETRY_TOKEN, tesla_site_id=str(identity.TESLA_ENERGY_SITE_ID),
-                site_timezone="Australia/Sydney", sync_enabled=True,
-            )
-            _db.session.commit()
-        yield amber, mock
-
+def home(env):
+    """alice's household on the simulator's Powerwall, with Amber scripted (tests/sync_env.py)."""
+    return env.amber, env.mock
 
 def tick(app):
     with app.app_context():
@@ -143,7 +120,7 @@ def test_an_impossible_price_is_never_stored_or_pushed_and_the_run_and_dashboard
                                                                       StoredPrice.duration_minutes == 30))
     assert stored == 30.0  # the last good price stays
     client = app.test_client()
-    assert login(client, "owner@example.com").status_code == 302
+    assert login(client, "alice@example.com").status_code == 302
     page = client.get("/").get_data(as_text=True)
     assert "refused Amber prices that cannot be real" in page and "general 24 Nov 17:00–17:30" in page
 
