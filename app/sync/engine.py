@@ -19,7 +19,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from flask import Flask, current_app
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.orm import defer, joinedload
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -277,21 +277,29 @@ class BuiltTariff:
 # -- storage helpers --------------------------------------------------------------------------------------
 
 
-def _upsert(model, rows: list[dict[str, Any]], key: list[str], update: list[str]) -> None:
+def _upsert(model, rows: list[dict[str, Any]], key: list[str], update: list[str], *, compare: list[str] | None = None) -> None:
+    """Insert rows, or update the existing row with the same `key`; with `compare`, an existing row is
+    rewritten only when one of those columns differs (an unchanged row costs no write at all)."""
     if not rows:
         return
     insert = pg_insert if db.engine.dialect.name == "postgresql" else sqlite_insert
     # On the table, not the mapped class: the same statement, sent as one executemany without the
     # ORM's per-row bulk-insert bookkeeping (most of the cost of storing a site's prices).
-    statement = insert(model.__table__)
+    table = model.__table__
+    statement = insert(table)
+    changed = or_(*(table.c[name].is_distinct_from(statement.excluded[name]) for name in compare)) if compare else None
     statement = statement.on_conflict_do_update(
-        index_elements=key, set_={name: getattr(statement.excluded, name) for name in update}
+        index_elements=key, set_={name: getattr(statement.excluded, name) for name in update}, where=changed
     )
     db.session.execute(statement, rows)
 
 
+PRICE_KEY = ["amber_site_id", "channel", "start_at", "duration_minutes"]
+
+
 def store_prices(site_id: str, intervals: list[PriceInterval], now: datetime) -> None:
-    """Upsert every interval on (site, channel, start, duration): actuals and the latest forecast."""
+    """Upsert the intervals on (site, channel, start, duration): actuals and the latest forecast. Only new
+    or changed intervals are written; one whose values Amber repeats keeps its row (and `updated_at`)."""
     rows: dict[tuple, dict[str, Any]] = {}
     for interval in intervals:
         key = (interval.channel.value, interval.start, interval.duration_minutes)
@@ -313,8 +321,9 @@ def store_prices(site_id: str, intervals: list[PriceInterval], now: datetime) ->
             "renewables": interval.renewables,
             "updated_at": now,
         }
-    columns = [c for c in next(iter(rows.values())) if c not in ("amber_site_id", "channel", "start_at", "duration_minutes")] if rows else []
-    _upsert(StoredPrice, list(rows.values()), ["amber_site_id", "channel", "start_at", "duration_minutes"], columns)
+    columns = [c for c in next(iter(rows.values())) if c not in PRICE_KEY] if rows else []
+    values = [c for c in columns if c != "updated_at"]
+    _upsert(StoredPrice, list(rows.values()), PRICE_KEY, columns, compare=values)
 
 
 def sync_state(household: Household) -> SyncState:
