@@ -166,6 +166,10 @@ class Config:
         self.PRICE_MAX_CENTS = _number("PRICE_MAX_CENTS", 2500.0, minimum=-100000)
         if self.PRICE_MIN_CENTS >= self.PRICE_MAX_CENTS:
             raise ConfigError("PRICE_MIN_CENTS must be below PRICE_MAX_CENTS")
+        # A heartbeat monitor (healthchecks.io, Uptime Kuma push) pinged after every tick; off when empty.
+        self.HEALTHCHECK_PING_URL = _env("HEALTHCHECK_PING_URL")
+        if self.HEALTHCHECK_PING_URL and not self.HEALTHCHECK_PING_URL.startswith(("http://", "https://")):
+            raise ConfigError("HEALTHCHECK_PING_URL must be an http(s) URL")
         # Households: how long an invitation link can be used.
         self.INVITATION_DAYS = int(_number("INVITATION_DAYS", 7, minimum=1, integer=True))
 

@@ -529,3 +529,24 @@ def test_gunicorn_hooks_start_and_stop_the_worker_scheduler(app, monkeypatch):
     conf["post_worker_init"](Worker())
     conf["worker_exit"](None, Worker())
     assert started == [app] and stopped == [True]
+
+
+def test_each_tick_pings_the_heartbeat_monitor_and_a_failed_ping_changes_nothing(app, monkeypatch, caplog):
+    import responses
+
+    from app.sync import scheduler as sched_module
+
+    ticks = []
+    monkeypatch.setattr("app.sync.run_tick", lambda tick_at: ticks.append(tick_at) or [])
+    url = "https://hc-ping.example/8f2c0e5a-secret-uuid"
+    with app.app_context(), responses.RequestsMock() as mock:
+        mock.get(url, body="OK")
+        app.config["HEALTHCHECK_PING_URL"] = url
+        sched_module.run_sync_tick(utc(2026, 11, 24, 3, 0))
+        assert len(mock.calls) == 1 and ticks == [utc(2026, 11, 24, 3, 0)]
+        mock.replace(responses.GET, url, status=500)
+        assert sched_module.run_sync_tick(utc(2026, 11, 24, 3, 5)) == []  # the tick itself is unaffected
+        assert "Heartbeat ping to hc-ping.example answered HTTP 500" in caplog.text and "secret-uuid" not in caplog.text
+        app.config["HEALTHCHECK_PING_URL"] = None
+        sched_module.run_sync_tick(utc(2026, 11, 24, 3, 10))
+        assert len(mock.calls) == 2  # no URL, no ping

@@ -19,6 +19,9 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
+from urllib.parse import urlsplit
+
+import requests
 
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.base import BaseTrigger
@@ -78,10 +81,31 @@ class AlignedTrigger(BaseTrigger):
 # --- What runs --------------------------------------------------------------------------------
 
 def run_sync_tick(tick_at: datetime) -> object:
-    """The tick job: sync every user's tariff for the interval starting at `tick_at`."""
+    """The tick job: sync every household's tariff for the interval starting at `tick_at`, then tell the
+    heartbeat monitor (HEALTHCHECK_PING_URL) that a tick ran, so the owner hears when the app stops."""
     from app.sync import run_tick  # imported when the first tick runs, not when the app starts
 
-    return run_tick(tick_at)
+    results = run_tick(tick_at)
+    ping_heartbeat(current_app.config.get("HEALTHCHECK_PING_URL"))
+    return results
+
+
+def ping_heartbeat(url: str | None, session: requests.Session | None = None) -> bool:
+    """GET the heartbeat URL (healthchecks.io, an Uptime Kuma push monitor); True if it answered 2xx.
+
+    A failed ping is logged (host only: the URL's path is its secret) and never stops the scheduler."""
+    if not url:
+        return False
+    host = urlsplit(url).hostname or "?"
+    try:
+        response = (session or requests).get(url, timeout=10)
+    except requests.RequestException as exc:
+        log.warning("Heartbeat ping to %s failed (%s)", host, type(exc).__name__)
+        return False
+    if not response.ok:
+        log.warning("Heartbeat ping to %s answered HTTP %s", host, response.status_code)
+        return False
+    return True
 
 
 @dataclass(frozen=True)
