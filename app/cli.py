@@ -179,6 +179,10 @@ def sync_run(email: str | None, all_users: bool, dry_run: bool) -> None:
             for slot in result.explanation.slots:
                 flags = ", ".join(flag.value for flag in slot.flags)
                 click.echo(f"  {slot.wall_from}-{slot.wall_to}  buy {slot.buy:8.4f}  sell {slot.sell:8.4f}  {flags}")
+    if not dry_run:  # what the sync queued is delivered before the command exits
+        from app.notify.outbox import deliver_due
+
+        deliver_due(clock.now())
     troubled = [r for r in results if r.outcome == "failed" or (r.outcome == "skipped" and not r.forced)]
     if troubled:
         click.echo(f"Needs attention: {', '.join(f'{r.label} ({r.outcome})' for r in troubled)}.", err=True)
@@ -395,6 +399,9 @@ def register_cli(app: Flask) -> None:
     app.cli.add_command(users_cli)
     app.cli.add_command(households_cli)
     app.cli.add_command(force_cli)
+    from app.notify.cli import notifications_cli
+
+    app.cli.add_command(notifications_cli)
     app.cli.add_command(keys_cli)
     app.cli.add_command(sync_cli)
     app.cli.add_command(scheduler_cli)

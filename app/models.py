@@ -550,6 +550,56 @@ class ControlEvent(db.Model):
     actor: Mapped[str | None] = mapped_column(String(254), nullable=True)  # who asked, when a person did
 
 
+class NotificationTarget(db.Model):
+    """Where a person wants to hear about their households: one Apprise URL (encrypted), its events and
+    quiet hours. The URL is a secret (it holds tokens): never rendered, only its scheme and last characters."""
+
+    __tablename__ = "notification_targets"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    url_enc: Mapped[str] = mapped_column(Text)
+    label: Mapped[str] = mapped_column(String(80))  # e.g. "ntfy … 7f3a": safe to show
+    events: Mapped[list | None] = mapped_column(JSON, nullable=True)  # None: every event
+    quiet_start: Mapped[int | None] = mapped_column(SmallInteger, nullable=True)  # minutes after local midnight
+    quiet_end: Mapped[int | None] = mapped_column(SmallInteger, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    last_error_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class HouseholdProblem(db.Model):
+    """An open problem episode of a household (one message when it starts, one when it clears)."""
+
+    __tablename__ = "household_problems"
+
+    household_id: Mapped[int] = mapped_column(ForeignKey("households.id", ondelete="CASCADE"), primary_key=True)
+    key: Mapped[str] = mapped_column(String(48), primary_key=True)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    detail: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+
+class OutboxMessage(db.Model):
+    """A notification to deliver to one target, at least once; `dedupe_key` keeps one per event and target."""
+
+    __tablename__ = "notification_outbox"
+    __table_args__ = (Index("ix_notification_outbox_due", "delivered_at", "next_attempt_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    household_id: Mapped[int | None] = mapped_column(ForeignKey("households.id", ondelete="CASCADE"), nullable=True)
+    target_id: Mapped[int] = mapped_column(ForeignKey("notification_targets.id", ondelete="CASCADE"), index=True)
+    event: Mapped[str] = mapped_column(String(32))
+    dedupe_key: Mapped[str] = mapped_column(String(255), unique=True)
+    title: Mapped[str] = mapped_column(String(200))
+    body: Mapped[str] = mapped_column(Text)
+    safety: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+
 # Every encrypted column, by model: `flask keys rotate` re-encrypts exactly these.
 ENCRYPTED_COLUMNS: dict[type, tuple[str, ...]] = {
     HouseholdSettings: (
@@ -559,5 +609,6 @@ ENCRYPTED_COLUMNS: dict[type, tuple[str, ...]] = {
         "tesla_refresh_token_enc",
     ),
     OAuthState: ("code_verifier_enc",),
+    NotificationTarget: ("url_enc",),
     TeslaAppKey: ("private_key_enc",),
 }

@@ -16,6 +16,17 @@ from app.models import Household, SyncState, TeslaReading
 
 log = logging.getLogger(__name__)
 
+
+def safely_observe(household: Household, now: datetime, current: dict, checked: set[str]) -> None:
+    """Open or close the off-grid episode; a notification problem never breaks a battery read."""
+    from app.notify.service import observe
+
+    try:
+        with db.session.begin_nested():
+            observe(household, now, current, checked)
+    except Exception:
+        log.exception("Household %s: off-grid notification failed", household.id)
+
 LIVE_STATUS_MAX_AGE = timedelta(seconds=60)
 SITE_INFO_MAX_AGE = timedelta(minutes=10)
 
@@ -114,6 +125,8 @@ def _refresh_reading(household: Household, reading: TeslaReading, site_id: str, 
                 "grid_status": status.grid_status,
             }
             reading.live_status_at = now
+            off_grid = status.grid_status not in (None, "Active")
+            safely_observe(household, now, {"off_grid": None} if off_grid else {}, {"off_grid"})
         if info_due:
             info = call_tesla(household, lambda c: c.site_info(site_id), now, on_call).value
             reading.site_info = {

@@ -35,6 +35,8 @@ from app.credentials import CredentialUnreadable
 from app.extensions import db
 from app.households.service import ACTOR_COMMAND_LINE
 from app.models import ControlEvent, ForceSession, Household
+from app.notify.service import event as notify_event
+from app.notify.service import safely
 
 log = logging.getLogger(__name__)
 
@@ -197,6 +199,8 @@ def start(
         return session
     session.state = "active"
     _progress(session, clock.now())
+    safely(notify_event, household, "force", f"force:{session.id}:start",
+           f"{ACTION_WORDS[action]} started by {actor} until {session.ends_at.astimezone(tz):%H:%M}.", now)
     return session
 
 
@@ -259,6 +263,9 @@ def restore(
     if failures:
         session.end_reason = f"Restoring is not finished ({'; '.join(failures)}); it is retried automatically."
         db.session.commit()
+        safely(notify_event, household, "restore_failed", f"force:{session.id}:restore_failed",
+               f"Putting the Powerwall back after the {ACTION_WORDS[session.action].lower()} failed ({'; '.join(failures)}); "
+               "the app keeps retrying. Check the Powerwall in the Tesla app.", now)
         return False
     if not saved.tariff:
         _event(household, session, now, "restore_tariff", True, "There was no tariff on the Powerwall before; the next sync pushes one.")
@@ -266,6 +273,7 @@ def restore(
     session.ended_at, session.end_reason, session.updated_at = now, reason, clock.now()
     _event(household, session, now, "end", True, reason)
     db.session.commit()
+    safely(notify_event, household, "force", f"force:{session.id}:end", f"{ACTION_WORDS[session.action]} ended: {reason}", now)
     if run_sync:
         _sync_after(household)
     return True

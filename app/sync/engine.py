@@ -49,6 +49,7 @@ from app.credentials import CredentialUnreadable
 from app.extensions import db
 from app.control import ACTION_WORDS
 from app.control import live_session as live_force_session
+from app.notify.service import after_sync
 from app.models import (
     ForceSession,
     ServiceStatus,
@@ -101,6 +102,8 @@ class SyncResult:
     tesla_calls: int = 0
     tariff_push_id: int | None = None
     forced: bool = False  # skipped because a force session owns the Powerwall: expected, not a problem
+    amber_refused: bool | None = None  # Amber refused the token (None: Amber was not asked)
+    changed_outside: bool = False  # the read-back found the tariff changed outside the app
     refused_prices: list[dict[str, Any]] = field(default_factory=list)  # Refusal.to_dict() of this run
     tariff: dict[str, Any] | None = None  # what was (or, on a dry run, would be) pushed
     explanation: TariffExplanation | None = None
@@ -507,6 +510,7 @@ class _HouseholdSync:
         site_id = self.settings.amber_site_id
         fetch, owner = self.feed.get(site_id, self._amber_client)
         self.site_read = site_id
+        self.result.amber_refused = isinstance(fetch.error, AuthenticationError)
         if fetch.error is not None:
             message = fetch.error.user_message if isinstance(fetch.error, ClientError) else str(fetch.error)
             if owner and not self.dry_run:
@@ -576,6 +580,7 @@ class _HouseholdSync:
         info = self._tesla(lambda c: c.site_info(self.settings.tesla_site_id))
         self.state.last_readback_at = self.now
         if tariffs_differ(last.tariff, info.tariff_content_v2):
+            self.result.changed_outside = True
             return PushDecision(True, "The tariff on the Powerwall was changed outside this app; putting the synced one back.")
         return decision
 
@@ -774,6 +779,7 @@ def sync_household(
         db.session.rollback()
         return result
     _record_run(household_id, result, tick_at, now, run.counter, accepted, actor or ("schedule" if tick_at else None))
+    after_sync(household_id, result, now)
     return result
 
 

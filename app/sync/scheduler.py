@@ -126,6 +126,8 @@ LEADER_JOBS: tuple[LeaderJob, ...] = (
     # Restore force sessions that ended (also ones missed while the app was down); verify active ones.
     # At start-up too: a session its process left half-way (killed mid-start) is finished at once.
     LeaderJob("force-control", "app.control:check_sessions", every_seconds=30, on_takeover=True),
+    # Deliver queued notifications (app/notify/outbox.py): due messages, retries after backoff.
+    LeaderJob("notify", "app.notify.service:deliver", every_seconds=60),
     # Delete old sync runs, tariff pushes and prices in small committed batches (app/retention.py).
     LeaderJob("retention", "app.retention:purge_old_rows", every_seconds=3600),
 )

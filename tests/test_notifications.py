@@ -1,0 +1,133 @@
+"""Notifications through Apprise: targets validated and stored encrypted, a test message, one message when a
+problem starts and one when it clears (not one per tick), retries with backoff, the command line."""
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+import responses
+from sqlalchemy import select
+
+from app.extensions import db as _db
+from app.models import HouseholdProblem, NotificationTarget, OutboxMessage
+from app.notify.events import in_quiet_hours, transitions
+from app.notify.outbox import deliver_due
+from tests.sync_env import SHARED, env, simulator  # noqa: F401 (fixtures)
+
+HOOK = "json://notify.test/hook"
+T = datetime(2026, 11, 24, 3, 0, tzinfo=timezone.utc)
+
+
+# -- pure ------------------------------------------------------------------------------------------------
+
+
+def test_a_problem_starts_once_and_clears_once():
+    assert [(t.key, t.started) for t in transitions({}, {"amber_token": None}, T)] == [("amber_token", True)]
+    assert transitions({"amber_token": T}, {"amber_token": None}, T + timedelta(minutes=5)) == []  # while it lasts
+    [cleared] = transitions({"amber_token": T}, {}, T + timedelta(minutes=10))
+    assert (cleared.key, cleared.started, cleared.episode_start) == ("amber_token", False, T)
+
+
+@pytest.mark.parametrize(("minute", "start", "end", "quiet"), [
+    (23 * 60, 22 * 60, 7 * 60, True), (6 * 60 + 59, 22 * 60, 7 * 60, True), (7 * 60, 22 * 60, 7 * 60, False),
+    (12 * 60, 22 * 60, 7 * 60, False), (13 * 60, 12 * 60, 14 * 60, True), (12 * 60, None, None, False),
+])
+def test_quiet_hours_may_wrap_past_midnight(minute, start, end, quiet):
+    assert in_quiet_hours(minute, start, end) is quiet
+
+
+# -- targets and the command line -------------------------------------------------------------------------
+
+
+def test_an_invalid_url_is_refused_with_a_clear_message(runner, user_id):
+    result = runner.invoke(args=["notifications", "add", "alice@example.com", "not a url at all"])
+    assert result.exit_code != 0 and "Apprise does not recognise that URL" in result.output
+    assert "Traceback" not in result.output
+    result = runner.invoke(args=["notifications", "add", "nobody@example.com", HOOK])
+    assert result.exit_code != 0 and "No account" in result.output
+
+
+def test_a_target_is_stored_encrypted_and_listed_without_its_url(app, runner, user_id, database_url):
+    secret = "ntfy://ntfy.example/alice-topic-8f2c0e5a"
+    result = runner.invoke(args=["notifications", "add", "alice@example.com", secret, "--events", "token_refused,force",
+                                 "--quiet", "22:00-07:00"])
+    assert result.exit_code == 0, result.output
+    listing = runner.invoke(args=["notifications", "list", "alice@example.com"]).output
+    assert "1. ntfy … 0e5a  (token_refused, force, quiet 22:00-07:00)" in listing and "alice-topic" not in listing
+    with app.app_context():
+        row = _db.session.scalar(select(NotificationTarget))
+        assert "alice-topic" not in row.url_enc
+    if database_url.startswith("sqlite:///"):
+        raw = Path(database_url.removeprefix("sqlite:///")).read_bytes()
+        assert b"alice-topic" not in raw and b"ntfy.example" not in raw  # not in the database file in plain text
+    assert runner.invoke(args=["notifications", "remove", "alice@example.com", "2"]).exit_code != 0
+    assert runner.invoke(args=["notifications", "remove", "alice@example.com", "1"]).exit_code == 0
+    assert "no notification targets" in runner.invoke(args=["notifications", "list", "alice@example.com"]).output
+
+
+@responses.activate
+def test_the_test_message_arrives(app, runner, user_id):
+    responses.post("http://notify.test/hook", json={})
+    assert runner.invoke(args=["notifications", "add", "alice@example.com", HOOK]).exit_code == 0
+    result = runner.invoke(args=["notifications", "test", "alice@example.com"])
+    assert result.exit_code == 0, result.output
+    assert "Sent 1 message(s); 0 failed" in result.output
+    [call] = responses.calls
+    body = json.loads(call.request.body)
+    assert body["title"] == "Tesla-Amber-Sync test" and "notifications reach you here" in body["message"]
+
+
+@responses.activate
+def test_a_failed_delivery_is_retried_with_backoff_and_shown(app, runner, user_id, clock):
+    responses.post("http://notify.test/hook", status=500)
+    assert runner.invoke(args=["notifications", "add", "alice@example.com", HOOK]).exit_code == 0
+    result = runner.invoke(args=["notifications", "test", "alice@example.com"])
+    assert result.exit_code == 1 and "1 failed" in result.output
+    with app.app_context():
+        message = _db.session.scalar(select(OutboxMessage))
+        assert (message.attempts, message.delivered_at, message.next_attempt_at) == (1, None, clock() + timedelta(minutes=1))
+        assert "Delivery failed" in _db.session.scalar(select(NotificationTarget)).last_error
+        assert deliver_due(clock()) == {"sent": 0, "failed": 0, "held": 0}  # not before its time
+        responses.replace(responses.POST, "http://notify.test/hook", json={})
+        clock.advance(minutes=1)
+        assert deliver_due(clock())["sent"] == 1
+        assert _db.session.scalar(select(NotificationTarget)).last_error is None
+    assert "last error" not in runner.invoke(args=["notifications", "list", "alice@example.com"]).output
+
+
+# -- problems from the sync ----------------------------------------------------------------------------------
+
+
+def hook_messages(env):
+    return [json.loads(c.request.body) for c in env.mock.calls if c.request.url == "http://notify.test/hook"]
+
+
+def test_a_refused_amber_token_sends_one_message_over_three_ticks_and_one_when_fixed(env, app, runner):  # noqa: F811
+    env.mock.add(responses.POST, "http://notify.test/hook", json={})
+    assert runner.invoke(args=["notifications", "add", "alice@example.com", HOOK]).exit_code == 0
+    env.tick()
+    env.amber.fail_status = 401  # Amber refuses the token
+    for _ in range(3):
+        SHARED.advance(minutes=5)
+        env.tick()
+        with app.app_context():
+            deliver_due(SHARED.current)
+    sent = hook_messages(env)
+    assert len(sent) == 1 and "Amber refused the saved API token" in sent[0]["message"]
+    with app.app_context():
+        assert [p.key for p in _db.session.scalars(select(HouseholdProblem))] == ["amber_token"]
+    env.amber.fail_status = None  # the owner enters a working token
+    SHARED.advance(minutes=5)
+    env.tick()
+    with app.app_context():
+        deliver_due(SHARED.current)
+    sent = hook_messages(env)
+    assert len(sent) == 2 and "Amber accepts the token again" in sent[1]["message"]
+    SHARED.advance(minutes=5)
+    env.tick()
+    with app.app_context():
+        deliver_due(SHARED.current)
+        assert _db.session.scalars(select(HouseholdProblem)).all() == []
+    assert len(hook_messages(env)) == 2  # nothing more while all is well
