@@ -65,6 +65,7 @@ def create_app(config: Config | str | None = None) -> Flask:
     from app.settings import bp as settings_bp
     from app.tesla_oauth import bp as tesla_oauth_bp
     from app.households.routes import bp as households_bp
+    from app.notify.routes import bp as notify_bp
 
     app.register_blueprint(main_bp)
     app.register_blueprint(dashboard_bp)
@@ -74,6 +75,7 @@ def create_app(config: Config | str | None = None) -> Flask:
     app.register_blueprint(admin_bp)
     app.register_blueprint(tesla_oauth_bp)
     app.register_blueprint(households_bp)
+    app.register_blueprint(notify_bp)
 
     from app.errors import register_error_handlers
 

@@ -12,7 +12,7 @@ import json
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import delete, select
+from sqlalchemy import delete, func, select
 
 from app.models import HouseholdSettings, LoginThrottle, SyncRun, TariffPush, User
 from tests.conftest import TEST_PASSWORD, csrf_token, login
@@ -64,6 +64,9 @@ FORMS: dict[str, tuple[str, str, dict[str, str] | None]] = {
     "households.dismiss_notice": ("/household", "user", None),
     "households.invitation": ("/login", "anonymous", None),
     "households.invitation_register": ("/login", "anonymous", {"password": "long enough password", "confirm": "long enough password"}),
+    "notify.add": ("/settings/notifications", "user", {"url": "json://notify.test/hook", "quiet_start": "22:00", "quiet_end": "07:00"}),
+    "notify.remove": ("/settings/notifications", "user", None),
+    "notify.test": ("/settings/notifications", "user", None),
 }
 
 # Every route whose URL carries a value a user could change to reach someone else's data, and the test
@@ -79,6 +82,7 @@ ID_ROUTES = {
     "/household/members/<int:user_id>/role": "test_an_owner_cannot_touch_another_households_invitations_or_members",
     "/invite/<token>": "test_a_guessed_invitation_token_opens_nothing",
     "/invite/<token>/register": "test_a_guessed_invitation_token_opens_nothing",
+    "/settings/notifications/<int:number>/remove": "test_a_person_removes_only_their_own_notification_targets",
 }
 
 OTHER_METHODS = ("PUT", "PATCH", "DELETE")
@@ -505,3 +509,20 @@ def test_a_guessed_invitation_token_opens_nothing(app, client):
             response = client.get(path)
             assert response.status_code == 404, path
             assert "invites" not in response.get_data(as_text=True)
+
+
+def test_a_person_removes_only_their_own_notification_targets(app, user_client, admin_id):
+    """Targets are numbered per person: alice's number 1 is hers, never the administrator's."""
+    from app import clock
+    from app.extensions import db
+    from app.models import NotificationTarget
+    from app.notify.targets import add_target
+
+    with app.app_context():
+        add_target(db.session.get(User, admin_id), "json://admin.test/hook", clock.now())
+        db.session.commit()
+    token = csrf_token(user_client, "/settings/notifications")
+    for number in (1, 2, 0, -1):
+        user_client.post(f"/settings/notifications/{number}/remove", data={"csrf_token": token})
+    with app.app_context():
+        assert db.session.scalar(select(func.count(NotificationTarget.id))) == 1

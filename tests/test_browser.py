@@ -44,7 +44,8 @@ SYDNEY = ZoneInfo(identity.SITE_TIME_ZONE)
 # 14:12:40 AEDT: well inside a 5-minute interval, so the simulator's current price is confirmed.
 START = datetime(2026, 11, 24, 3, 12, 40, tzinfo=timezone.utc)
 TIMEOUT_MS = 5000  # every wait is bounded; nothing here sleeps to let time pass
-PAGES = {"dashboard": "/", "settings": "/settings", "tariff": "/tariff", "history": "/history", "household": "/household"}
+PAGES = {"dashboard": "/", "settings": "/settings", "tariff": "/tariff", "history": "/history", "household": "/household",
+         "notifications": "/settings/notifications"}
 PHONE_390 = {"width": 390, "height": 844}
 
 
@@ -260,6 +261,8 @@ UNLABELLED_CONTROLS = """() => [...document.querySelectorAll(
         "dashboard",
         "tariff",
         "history",
+        "household",
+        "notifications",
     ],
 )
 def test_every_form_control_has_its_own_label(desktop, name):

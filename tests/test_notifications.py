@@ -131,3 +131,21 @@ def test_a_refused_amber_token_sends_one_message_over_three_ticks_and_one_when_f
         deliver_due(SHARED.current)
         assert _db.session.scalars(select(HouseholdProblem)).all() == []
     assert len(hook_messages(env)) == 2  # nothing more while all is well
+
+
+@responses.activate
+def test_the_notifications_page_adds_tests_and_removes_a_target(app, user_client):
+    from tests.conftest import csrf_token
+
+    responses.post("http://notify.test/hook", json={})
+    token = csrf_token(user_client, "/settings/notifications")
+    bad = user_client.post("/settings/notifications", data={"url": "definitely not", "csrf_token": token})
+    assert bad.status_code == 400 and "Apprise does not recognise that URL" in bad.get_data(as_text=True)
+    added = user_client.post("/settings/notifications", data={"url": HOOK, "events": ["force", "off_grid"], "quiet_start": "22:00",
+                                                              "quiet_end": "07:00", "csrf_token": token}, follow_redirects=True)
+    page = added.get_data(as_text=True)
+    assert "json … hook" in page and "notify.test" not in page and "quiet 22:00–07:00" in page
+    sent = user_client.post("/settings/notifications/test", data={"csrf_token": token}, follow_redirects=True)
+    assert "Test message sent to every target" in sent.get_data(as_text=True) and len(responses.calls) == 1
+    user_client.post("/settings/notifications/1/remove", data={"csrf_token": token})
+    assert "No notification targets yet" in user_client.get("/settings/notifications").get_data(as_text=True)

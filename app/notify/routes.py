@@ -1,0 +1,85 @@
+"""The person's notification page: add an Apprise URL (validated on save), choose events and quiet hours,
+send a test, see failed deliveries, remove a target. Every signed-in person manages only their own."""
+from __future__ import annotations
+
+import re
+
+from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask_login import current_user
+from sqlalchemy import select
+
+from app import clock
+from app.extensions import db
+from app.form_helpers import ActionForm
+from app.models import OutboxMessage
+from app.notify.events import EVENTS
+from app.notify.outbox import deliver_due, enqueue
+from app.notify.targets import TargetError, add_target, remove_target, targets_of
+
+bp = Blueprint("notify", __name__)
+TIME = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
+
+
+def _minutes(value: str | None) -> int | None:
+    match = TIME.match((value or "").strip())
+    return int(match.group(1)) * 60 + int(match.group(2)) if match else None
+
+
+def _page(status: int = 200, error: str | None = None):
+    return render_template("notify/index.html", targets=targets_of(current_user), events=EVENTS, error=error,
+                           form=ActionForm()), status
+
+
+@bp.get("/settings/notifications")
+def index():
+    """The person's notification targets."""
+    return _page()
+
+
+@bp.post("/settings/notifications")
+def add():
+    """Add a target from the form."""
+    if not ActionForm().validate_on_submit():
+        return _page(400, "This form has expired; reload the page and try again.")
+    chosen = [e for e in request.form.getlist("events") if e in EVENTS]
+    start, end = _minutes(request.form.get("quiet_start")), _minutes(request.form.get("quiet_end"))
+    quiet = (start, end) if start is not None and end is not None and start != end else None
+    try:
+        add_target(current_user, request.form.get("url"), clock.now(), chosen or None, quiet)
+    except TargetError as exc:
+        db.session.rollback()
+        return _page(400, str(exc))
+    db.session.commit()
+    flash("Notification target added. Send a test to check it.", "success")
+    return redirect(url_for("notify.index"))
+
+
+@bp.post("/settings/notifications/<int:number>/remove")
+def remove(number: int):
+    """Remove one of the person's targets."""
+    if ActionForm().validate_on_submit():
+        try:
+            remove_target(current_user, number)
+            db.session.commit()
+            flash("Notification target removed.", "info")
+        except TargetError as exc:
+            flash(str(exc), "error")
+    return redirect(url_for("notify.index"))
+
+
+@bp.post("/settings/notifications/test")
+def test():
+    """Send a test message to each of the person's targets now."""
+    if not ActionForm().validate_on_submit() or not targets_of(current_user):
+        return redirect(url_for("notify.index"))
+    now = clock.now()
+    key = f"test:u{current_user.id}:{now.isoformat()}"
+    enqueue(None, "test", key, "Tesla-Amber-Sync test", "This is a test message: notifications reach you here.", now, users=[current_user])
+    db.session.commit()
+    deliver_due(now)
+    failed = db.session.scalars(select(OutboxMessage).where(OutboxMessage.dedupe_key.like(f"{key}:%"), OutboxMessage.delivered_at.is_(None))).all()
+    if failed:
+        flash(f"{len(failed)} test message(s) could not be delivered; see below. They are retried automatically.", "error")
+    else:
+        flash("Test message sent to every target.", "success")
+    return redirect(url_for("notify.index"))
