@@ -127,7 +127,7 @@ def test_emails_are_unique_whatever_their_case(app, client):
 def test_sign_in_works_with_any_letter_case(client, user_id):
     response = login(client, "ALICE@Example.com")
     assert response.status_code == 302
-    assert "Setup" in client.get("/").get_data(as_text=True)
+    assert "Getting started" in client.get("/").get_data(as_text=True)
 
 
 def test_weak_and_mismatched_passwords_are_refused_with_a_reason(app, client):

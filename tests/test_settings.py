@@ -141,7 +141,7 @@ def test_preferences_are_saved(app, user_client):
 def test_sync_is_off_until_the_user_turns_it_on(app, user_client):
     save_tokens(user_client)
     assert settings_row(app).sync_enabled is False
-    assert "Sync turned on: not yet" in " ".join(user_client.get("/").get_data(as_text=True).split())
+    assert "Turn the sync on: not yet" in " ".join(user_client.get("/").get_data(as_text=True).split())
 
 
 def test_lost_key_keeps_the_secret_and_asks_to_re_enter(app, user_client, tmp_path, database_url, clock):
