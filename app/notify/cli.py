@@ -5,13 +5,11 @@ import re
 
 import click
 from flask.cli import AppGroup
-from sqlalchemy import select
 
 from app import accounts, clock
 from app.extensions import db
-from app.models import OutboxMessage
 from app.notify.events import EVENTS
-from app.notify.outbox import deliver_due, enqueue
+from app.notify.service import send_test
 from app.notify.targets import TargetError, add_target, remove_target, targets_of
 
 notifications_cli = AppGroup("notifications", help="A person's notification targets (Apprise URLs).")
@@ -90,13 +88,7 @@ def test(email: str) -> None:
     user = _person(email)
     if not targets_of(user):
         raise click.ClickException(f"{user.email} has no notification targets; add one first.")
-    now = clock.now()
-    enqueue(None, "test", f"test:u{user.id}:{now.isoformat()}", "Tesla-Amber-Sync test",
-            "This is a test message: notifications reach you here.", now, users=[user])
-    db.session.commit()
-    counts = deliver_due(now)
-    failed = db.session.scalars(select(OutboxMessage).where(OutboxMessage.dedupe_key.like(f"test:u{user.id}:{now.isoformat()}:%"),
-                                                             OutboxMessage.delivered_at.is_(None))).all()
-    click.echo(f"Sent {counts['sent']} message(s); {len(failed)} failed (retried automatically).")
+    failed = send_test(user, clock.now())
+    click.echo(f"Sent {len(targets_of(user)) - failed} message(s); {failed} failed (retried automatically).")
     if failed:
         raise SystemExit(1)

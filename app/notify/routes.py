@@ -6,14 +6,12 @@ import re
 
 from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_login import current_user
-from sqlalchemy import select
 
 from app import clock
 from app.extensions import db
 from app.form_helpers import ActionForm
-from app.models import OutboxMessage
 from app.notify.events import EVENTS
-from app.notify.outbox import deliver_due, enqueue
+from app.notify.service import send_test
 from app.notify.targets import TargetError, add_target, remove_target, targets_of
 
 bp = Blueprint("notify", __name__)
@@ -72,14 +70,9 @@ def test():
     """Send a test message to each of the person's targets now."""
     if not ActionForm().validate_on_submit() or not targets_of(current_user):
         return redirect(url_for("notify.index"))
-    now = clock.now()
-    key = f"test:u{current_user.id}:{now.isoformat()}"
-    enqueue(None, "test", key, "Tesla-Amber-Sync test", "This is a test message: notifications reach you here.", now, users=[current_user])
-    db.session.commit()
-    deliver_due(now)
-    failed = db.session.scalars(select(OutboxMessage).where(OutboxMessage.dedupe_key.like(f"{key}:%"), OutboxMessage.delivered_at.is_(None))).all()
+    failed = send_test(current_user, clock.now())
     if failed:
-        flash(f"{len(failed)} test message(s) could not be delivered; see below. They are retried automatically.", "error")
+        flash(f"{failed} test message(s) could not be delivered; see below. They are retried automatically.", "error")
     else:
         flash("Test message sent to every target.", "success")
     return redirect(url_for("notify.index"))

@@ -97,6 +97,20 @@ def safely(func, *args, **kwargs) -> None:
         db.session.rollback()
 
 
+def send_test(user, now: datetime) -> int:
+    """Queue a test message for each of the person's targets and deliver now; return how many failed
+    (they stay queued and are retried). The caller has checked the person has targets."""
+    from app.models import OutboxMessage
+
+    key = f"test:u{user.id}:{now.isoformat()}"
+    enqueue(None, "test", key, "Tesla-Amber-Sync test", "This is a test message: notifications reach you here.", now, users=[user])
+    db.session.commit()
+    deliver_due(now)
+    return len(db.session.scalars(
+        select(OutboxMessage).where(OutboxMessage.dedupe_key.like(f"{key}:%"), OutboxMessage.delivered_at.is_(None))
+    ).all())
+
+
 def deliver(now: datetime) -> dict[str, int]:
     """The scheduler's delivery job (and what the command line runs before it exits)."""
     return deliver_due(now)
