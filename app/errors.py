@@ -44,11 +44,27 @@ def error_response(status: int, message: str | None = None, *, bare: bool = Fals
     message = message or default
     if wants_json():
         return jsonify(error=message, status=status), status
-    if bare:
-        # Do not touch the signed-in user (the database may be what failed): Flask-Login's template
-        # context would load them from it, and the error page would itself fail.
-        g._login_user = AnonymousUserMixin()
-    return render_template("errors/error.html", status=status, title=title, message=message, bare=bare), status
+    if not bare:
+        try:
+            return render_template("errors/error.html", status=status, title=title, message=message, bare=False), status
+        except SQLAlchemyError as exc:
+            # The layout's menu loads the signed-in user and their households; a 404 or a refused form
+            # is decided before that, so the database can be gone by now: the page still renders, bare.
+            log.error("Database error while rendering the %s page for %s %s: %s", status, request.method,
+                      request.path, type(exc).__name__)
+            _rollback()
+    # Do not touch the signed-in user (the database may be what failed): Flask-Login's template context
+    # would load them from it, and the error page would itself fail.
+    g._login_user = AnonymousUserMixin()
+    return render_template("errors/error.html", status=status, title=title, message=message, bare=True), status
+
+
+def _rollback() -> None:
+    """Roll the request's session back, ignoring a database that cannot even do that."""
+    try:
+        db.session.rollback()
+    except SQLAlchemyError:
+        pass
 
 
 def register_error_handlers(app: Flask) -> None:
@@ -68,10 +84,7 @@ def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(SQLAlchemyError)
     def database_error(exc: SQLAlchemyError):
         log.error("Database error on %s %s: %s", request.method, request.path, type(exc).__name__)
-        try:
-            db.session.rollback()
-        except SQLAlchemyError:
-            pass
+        _rollback()
         return error_response(503, bare=True)
 
     @app.errorhandler(Exception)

@@ -124,3 +124,54 @@ def test_health_is_public_and_ok_when_the_database_answers(client):
     response = client.get("/healthz")
     assert response.status_code == 200
     assert response.get_json() == {"status": "ok", "database": "ok"}
+
+
+DOWN_MESSAGE = (
+    "The database is not answering. The Powerwall keeps the last tariff it was given; nothing was lost. "
+    "Try again in a minute."
+)
+
+
+@pytest.fixture()
+def database_gone_for_users(monkeypatch):
+    """Flask-Login's user loader fails as it does when the database went away before the request."""
+    from sqlalchemy.exc import OperationalError
+
+    from app.extensions import login_manager
+
+    calls: list[str] = []
+
+    def loader(identity: str):
+        calls.append(identity)
+        raise OperationalError("SELECT users", {}, ConnectionRefusedError("connection refused"))
+
+    monkeypatch.setattr(login_manager, "_user_callback", loader)
+    return calls
+
+
+def test_a_signed_in_page_is_the_503_page_when_the_user_cannot_be_loaded(user_client, database_gone_for_users):
+    page = user_client.get("/")
+    assert page.status_code == 503
+    body = page.get_data(as_text=True)
+    assert DOWN_MESSAGE in body and "Log out" not in body  # the bare layout: no menu of the signed-in user
+    assert_no_trace(page)
+    assert len(database_gone_for_users) == 1  # tried once; the error page itself did not ask again
+
+
+def test_a_signed_in_api_call_is_a_json_503_when_the_user_cannot_be_loaded(user_client, database_gone_for_users):
+    response = user_client.get("/api/dashboard")
+    assert response.status_code == 503
+    assert response.get_json() == {"error": DOWN_MESSAGE, "status": 503}
+
+
+def test_other_error_pages_still_render_for_a_signed_in_user_when_the_database_is_gone(
+    user_client, database_gone_for_users
+):
+    # A 404 or a refused form is decided before anyone loads the user; the error page's menu would.
+    missing = user_client.get("/no/such/page")
+    assert missing.status_code == 404
+    assert "There is nothing at this address." in missing.get_data(as_text=True)
+    assert "Log out" not in missing.get_data(as_text=True)
+    wrong_method = user_client.put("/login")
+    assert wrong_method.status_code == 405
+    assert_no_trace(wrong_method)
