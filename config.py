@@ -5,6 +5,7 @@ environment first. `.env` in the project root is loaded when present; real envir
 """
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 
@@ -38,7 +39,9 @@ def _choice(name: str, default: str, allowed: tuple[str, ...]) -> str:
     return value
 
 
-def _number(name: str, default: float, *, minimum: float, integer: bool = False) -> float:
+def _number(
+    name: str, default: float, *, minimum: float, maximum: float | None = None, integer: bool = False
+) -> float:
     raw = _env(name)
     if raw is None:
         return default
@@ -46,8 +49,13 @@ def _number(name: str, default: float, *, minimum: float, integer: bool = False)
         value = int(raw) if integer else float(raw)
     except ValueError:
         raise ConfigError(f"{name} must be a{'n integer' if integer else ' number'} (got {raw!r})") from None
+    # NaN compares false with every bound and "inf" passes a minimum: neither is a setting.
+    if not math.isfinite(value):
+        raise ConfigError(f"{name} must be a finite number (got {raw!r})")
     if value < minimum:
         raise ConfigError(f"{name} must be at least {minimum:g} (got {raw!r})")
+    if maximum is not None and value > maximum:
+        raise ConfigError(f"{name} must be at most {maximum:g} (got {raw!r})")
     return value
 
 
@@ -142,9 +150,10 @@ class Config:
         # Database trouble fails fast instead of hanging a page or a sync: connecting gives up after
         # DB_CONNECT_TIMEOUT_SECONDS, a PostgreSQL statement after DB_STATEMENT_TIMEOUT_SECONDS, and a
         # SQLite writer waits DB_BUSY_TIMEOUT_SECONDS for another writer to finish.
-        self.DB_CONNECT_TIMEOUT_SECONDS = _number("DB_CONNECT_TIMEOUT_SECONDS", 5, minimum=1, integer=True)
-        self.DB_STATEMENT_TIMEOUT_SECONDS = _number("DB_STATEMENT_TIMEOUT_SECONDS", 15, minimum=1)
-        self.DB_BUSY_TIMEOUT_SECONDS = _number("DB_BUSY_TIMEOUT_SECONDS", 30, minimum=1)
+        # libpq and psycopg wait at least 2 s whatever is asked; an hour is no longer "failing fast".
+        self.DB_CONNECT_TIMEOUT_SECONDS = _number("DB_CONNECT_TIMEOUT_SECONDS", 5, minimum=2, maximum=3600, integer=True)
+        self.DB_STATEMENT_TIMEOUT_SECONDS = _number("DB_STATEMENT_TIMEOUT_SECONDS", 15, minimum=1, maximum=3600)
+        self.DB_BUSY_TIMEOUT_SECONDS = _number("DB_BUSY_TIMEOUT_SECONDS", 30, minimum=1, maximum=3600)
         # Retention (app/retention.py, hourly): rows older than this many days are deleted.
         self.PRICE_RETENTION_DAYS = _days("PRICE_RETENTION_DAYS", 400)
         self.SYNC_RUN_RETENTION_DAYS = _days("SYNC_RUN_RETENTION_DAYS", 90)

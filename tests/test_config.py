@@ -89,3 +89,36 @@ def test_env_example_documents_every_variable():
         index = next((i for i, line in enumerate(lines) if line.startswith(f"{name}=")), None)
         assert index is not None, f"{name} is not in .env.example"
         assert lines[index - 1].startswith("# "), f"{name} has no comment line above it"
+
+
+DB_TIMEOUTS = ["DB_CONNECT_TIMEOUT_SECONDS", "DB_STATEMENT_TIMEOUT_SECONDS", "DB_BUSY_TIMEOUT_SECONDS"]
+
+
+def test_database_timeouts_default_to_failing_fast(clean_env):
+    for name in DB_TIMEOUTS:
+        clean_env.delenv(name, raising=False)
+    config = config_for()
+    assert (config.DB_CONNECT_TIMEOUT_SECONDS, config.DB_STATEMENT_TIMEOUT_SECONDS, config.DB_BUSY_TIMEOUT_SECONDS) == (5, 15, 30)
+    clean_env.setenv("DB_STATEMENT_TIMEOUT_SECONDS", "2.5")
+    assert config_for().DB_STATEMENT_TIMEOUT_SECONDS == 2.5
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "says"),
+    [
+        ("DB_CONNECT_TIMEOUT_SECONDS", "0", "at least 2"),
+        ("DB_CONNECT_TIMEOUT_SECONDS", "1", "at least 2"),  # the driver would wait 2 s anyway
+        ("DB_CONNECT_TIMEOUT_SECONDS", "2.5", "integer"),
+        ("DB_STATEMENT_TIMEOUT_SECONDS", "-1", "at least 1"),
+        ("DB_STATEMENT_TIMEOUT_SECONDS", "nan", "finite"),  # would pass "at least 1" and crash the app later
+        ("DB_STATEMENT_TIMEOUT_SECONDS", "inf", "finite"),
+        ("DB_STATEMENT_TIMEOUT_SECONDS", "1e12", "at most 3600"),  # beyond what PostgreSQL accepts
+        ("DB_BUSY_TIMEOUT_SECONDS", "soon", "number"),
+        ("DB_BUSY_TIMEOUT_SECONDS", "0", "at least 1"),
+        ("PRICE_MIN_CENTS", "nan", "finite"),  # a NaN bound would let every price through
+    ],
+)
+def test_invalid_numbers_fail_fast_naming_the_variable(clean_env, name, value, says):
+    clean_env.setenv(name, value)
+    with pytest.raises(ConfigError, match=f"{name} must be .*{says}"):
+        config_for()
