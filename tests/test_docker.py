@@ -1,7 +1,9 @@
-"""The Docker packaging, checked statically (this machine has no Docker engine): the Dockerfile, the
-compose file, .dockerignore, the entrypoint's order and the deployment guide's promises.
+"""The Docker packaging, checked statically (CI has no Docker engine): the Dockerfile, the compose file
+(also through `docker compose config` where Compose v2 is installed), .dockerignore, the entrypoint's order
+and the deployment guide's promises.
 
-tests/test_entrypoint_gunicorn.py runs the same entrypoint and command outside Docker."""
+tests/test_entrypoint_gunicorn.py runs the same entrypoint and command outside Docker; scripts/docker_smoke.sh
+builds and runs the image for real (minutes, so not in CI)."""
 from __future__ import annotations
 
 import json
@@ -269,6 +271,50 @@ def test_web_service_keeps_the_images_healthcheck_on_healthz(compose):
     assert "HEALTHCHECK" in text and "/healthz" in text
 
 
+def compose_v2() -> list[str] | None:
+    """The command of an installed Docker Compose v2 (`docker compose` or `docker-compose`), if any."""
+    for command in (["docker", "compose"], ["docker-compose"]):
+        if shutil.which(command[0]) is None:
+            continue
+        try:
+            result = subprocess.run([*command, "version", "--short"], capture_output=True, text=True, timeout=30)
+        except (OSError, subprocess.TimeoutExpired):
+            continue
+        if result.returncode == 0 and re.match(r"v?2\.|v?[3-9]\.", result.stdout.strip()):
+            return command
+    return None
+
+
+@pytest.mark.skipif(compose_v2() is None, reason="Docker Compose v2 is not installed")
+@pytest.mark.parametrize(
+    "dot_env", [None, "SCHEDULER=off\nREGISTRATION=closed\nHOST=127.0.0.1\nDATA_DIR=./data\n"], ids=["no .env", "a .env"]
+)
+def test_docker_compose_reads_the_file_with_and_without_dot_env(tmp_path, dot_env):
+    # The real parser: a first run has no .env (nothing to write by hand); a .env's settings reach the
+    # app, except the ones the container needs fixed. `config` needs no engine.
+    shutil.copy(ROOT / "docker-compose.yml", tmp_path / "docker-compose.yml")
+    if dot_env is not None:
+        (tmp_path / ".env").write_text(dot_env)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("COMPOSE_") and k not in ("SCHEDULER", "DATABASE_URL")}
+    result = subprocess.run(
+        [*compose_v2(), "--project-directory", str(tmp_path), "-f", str(tmp_path / "docker-compose.yml"),
+         "config", "--format", "json"],
+        capture_output=True, text=True, timeout=60, env=env,
+    )
+    assert result.returncode == 0, result.stderr
+    web = json.loads(result.stdout)["services"]["web"]
+    assert [(p["target"], str(p["published"])) for p in web["ports"]] == [(5001, "5001")]
+    assert [(v["type"], v["source"], v["target"]) for v in web["volumes"]] == [("bind", str(tmp_path / "data"), "/data")]
+    assert web["restart"] == "unless-stopped" and web["init"] is True
+    assert "healthcheck" not in web, "the image's HEALTHCHECK (/healthz) applies"
+    environment = web["environment"]
+    assert (environment["HOST"], environment["PORT"], environment["DATA_DIR"]) == ("0.0.0.0", "5001", "/data")
+    if dot_env is None:
+        assert environment["SCHEDULER"] == "embedded" and "REGISTRATION" not in environment
+    else:
+        assert environment["SCHEDULER"] == "off" and environment["REGISTRATION"] == "closed"
+
+
 def test_postgres_is_optional_behind_a_profile(compose):
     postgres = compose["services"]["postgres"]
     assert postgres["profiles"] == ["postgres"]
@@ -338,6 +384,17 @@ def test_entrypoint_passes_shellcheck_as_posix_sh():
     assert result.returncode == 0, result.stdout
 
 
+def test_docker_smoke_script_is_executable_bash():
+    script = ROOT / "scripts" / "docker_smoke.sh"
+    assert script.read_text().startswith("#!/usr/bin/env bash\n")
+    assert os.stat(script).st_mode & stat.S_IXUSR, "git must keep the executable bit"
+    result = subprocess.run(["bash", "-n", str(script)], capture_output=True, text=True, timeout=10)
+    assert result.returncode == 0, result.stderr
+    if shutil.which("shellcheck"):
+        result = subprocess.run(["shellcheck", str(script)], capture_output=True, text=True, timeout=30)
+        assert result.returncode == 0, result.stdout
+
+
 def test_every_variable_the_entrypoint_reads_is_documented():
     names = set(re.findall(r"\$\{([A-Z][A-Z0-9_]*):-", ENTRYPOINT.read_text())) - {"FLASK_APP"}  # set by the image
     example = (ROOT / ".env.example").read_text().splitlines()
@@ -358,7 +415,7 @@ def test_every_variable_the_entrypoint_reads_is_documented():
         "pg_restore", "docker compose pull", "/.well-known/appspecific/com.tesla.3p.public-key.pem",
         "/tesla-fleet/callback", "TRUST_PROXY=1", "SESSION_COOKIE_SECURE", "SCHEDULER=off",
         "flask scheduler run", "docker compose logs", "/healthz", "X-Forwarded-Proto", "reverse_proxy",
-        "proxy_pass", "fernet.key",
+        "proxy_pass", "fernet.key", "scripts/docker_smoke.sh",
     ],
 )
 def test_deployment_guide_covers(promise):
