@@ -5,7 +5,15 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from app.sync.rules import decide_export_protection, decide_push, fallback_tariff, is_stale, tariff_hash, tariffs_differ
+from app.sync.rules import (
+    after_lost_answer,
+    decide_export_protection,
+    decide_push,
+    fallback_tariff,
+    is_stale,
+    tariff_hash,
+    tariffs_differ,
+)
 from app.tariff import PERIOD_NAMES, TariffPolicy, tariff_from_rates, tariff_rates, validate_tariff
 
 NOW = datetime(2026, 11, 24, 3, 0, tzinfo=timezone.utc)
@@ -66,6 +74,34 @@ def test_read_back_comparison_ignores_tesla_normalisation_but_not_rates():
     edited = tariff(PERIOD_18_00=(0.2, 0.05))
     assert tariffs_differ(ours, edited)
     assert tariffs_differ(ours, None)
+
+
+OLD, LOST, NOW_WANTED, OUTSIDE = tariff(0.30), tariff(0.45), tariff(0.46), tariff(0.25, 0.05)
+
+
+@pytest.mark.parametrize(
+    ("wanted", "last", "read_back", "arrived", "push", "changed_outside"),
+    [
+        # The lost push is on the Powerwall: it counts as accepted and the usual rule decides against it.
+        (NOW_WANTED, OLD, LOST, True, None, False),
+        (LOST, OLD, LOST, True, None, False),
+        # It did not arrive and the Powerwall still holds the last accepted tariff: the usual rule decides.
+        (NOW_WANTED, OLD, OLD, False, None, False),
+        # It did not arrive but the Powerwall already holds what is wanted now: never a second (billed) push.
+        (OLD, OLD, OLD, False, False, False),
+        # It did not arrive and the Powerwall holds neither: something else set it, so send the synced one
+        # (the usual rule would compare with the last accepted tariff, which is not on the Powerwall).
+        (OLD, OLD, OUTSIDE, False, True, True),
+        (NOW_WANTED, OLD, OUTSIDE, False, True, True),
+        (NOW_WANTED, OLD, None, False, True, True),  # no tariff on the Powerwall at all
+        # The very first push was the lost one and did not arrive: the usual rule pushes (first tariff).
+        (NOW_WANTED, None, OUTSIDE, False, None, False),
+    ],
+)
+def test_after_a_lost_answer_the_read_back_decides(wanted, last, read_back, arrived, push, changed_outside):
+    check = after_lost_answer(wanted, LOST, last, read_back)
+    assert (check.arrived, check.push, check.changed_outside) == (arrived, push, changed_outside)
+    assert ("shows it arrived" if arrived else "did not arrive") in check.reason
 
 
 def test_fallback_is_flat_at_the_median_and_valid():

@@ -65,6 +65,7 @@ from app.prices import Channel, IntervalKind, PriceInterval
 from app.sync.rules import (
     TESLA_AUTH_RECHECK,
     PushDecision,
+    after_lost_answer,
     decide_export_protection,
     decide_push,
     fallback_tariff,
@@ -551,15 +552,16 @@ class _HouseholdSync:
             info = self._tesla(lambda c: c.site_info(self.settings.tesla_site_id))
             self.state.last_readback_at = self.now
             lost.answer_lost = False
-            if not tariffs_differ(lost.tariff, info.tariff_content_v2):
+            check = after_lost_answer(tariff, lost.tariff, last.tariff if last else None, info.tariff_content_v2)
+            if check.arrived:
                 lost.accepted, lost.tesla_reason = True, "Confirmed by reading the Powerwall back after the answer was lost."
-                self.notes.append("The previous push's answer was lost; reading the Powerwall back shows it arrived.")
                 last = lost
             else:
                 lost.tesla_reason = "The answer was lost and reading the Powerwall back showed it did not arrive."
-                self.notes.append("The previous push's answer was lost; reading the Powerwall back shows it did not arrive.")
-                if not tariffs_differ(tariff, info.tariff_content_v2):
-                    return PushDecision(False, "The Powerwall already holds this tariff (read back); nothing was sent.")
+            if check.push is not None:
+                self.result.changed_outside = check.changed_outside
+                return PushDecision(check.push, check.reason)
+            self.notes.append(check.reason)
         decision = decide_push(
             tariff,
             explanation.slots[0].period,

@@ -93,6 +93,46 @@ def tariffs_differ(ours: Mapping[str, Any], read_back: Mapping[str, Any] | None)
     return not (same(ours_buy, theirs_buy) and same(ours_sell, theirs_sell))
 
 
+@dataclass(frozen=True)
+class LostAnswerCheck:
+    """What reading the Powerwall back after a push whose answer was lost showed, and what follows.
+
+    `push`: True or False when the read-back decides it; None when the usual rule (decide_push) decides,
+    against the lost push if it `arrived`, else against the last accepted one."""
+
+    arrived: bool
+    push: bool | None
+    reason: str
+    changed_outside: bool = False
+
+
+def after_lost_answer(
+    wanted: Mapping[str, Any],
+    lost: Mapping[str, Any],
+    last_accepted: Mapping[str, Any] | None,
+    read_back: Mapping[str, Any] | None,
+) -> LostAnswerCheck:
+    """Decide from one read-back whether a push whose answer was lost arrived, and whether `wanted` must
+    still be sent: never when the Powerwall already holds it (a push is billed), always when it holds
+    neither the lost push nor the last accepted one (then the usual rule would compare with the wrong tariff)."""
+    if not tariffs_differ(lost, read_back):
+        return LostAnswerCheck(True, None, "The previous push's answer was lost; reading the Powerwall back shows it arrived.")
+    if not tariffs_differ(wanted, read_back):
+        return LostAnswerCheck(
+            False, False,
+            "The previous push's answer was lost and reading the Powerwall back shows it did not arrive, but the "
+            "Powerwall already holds the tariff wanted now; nothing was sent.",
+        )
+    if last_accepted is not None and tariffs_differ(last_accepted, read_back):
+        return LostAnswerCheck(
+            False, True,
+            "The previous push's answer was lost; reading the Powerwall back shows it did not arrive and the Powerwall "
+            "holds a tariff set outside this app, so the synced one is sent.",
+            changed_outside=True,
+        )
+    return LostAnswerCheck(False, None, "The previous push's answer was lost; reading the Powerwall back shows it did not arrive.")
+
+
 def fallback_tariff(last_good: Mapping[str, Any], policy: TariffPolicy) -> dict[str, Any] | None:
     """A flat tariff at the median of the last good tariff's prices: no slot invites grid charging or
     forced export while the app is steering blind. None when there is nothing to take a median of."""
