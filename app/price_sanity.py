@@ -81,7 +81,7 @@ def _price_problem(interval: PriceInterval, bounds: PriceBounds) -> tuple[float 
         if value is None:
             continue
         if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
-            return None, f"the {name} is not a number ({value!r})"
+            return None, f"the {name} is not a finite number ({value!r})"
         if value > high:
             return float(value), f"{_cents(value)} ({name}) is above the limit of {_cents(high)}"
         if value < low:

@@ -11,6 +11,7 @@ import requests
 import responses
 from sqlalchemy import select
 
+from app.clients.amber import MalformedInterval, parse_price_interval
 from app.extensions import db as _db
 from app.models import StoredPrice, SyncRun
 from app.price_sanity import PriceBounds, screen_prices
@@ -38,8 +39,8 @@ def interval(per_kwh, channel=Channel.GENERAL, start=T, minutes=30, advanced=Non
     [
         (interval(1e9), "1,000,000,000.0 c/kWh (price) is above the limit of 2,500.0 c/kWh"),
         (interval(-151.0), "below the limit of -150.0 c/kWh"),
-        (interval(float("nan")), "not a number"),
-        (interval(float("inf")), "not a number"),
+        (interval(float("nan")), "not a finite number (nan)"),
+        (interval(float("inf")), "not a finite number (inf)"),
         (interval(30.0, advanced=AdvancedPrice(25.0, 30.0, 1e6)), "(high forecast) is above the limit"),
         (interval(-3000.0, Channel.FEED_IN), "below the limit of -2,500.0 c/kWh"),
         (interval(200.0, Channel.FEED_IN), "above the limit of 150.0 c/kWh"),
@@ -123,6 +124,36 @@ def test_an_impossible_price_is_never_stored_or_pushed_and_the_run_and_dashboard
     assert login(client, "alice@example.com").status_code == 302
     page = client.get("/").get_data(as_text=True)
     assert "refused Amber prices that cannot be real" in page and "general 24 Nov 17:00–17:30" in page
+
+
+@pytest.mark.parametrize(("bad", "words"), [(math.nan, "not a finite number (nan)"), (math.inf, "not a finite number (inf)")])
+def test_a_price_that_is_not_a_number_is_named_in_the_run_and_on_the_dashboard(app, home, simulator, bad, words):
+    amber, _ = home
+    bad_at = datetime(2026, 11, 24, 7, 0, tzinfo=timezone.utc)  # 18:00 in Sydney, a forecast slot
+    assert tick(app).outcome == "pushed"
+    # Amber's JSON says NaN (or Infinity): Python reads it as a float, and it must not vanish in silence.
+    amber.price_fn = lambda start, minutes: (bad if start == bad_at else 30.0, -8.0)
+    SHARED.advance(minutes=5)
+    result = tick(app)
+    assert f"general 24 Nov 18:00–18:30: the price is {words}" in result.reason
+    buy, _ = tariff_rates(pushed(simulator))
+    assert buy["PERIOD_18_00"] == 0.3  # the slot was filled as missing data, at the median
+    with app.app_context():
+        run = _db.session.scalar(select(SyncRun).order_by(SyncRun.id.desc()))
+        assert [(r["start"], r["value"]) for r in run.refused_prices] == [(bad_at.isoformat(), None)]
+    client = app.test_client()
+    assert login(client, "alice@example.com").status_code == 302
+    assert f"general 24 Nov 18:00–18:30: the price is {words}" in client.get("/").get_data(as_text=True)
+
+
+def test_the_amber_client_keeps_a_price_that_is_not_finite_for_the_sanity_check():
+    raw = {"type": "ForecastInterval", "duration": 30, "endTime": "2026-11-24T07:30:00Z", "channelType": "general",
+           "perKwh": math.nan, "advancedPrice": {"low": 1.0, "predicted": 2.0, "high": 3.0}}
+    parsed = parse_price_interval(raw)
+    assert math.isnan(parsed.per_kwh)
+    assert "not a finite number" in screen_prices([parsed], BOUNDS)[1][0].reason
+    with pytest.raises(MalformedInterval):
+        parse_price_interval({**raw, "perKwh": "12.5"})
 
 
 def test_a_feed_in_series_labelled_general_is_refused_and_the_last_good_tariff_stays(app, home, simulator):

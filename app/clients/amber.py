@@ -1,7 +1,8 @@
 """Amber Electric public API client: sites, prices (current and by date range) and usage.
 
 Parses into the shared value types of `app.prices`. Tolerant by design: unknown fields are ignored and a
-malformed interval is skipped and counted, but a response that is not a JSON list is an error.
+malformed interval is skipped and counted, but a response that is not a JSON list is an error. A `perKwh`
+that is a number but not finite (NaN, Infinity) is kept, for `app.price_sanity` to refuse in words.
 """
 from __future__ import annotations
 
@@ -256,7 +257,7 @@ def parse_price_interval(raw: Any) -> PriceInterval:
         raise MalformedInterval(f"unknown type {raw.get('type')!r}")
     channel = _channel(raw)
     start, end = _span(raw)
-    per_kwh = _required_number(raw, "perKwh")
+    per_kwh = _price(raw, "perKwh")
     estimate = raw.get("estimate")
     return PriceInterval(
         channel=channel,
@@ -347,6 +348,16 @@ def _is_number(value: Any) -> bool:
 def _required_number(raw: Mapping[str, Any], key: str) -> float:
     value = raw.get(key)
     if not _is_number(value):
+        raise MalformedInterval(f"missing or non-numeric {key}")
+    return float(value)
+
+
+def _price(raw: Mapping[str, Any], key: str) -> float:
+    # A number that is not finite (NaN, Infinity, or 1e400 read as infinity) is kept: the sync's price
+    # sanity check refuses it and names it in the run and on the dashboard, where skipping it here would
+    # only leave a log line. Anything that is not a number at all is still malformed.
+    value = raw.get(key)
+    if not isinstance(value, int | float) or isinstance(value, bool):
         raise MalformedInterval(f"missing or non-numeric {key}")
     return float(value)
 
