@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 from datetime import datetime, timedelta, timezone
+from zoneinfo import ZoneInfo
 
 import pytest
 import requests
@@ -17,7 +18,7 @@ from app.models import StoredPrice, SyncRun
 from app.price_sanity import PriceBounds, screen_prices
 from app.prices import AdvancedPrice, Channel, IntervalKind, PriceInterval
 from app.sync import run_tick
-from app.tariff import tariff_rates
+from app.tariff import build_tariff, tariff_rates
 from config import ConfigError
 from tests.conftest import login, make_config
 from tests.sync_env import SHARED, env, fake_sleep, simulator  # noqa: F401 (fixtures)
@@ -65,6 +66,22 @@ def test_a_channel_sent_twice_with_different_prices_is_refused_and_an_exact_repe
     kept, refused = screen_prices([interval(30.0), interval(-8.0)], BOUNDS)
     assert kept == [] and len(refused) == 2
     assert "2 different general prices" in refused[0].reason and "-8.0 c/kWh and 30.0 c/kWh" in refused[0].reason
+
+
+def test_one_feed_in_interval_labelled_general_leaves_its_slot_filled_not_free_power_or_free_export():
+    # 30-minute series from 14:30 Sydney for 24 h; the 18:00 feed-in interval comes labelled general.
+    starts = [T + timedelta(minutes=30 * i) for i in range(48)]
+    odd = datetime(2026, 11, 24, 7, 0, tzinfo=timezone.utc)  # 18:00 in Sydney
+    items = [interval(30.0 + i % 3, start=s, advanced=AdvancedPrice(30.0, 30.0 + i % 3, 33.0)) for i, s in enumerate(starts)]
+    items += [interval(-8.0, Channel.GENERAL if s == odd else Channel.FEED_IN, start=s) for s in starts]
+    kept, refused = screen_prices(items, BOUNDS)
+    assert [(r.channel, r.start) for r in refused] == [("general", odd), ("general", odd)]
+    tariff, explanation = build_tariff(kept, ZoneInfo("Australia/Sydney"), T)
+    buy, sell = tariff_rates(tariff)
+    # Without the check, -8 c/kWh became the 18:00 buy price (clamped to 0: free power, so the Powerwall
+    # charges from the grid) and the sell price followed it down to 0. Now both sides take the median,
+    # like missing data.
+    assert (buy["PERIOD_18_00"], sell["PERIOD_18_00"]) == (explanation.fill_buy, explanation.fill_sell) == (0.31, 0.08)
 
 
 def test_bounds_are_settings_and_must_make_sense(tmp_path, monkeypatch):
