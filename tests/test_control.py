@@ -123,6 +123,29 @@ def test_verification_step(action, battery_w, minutes, escalated_minutes_ago, st
     assert verification_step(action, battery_w, started, escalated, T) == step
 
 
+@pytest.mark.parametrize(
+    ("state", "age", "attempt_failed", "expected"),
+    [
+        ("active", timedelta(seconds=5), False, "restore"),
+        ("starting", timedelta(seconds=30), False, "signal"),  # its process is at work: it stops and puts back
+        ("starting", timedelta(minutes=2), False, "take_over"),  # its process is gone
+        ("restoring", timedelta(seconds=30), False, "in_hand"),  # an attempt is under way
+        ("restoring", timedelta(seconds=30), True, "take_over"),  # the last attempt failed: retry now
+        ("restoring", timedelta(minutes=3), False, "take_over"),
+        ("ended", timedelta(minutes=3), False, "in_hand"),
+    ],
+)
+def test_cancel_action(state, age, attempt_failed, expected):
+    assert control.cancel_action(state, T - age, attempt_failed, T) == expected
+
+
+def test_restore_attempt_failed():
+    unfinished = f"{control.RESTORE_UNFINISHED} (Put the backup reserve back (35%)); it is retried automatically."
+    assert control.restore_attempt_failed("restoring", unfinished)
+    assert not control.restore_attempt_failed("restoring", None)
+    assert not control.restore_attempt_failed("ended", unfinished)
+
+
 # -- executor against the simulator --------------------------------------------------------------------------
 
 
@@ -314,5 +337,79 @@ def test_api_and_dashboard(env, app, before):
     history = client.get("/history").get_data(as_text=True)
     assert "Battery control steps" in history and "Lower the backup reserve to 20%" in history
     cancelled = client.post("/api/control", json={"action": "cancel"}, headers={"X-CSRFToken": token})
-    assert cancelled.get_json() == {"ok": True, "state": "ended", "cancel_pending": False}
+    assert cancelled.get_json() == {"ok": True, "state": "ended", "cancel_pending": False,
+                                    "message": "Cancelled; your settings were put back."}
+    assert powerwall(env) == before
+
+
+def test_cancel_retries_a_failed_restore_at_once(env, app, before):
+    """A restore whose last attempt failed is retried now by Cancel (the button, the API), not 2 minutes later."""
+    with app.app_context():
+        control.start(alice(app), "force_charge", 60)
+    env.sim("faults", json={"endpoint": "tesla_backup", "status": 500, "count": 1})
+    with app.app_context():
+        assert control.cancel(alice(app)) is False
+        assert control.live_session(alice(app)).state == "restoring"
+        with pytest.raises(ControlError) as refused:  # a new force says how to get out
+            control.start(alice(app), "force_discharge", 30)
+    assert 'POST /api/control with {"action": "cancel"}' in str(refused.value)
+    client = env.app.test_client()
+    login(client, "alice@example.com")
+    page = " ".join(re.sub(r"<[^>]+>", " ", client.get("/").get_data(as_text=True)).split())
+    assert "Put my settings back now" in page  # the way out is on the dashboard too
+    SHARED.advance(seconds=20)  # well inside control.STALE_AFTER
+    done = client.post("/control/cancel", data={"csrf_token": csrf_token(client, "/")}, follow_redirects=True)
+    assert "your settings were put back" in done.get_data(as_text=True)
+    with app.app_context():
+        assert control.live_session(alice(app)) is None
+    assert powerwall(env) == before
+
+
+def test_a_cancel_that_lands_as_the_start_finishes_is_not_lost(env, app, before):
+    """A cancel that arrives after the start's last look at the row, just before the session is marked active,
+    still ends it (it used to leave an active session marked cancelled, with no Cancel button)."""
+    import threading
+
+    calls: list[str] = []
+    after_backup = 0
+    firing = threading.Event()
+
+    def cancel_elsewhere() -> None:
+        with app.app_context():
+            control.cancel(alice(app), actor="bob@example.com")
+
+    def clock() -> datetime:
+        nonlocal after_backup
+        if not firing.is_set() and calls and calls[-1].endswith("/backup"):
+            after_backup += 1
+            if after_backup == 2:  # the first stamps the backup step; the second, the session becoming active
+                firing.set()
+                other = threading.Thread(target=cancel_elsewhere)
+                other.start()
+                other.join(timeout=30)
+        return SHARED()
+
+    app.extensions["clock"] = clock
+    with app.app_context():
+        session = control.start(alice(app), "force_charge", 60, on_call=lambda record: calls.append(record.path))
+        assert firing.is_set()
+        assert session.state == "ended" and "bob@example.com" in session.end_reason
+        assert control.live_session(alice(app)) is None
+    assert powerwall(env) == before
+
+
+def test_a_session_row_written_in_another_time_format_is_still_taken_over(env, app, before):
+    """updated_at written by hand or by an older version ("03:12:40" where SQLAlchemy writes "03:12:40.000000" on
+    SQLite) must not make the compare-and-set miss for ever, which would leave the battery forced."""
+    from sqlalchemy import text
+
+    with app.app_context():
+        session = control.start(alice(app), "force_charge", 60)
+        _db.session.execute(text("UPDATE force_sessions SET state = 'starting', updated_at = :at WHERE id = :id"),
+                            {"at": NOW.strftime("%Y-%m-%d %H:%M:%S"), "id": session.id})
+        _db.session.commit()
+    SHARED.advance(minutes=3)
+    with app.app_context():
+        control.check_sessions()
+        assert control.live_session(alice(app)) is None
     assert powerwall(env) == before

@@ -8,8 +8,8 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
 
 import pytest
 from sqlalchemy import select
@@ -23,7 +23,7 @@ from app.models import ControlEvent, ForceSession
 from app.simulator import identity
 from app.simulator.server import create_simulator_app, start_simulator_thread
 from config import BASE_DIR
-from tests.conftest import FakeClock, TEST_PASSWORD, create_user, make_config
+from tests.conftest import FakeClock, create_user, make_config
 from tests.db_backends import BACKENDS, fresh_database
 
 EMAIL = "owner@example.com"
@@ -48,9 +48,10 @@ def powerwall(simulator: str) -> dict:
     return {key: state[key] for key in (*BEFORE, "tariff_content_v2")}
 
 
-@pytest.fixture()
-def home(tmp_path, simulator):
-    """A household on the simulator's Powerwall, set to known settings; yields (app, env for children)."""
+@pytest.fixture(params=BACKENDS)
+def home(request, tmp_path, simulator):
+    """A household on the simulator's Powerwall, set to known settings, on each database backend; yields
+    (app, env for children, the Powerwall's settings)."""
     import requests
 
     requests.post(f"{simulator}/_sim/reset", timeout=5).raise_for_status()
@@ -58,8 +59,7 @@ def home(tmp_path, simulator):
     tesla.set_backup_reserve(POWERWALL, 20)
     tesla.set_operation_mode(POWERWALL, "self_consumption")
     tesla.set_grid_import_export(POWERWALL, export_rule="pv_only", allow_grid_charging=False)
-    backend = BACKENDS[-1]  # PostgreSQL when available (the production choice), else SQLite
-    with fresh_database(backend, tmp_path) as url:
+    with fresh_database(request.param, tmp_path) as url:
         settings = identity.app_settings(simulator)
         app = create_app(make_config(tmp_path, url, **settings))
         with app.app_context():
@@ -87,6 +87,19 @@ def flask(env: dict, *args: str, kill_at: str | None = None) -> subprocess.Compl
         child_env[control.FAULT_ENV] = kill_at
     return subprocess.run([sys.executable, "-m", "flask", *args], cwd=BASE_DIR, env=child_env,
                           capture_output=True, text=True, timeout=60)
+
+
+def wait_until_stopped(child: subprocess.Popen, seconds: float = 30) -> None:
+    """Wait (bounded) until the child has stopped itself (SIGSTOP) at its fault point."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        pid, status = os.waitpid(child.pid, os.WUNTRACED | os.WNOHANG)
+        if pid and os.WIFSTOPPED(status):
+            return
+        assert not pid, f"the child ended instead of stopping: {status}"
+        time.sleep(0.05)
+    child.kill()
+    raise AssertionError("the child never reached its fault point")
 
 
 def the_session(app) -> ForceSession:
@@ -172,6 +185,51 @@ def test_a_fresh_start_is_not_taken_over(home, simulator):
         control.check_sessions(app.extensions["clock"]())
     assert the_session(app).state == "starting"
     recover(app, simulator, before)
+
+
+def test_a_paused_start_that_was_taken_over_sends_nothing_more(home, simulator):
+    """A start paused past STALE_AFTER (a frozen VM or container) is taken over and put back; when it wakes up
+    it sends no more forcing commands and does not bring the session back to life."""
+    app, env, before = home
+    child = subprocess.Popen([sys.executable, "-m", "flask", "force", "start", EMAIL, "force_charge", "30"], cwd=BASE_DIR,
+                             env={**env, control.FAULT_STOP_ENV: "after_operation"}, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)
+    try:
+        wait_until_stopped(child)
+        assert powerwall(simulator)["default_real_mode"] == "autonomous"  # one forcing command sent
+        recover(app, simulator, before)  # another process takes it over and puts everything back
+    finally:
+        child.send_signal(signal.SIGCONT)
+    _, err = child.communicate(timeout=60)
+    assert child.returncode == 1 and "took the session over" in err, err
+    assert powerwall(simulator) == before
+    assert the_session(app).state == "ended"
+
+
+def test_a_paused_restore_that_was_taken_over_does_not_undo_a_new_force(home, simulator):
+    """A restore paused past STALE_AFTER is finished by another process, and the household forces again; when the
+    paused process wakes up it sends nothing (its old restore commands would undo the new force)."""
+    app, env, before = home
+    assert flask(env, "force", "start", EMAIL, "force_charge", "30").returncode == 0
+    child = subprocess.Popen([sys.executable, "-m", "flask", "force", "cancel", EMAIL], cwd=BASE_DIR,
+                             env={**env, control.FAULT_STOP_ENV: "restore_after_tariff"}, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)
+    try:
+        wait_until_stopped(child)
+        recover(app, simulator, before)
+        with app.app_context():
+            assert control.start(household(app), "force_discharge", 30, actor="owner@example.com").state == "active"
+        forced = powerwall(simulator)
+        assert forced["customer_preferred_export_rule"] == "battery_ok"
+    finally:
+        child.send_signal(signal.SIGCONT)
+    _, err = child.communicate(timeout=60)
+    assert child.returncode == 0, err
+    assert powerwall(simulator) == forced  # the new force is untouched
+    with app.app_context():
+        assert control.live_session(household(app)).action == "force_discharge"
+        assert control.cancel(household(app), actor="owner@example.com") is True
+    assert powerwall(simulator) == before
 
 
 @pytest.mark.parametrize(

@@ -74,7 +74,8 @@ def control_action():
             done = control.cancel(current_household(), actor=actor())
             live = None if done else control.live_session(current_household())
             return jsonify(ok=done, state=live.state if live else "ended",
-                           cancel_pending=bool(live is not None and live.cancel_requested_by))
+                           cancel_pending=bool(live is not None and live.cancel_requested_by),
+                           message=control.cancel_message(done, live.state if live else None))
         session = control.start(current_household(), action, body.get("minutes"), actor=actor())
     except control.ControlError as exc:
         return jsonify(error=str(exc), status=400), 400

@@ -6,11 +6,12 @@ import logging
 import os
 import signal
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select, update
+from sqlalchemy import String, and_, cast, select, update
 from sqlalchemy.exc import IntegrityError
 
 from app import clock
@@ -20,11 +21,16 @@ from app.control.rules import (
     ACTION_WORDS,
     DOUBLE_CLICK_WINDOW,
     FAULT_ENV,
+    FAULT_STOP_ENV,
     LIVE_STATES,
+    RESTORE_UNFINISHED,
+    STALE_AFTER,
     Command,
     ControlError,
     SavedSettings,
+    cancel_action,
     forced_tariff,
+    restore_attempt_failed,
     restore_commands,
     session_action,
     start_commands,
@@ -42,31 +48,91 @@ log = logging.getLogger(__name__)
 
 
 def _fault_point(step: str) -> None:
-    """Tests only: die here, as a killed worker would, when TAS_FAULT_KILL_AT names this step."""
+    """Tests only: die here as a killed worker would (TAS_FAULT_KILL_AT), or freeze here as a paused VM or
+    container would (TAS_FAULT_STOP_AT), when the variable names this step."""
     if os.environ.get(FAULT_ENV) == step:
         log.warning("Fault injection: killing this process at %s", step)
         os.kill(os.getpid(), signal.SIGKILL)
+    if os.environ.get(FAULT_STOP_ENV) == step:
+        log.warning("Fault injection: freezing this process at %s", step)
+        os.kill(os.getpid(), signal.SIGSTOP)
 
 
-def _claim(session: ForceSession, expect_state: str, new_state: str, now: datetime) -> bool:
-    """Take the session over (compare-and-set on its state and last step): True if this process now owns it.
+# Who owns a live session: the process that last moved it, by a compare-and-set on its state and updated_at
+# (works the same on SQLite and PostgreSQL). A process decides on what it read in one _Hold and claims with that
+# same _Hold, so nothing that changed in between is overridden. The owner keeps what it last wrote (the _Hold,
+# not the ORM object, whose attributes reload after any commit and would always look current) and stamps every
+# step with the same compare-and-set, so a process that was paused (a frozen VM, a long stall) and whose
+# session was taken over in the meantime learns it before its next command and stops.
 
-    Two processes that find the same stale session cannot both restore it, on SQLite or PostgreSQL."""
+
+@dataclass
+class _Hold:
+    """A session's state and updated_at as this process last read or wrote them: its compare-and-set token."""
+
+    state: str
+    updated_at: datetime
+    end_reason: str | None = None
+    # The stored text of updated_at as read. A row written by hand, by an older version or by a migration may not be
+    # in SQLAlchemy's own SQLite format ("...:40" for "...:40.000000"), and comparing the parsed value would then
+    # never match, leaving the session with no way out. None once this process wrote the value itself.
+    stored: str | None = None
+
+    @classmethod
+    def read(cls, session: ForceSession) -> _Hold:
+        """The session's row as it is now, in one read (decide on this, then claim with it)."""
+        state, updated_at, end_reason, stored = db.session.execute(
+            select(ForceSession.state, ForceSession.updated_at, ForceSession.end_reason,
+                   cast(ForceSession.updated_at, String).label("stored"))
+            .where(ForceSession.id == session.id)
+        ).one()
+        return cls(state, updated_at, end_reason, stored)
+
+    def unchanged(self) -> Any:
+        """The SQL condition: the row is still as this hold says."""
+        same_time = (cast(ForceSession.updated_at, String) == self.stored if self.stored is not None
+                     else ForceSession.updated_at == self.updated_at)
+        return and_(ForceSession.state == self.state, same_time)
+
+
+def _cas(session: ForceSession, hold: _Hold, values: dict[str, Any], *conditions: Any) -> bool:
+    """Update the session only if it is still as `hold` says (then `hold` follows); the session is read afresh."""
     result = db.session.execute(
         update(ForceSession)
-        .where(ForceSession.id == session.id, ForceSession.state == expect_state, ForceSession.updated_at == session.updated_at)
-        .values(state=new_state, updated_at=now)
+        .where(ForceSession.id == session.id, hold.unchanged(), *conditions)
+        .values(**values)
         .execution_options(synchronize_session=False)
     )
     db.session.commit()
+    won = result.rowcount == 1
+    if won:
+        hold.state, hold.updated_at, hold.stored = values.get("state", hold.state), values["updated_at"], None
     db.session.refresh(session)
-    return result.rowcount == 1
+    return won
 
 
-def _progress(session: ForceSession, now: datetime) -> None:
-    """Record that a step was done (the session is alive), committing it."""
-    session.updated_at = now
-    db.session.commit()
+def _claim(session: ForceSession, hold: _Hold, new_state: str, now: datetime) -> bool:
+    """Take the session over into `new_state`: True if this process now owns it (two never both do)."""
+    values: dict[str, Any] = {"state": new_state, "updated_at": now}
+    if new_state == "restoring":
+        values["end_reason"] = None  # an attempt is under way; a failed one says so again
+    return _cas(session, hold, values)
+
+
+def _step_done(session: ForceSession, hold: _Hold, now: datetime) -> bool:
+    """Stamp a step (committing its audit event): False if another process has taken the session over."""
+    return _cas(session, hold, {"updated_at": now})
+
+
+def _may_go_on(session: ForceSession, hold: _Hold, now: datetime) -> bool:
+    """Before each forcing command: stamp the step; False once the start was cancelled or taken over."""
+    return _step_done(session, hold, now) and session.cancel_requested_by is None
+
+
+def _settled(household: Household, session: ForceSession) -> bool:
+    """True if the session has ended and nothing else is live."""
+    db.session.refresh(session)
+    return session.state in ("ended", "failed") and live_session(household) is None
 
 
 def _event(
@@ -115,6 +181,15 @@ def live_session(household: Household) -> ForceSession | None:
     )
 
 
+def _live_with_hold(household: Household) -> tuple[ForceSession, _Hold] | tuple[None, None]:
+    """The household's live session and its row as read now (to decide on and claim with), or (None, None)."""
+    session = live_session(household)
+    hold = _Hold.read(session) if session is not None else None
+    if session is None or hold.state not in LIVE_STATES:  # it ended a moment ago
+        return None, None
+    return session, hold
+
+
 def _read_saved(conn: HouseholdConnections, site_id: str) -> SavedSettings:
     info = conn.tesla(lambda client: client.site_info(site_id))
     return SavedSettings(
@@ -136,20 +211,29 @@ def start(
     site_id = settings.tesla_site_id
     conn = resolve(household, now, on_call)  # one resolution for the whole start
     tz = conn.zone
-    current = live_session(household)
-    if current is not None and current.state != "active":
-        if session_action(current.state, current.updated_at, current.ends_at, now) == "restore":
-            _take_over(household, current, now, on_call)  # its process is gone: finish it first
-            current = live_session(household)
-        if current is not None and current.state != "active":
-            raise ControlError(_busy_message(current, tz))
+    current, seen = _live_with_hold(household)
+    if current is not None and seen.state != "active":
+        if session_action(seen.state, seen.updated_at, current.ends_at, now) == "restore":
+            _take_over(household, current, seen, now, on_call)  # its process is gone: finish it first
+            current, seen = _live_with_hold(household)
+        if current is not None and seen.state != "active":
+            raise ControlError(_busy_message(current, seen.state, tz))
     if current is not None and current.action == action and current.minutes == minutes and now - current.started_at < DOUBLE_CLICK_WINDOW:
         return current  # a double click: one session
     try:
         if current is not None:
             saved = SavedSettings(current.saved_mode, current.saved_reserve, current.saved_export_rule,
                                   current.saved_grid_charging, current.saved_tariff)
-            current.state, current.ended_at, current.end_reason = "ended", now, "Replaced by a new session."
+            # Only if nobody is ending it right now (a cancel, its expiry); committed with the new session.
+            replaced = db.session.execute(
+                update(ForceSession)
+                .where(ForceSession.id == current.id, seen.unchanged())
+                .values(state="ended", ended_at=now, end_reason="Replaced by a new session.", updated_at=now)
+                .execution_options(synchronize_session=False)
+            )
+            if replaced.rowcount != 1:
+                db.session.rollback()
+                raise ControlError(f"The running {ACTION_WORDS[current.action].lower()} is being ended right now; try again in a moment.")
             _event(household, current, now, "replace", True, f"{ACTION_WORDS[current.action]} replaced by {ACTION_WORDS[action].lower()}.")
             db.session.flush()
         else:
@@ -174,67 +258,81 @@ def start(
         raise ControlError("Another request is changing the battery right now; try again.") from exc
     _event(household, session, now, "start", True, f"{ACTION_WORDS[action]} for {minutes} minutes requested by {actor}; settings saved.", actor)
     db.session.commit()  # the session (with what to restore) exists before anything is changed
+    hold = _Hold("starting", now)
     _fault_point("after_save")
 
     tariff = forced_tariff(action, now, session.ends_at, tz)
     for command in start_commands(action, tariff, settings.discharge_floor_percent):
-        if _cancel_requested(session):
+        if not _may_go_on(session, hold, clock.now()):  # the last thing before each send
             break
         try:
             _send(conn, site_id, command)
         except (ClientError, CredentialUnreadable, NotConfigured, ValueError) as exc:
             _event(household, session, now, command.step, False, f"{command.description}: failed ({_describe_error(exc)}).")
             db.session.commit()
-            restore(household, session, "The start failed; the previous settings were put back.", now, on_call,
-                    run_sync=False, final_state="failed")
+            if _claim(session, hold, "restoring", clock.now()):  # else another process took it over and restores
+                restore(household, session, hold, "The start failed; the previous settings were put back.", now, on_call,
+                        run_sync=False, final_state="failed")
             raise ControlError(
                 f"{ACTION_WORDS[action]} could not be started ({_describe_error(exc)}); your previous settings were put back."
             ) from exc
         _event(household, session, now, command.step, True, f"{command.description}.")
-        _progress(session, clock.now())
+        _step_done(session, hold, clock.now())  # the step is in the audit trail even if this process dies now
         _fault_point(f"after_{command.step}")
-    if _cancel_requested(session):
-        restore(household, session, f"Cancelled by {session.cancel_requested_by} while starting; the previous settings were put back.",
+    # Active only if still ours and not cancelled, in one compare-and-set: a cancel can never land in between.
+    if _cas(session, hold, {"state": "active", "updated_at": clock.now()}, ForceSession.cancel_requested_by.is_(None)):
+        safely(notify_event, household, "force", f"force:{session.id}:start",
+               f"{ACTION_WORDS[action]} started by {actor} until {session.ends_at.astimezone(tz):%H:%M}.", now)
+        return session
+    if _claim(session, hold, "restoring", clock.now()):  # still ours, so it was cancelled: put it back
+        restore(household, session, hold, f"Cancelled by {session.cancel_requested_by} while starting; the previous settings were put back.",
                 now, on_call)
         return session
-    session.state = "active"
-    _progress(session, clock.now())
-    safely(notify_event, household, "force", f"force:{session.id}:start",
-           f"{ACTION_WORDS[action]} started by {actor} until {session.ends_at.astimezone(tz):%H:%M}.", now)
-    return session
-
-
-def _cancel_requested(session: ForceSession) -> bool:
-    """Whether someone cancelled while this process was still starting the session (read afresh)."""
-    db.session.refresh(session, ["cancel_requested_by"])
-    return session.cancel_requested_by is not None
-
-
-def _busy_message(session: ForceSession, tz: ZoneInfo) -> str:
-    """Why a new force cannot start now, and how to cancel the one in the way."""
-    doing = "being set up" if session.state == "starting" else "being put back to your settings"
-    return (
-        f"A {ACTION_WORDS[session.action].lower()} (until {session.ends_at.astimezone(tz):%H:%M}) is {doing} right now. "
-        "Wait a moment, or cancel it first: Cancel on the dashboard, or POST /api/control with {\"action\": \"cancel\"}."
+    raise ControlError(
+        f"{ACTION_WORDS[action]} was stopped: this process stalled for over {int(STALE_AFTER.total_seconds() // 60)} minutes and "
+        "another one took the session over; it puts your previous settings back."
     )
 
 
-def _take_over(household: Household, session: ForceSession, now: datetime, on_call=None) -> bool:
-    """Finish a session whose process is gone: claim it, then put the saved settings back."""
-    stale_since = session.updated_at
-    if not _claim(session, session.state, "restoring", now):
-        return False  # another process took it a moment ago
-    minutes = int((now - stale_since).total_seconds() // 60)
-    _event(household, session, now, "take_over", True,
-           f"The process that was changing the battery stopped {minutes} min ago; putting the saved settings back.")
+def _busy_message(session: ForceSession, state: str, tz: ZoneInfo) -> str:
+    """Why a new force cannot start now, and how to cancel the one in the way."""
+    what = f"A {ACTION_WORDS[session.action].lower()} (until {session.ends_at.astimezone(tz):%H:%M})"
+    if state == "starting":
+        return (f"{what} is being set up right now. Wait a moment, or cancel it first: Cancel on the dashboard, "
+                "or POST /api/control with {\"action\": \"cancel\"}.")
+    return (f"{what} has ended and your settings are being put back right now. Wait a moment; if that does not finish, "
+            "Put my settings back now on the dashboard, or POST /api/control with {\"action\": \"cancel\"}, retries it at once.")
+
+
+def _take_over(
+    household: Household, session: ForceSession, hold: _Hold, now: datetime, on_call=None, *, asked_by: str | None = None
+) -> bool | None:
+    """Finish a session nobody is working on (its process is gone, or its last restore failed), as `hold` read it:
+    claim it, then put the saved settings back. True when they are back, False when not yet, None when the session
+    changed since `hold` was read (another process moved it) and nothing was done."""
+    last_step, retry = hold.updated_at, restore_attempt_failed(hold.state, hold.end_reason)
+    if not _claim(session, hold, "restoring", now):
+        return None
+    if retry:
+        why = "Trying again to put the saved settings back (the last attempt did not finish)."
+    else:
+        minutes = int((now - last_step).total_seconds() // 60)
+        why = f"The process that was changing the battery stopped {minutes} min ago; putting the saved settings back."
+    _event(household, session, now, "take_over", True, why if asked_by is None else f"{why} Asked by {asked_by}.")
     db.session.commit()
-    return restore(household, session, "Taken over after the app stopped mid-way; the previous settings were put back.",
-                   now, on_call)
+    if asked_by:
+        reason = f"Cancelled by {asked_by}; the previous settings were put back."
+    elif retry:
+        reason = "The previous settings were put back on a later attempt."
+    else:
+        reason = "Taken over after the app stopped mid-way; the previous settings were put back."
+    return restore(household, session, hold, reason, now, on_call)
 
 
 def restore(
     household: Household,
     session: ForceSession,
+    hold: _Hold,
     reason: str,
     now: datetime | None = None,
     on_call=None,
@@ -242,26 +340,27 @@ def restore(
     run_sync: bool = True,
     final_state: str = "ended",
 ) -> bool:
-    """Put the saved settings back. Stays 'restoring' (retried by the next tick) until every step worked."""
+    """Put the saved settings back; the caller has claimed the session ('restoring', `hold`). It stays 'restoring' until
+    every step worked: a failed attempt is retried by Cancel at once, or by the control job after STALE_AFTER."""
     now = now or clock.now()
-    session.state = "restoring"
-    session.updated_at = clock.now()
-    db.session.commit()
     conn = resolve(household, now, on_call)
     saved = SavedSettings(session.saved_mode, session.saved_reserve, session.saved_export_rule,
                           session.saved_grid_charging, session.saved_tariff)
     failures = []
     for command in restore_commands(saved):
+        if not _step_done(session, hold, clock.now()):  # the last thing before each send
+            return _lost(household, session)
         try:
             _send(conn, session.tesla_site_id, command)
             _event(household, session, now, f"restore_{command.step}", True, f"{command.description}.")
-            _progress(session, clock.now())
-            _fault_point(f"restore_after_{command.step}")
         except (ClientError, CredentialUnreadable, NotConfigured, ValueError) as exc:
             failures.append(command.description)
             _event(household, session, now, f"restore_{command.step}", False, f"{command.description}: failed ({_describe_error(exc)}).")
+        if not _step_done(session, hold, clock.now()):  # the step is in the audit trail even if this process dies now
+            return _lost(household, session)
+        _fault_point(f"restore_after_{command.step}")
     if failures:
-        session.end_reason = f"Restoring is not finished ({'; '.join(failures)}); it is retried automatically."
+        session.end_reason = f"{RESTORE_UNFINISHED} ({'; '.join(failures)}); it is retried automatically."
         db.session.commit()
         safely(notify_event, household, "restore_failed", f"force:{session.id}:restore_failed",
                f"Putting the Powerwall back after the {ACTION_WORDS[session.action].lower()} failed ({'; '.join(failures)}); "
@@ -279,6 +378,13 @@ def restore(
     return True
 
 
+def _lost(household: Household, session: ForceSession) -> bool:
+    """This process was paused past STALE_AFTER and the session taken over: the new owner finishes it (and may
+    since have started a new force, which this process must not undo), so it stops here."""
+    log.warning("Household %s: force session %s was taken over while this process restored it", household.id, session.id)
+    return False
+
+
 def _sync_after(household: Household) -> None:
     """A normal sync at once, so the Powerwall gets the current prices back."""
     from app.sync import sync_household
@@ -293,30 +399,45 @@ def _sync_after(household: Household) -> None:
 
 
 def cancel(household: Household, now: datetime | None = None, on_call=None, *, actor: str = ACTOR_COMMAND_LINE) -> bool:
-    """End the household's active session now and put the saved settings back."""
+    """End the household's live session, in any live state, and put the saved settings back; True once they are.
+
+    What it does is rules.cancel_action's choice. An active session, one whose process is gone, and one whose
+    last restore attempt failed are put back now, by this process, after a compare-and-set claim. A session
+    another process is still starting is marked cancelled: that process sees it before its next command and
+    puts everything back itself, so only one process talks to the Powerwall at a time (it is taken over here
+    if that process dies). A restore under way in another process is in hand. False means "not finished yet";
+    the dashboard and the API say so, and the control job finishes it."""
     now = now or clock.now()
     session = live_session(household)
     if session is None:
         raise ControlError("Nothing to cancel: no force charge or discharge is running.")
     _event(household, session, now, "cancel", True, f"Cancelled by {actor}.", actor)
     db.session.commit()
-    if session.state == "active":
-        return restore(household, session, f"Cancelled by {actor}; the previous settings were put back.", now, on_call)
-    if session_action(session.state, session.updated_at, session.ends_at, now) == "restore":
-        return _take_over(household, session, now, on_call)  # nobody is working on it any more
-    if session.state == "starting":
-        # Its process is sending the forcing commands right now: it sees this before its next command
-        # and puts everything back itself (one process talks to the Powerwall at a time).
-        db.session.execute(
-            update(ForceSession).where(ForceSession.id == session.id, ForceSession.state == "starting")
-            .values(cancel_requested_by=actor).execution_options(synchronize_session=False)
-        )
-        db.session.commit()
-        db.session.refresh(session)
-        if session.state == "starting":
-            return False
-        return session.state in ("ended", "failed")
-    return False  # 'restoring' right now in another process: it is already being put back
+    for _ in range(3):  # when the session moved on meanwhile (a race lost), decide again on what it is now
+        hold = _Hold.read(session)
+        if hold.state not in LIVE_STATES:
+            return live_session(household) is None  # it ended meanwhile
+        decision = cancel_action(hold.state, hold.updated_at, restore_attempt_failed(hold.state, hold.end_reason), now)
+        if decision == "restore":
+            if _claim(session, hold, "restoring", now):
+                return restore(household, session, hold, f"Cancelled by {actor}; the previous settings were put back.", now, on_call)
+        elif decision == "take_over":
+            done = _take_over(household, session, hold, now, on_call, asked_by=actor)
+            if done is not None:
+                return done
+        elif decision == "signal":
+            # No updated_at condition: the starting process stamps every step, and it only matters that the session
+            # is still starting; its move to 'active' is conditional on no cancel, so this is never missed.
+            signalled = db.session.execute(
+                update(ForceSession).where(ForceSession.id == session.id, ForceSession.state == "starting")
+                .values(cancel_requested_by=actor).execution_options(synchronize_session=False)
+            ).rowcount
+            db.session.commit()
+            if signalled:
+                return _settled(household, session)
+        else:
+            return False  # being put back right now by another process
+    return False
 
 
 def check_sessions(now: datetime | None = None, battery_reader: Callable[[Household, datetime], Any] | None = None) -> int:
@@ -329,17 +450,19 @@ def check_sessions(now: datetime | None = None, battery_reader: Callable[[Househ
     for session in sessions:
         household = db.session.get(Household, session.household_id)
         try:
-            decision = session_action(session.state, session.updated_at, session.ends_at, now)
+            hold = _Hold.read(session)
+            decision = session_action(hold.state, hold.updated_at, session.ends_at, now)
             if decision == "wait":
                 continue
-            if session.state in ("starting", "restoring"):
-                _take_over(household, session, now)
-            elif session.ends_at <= now:
+            if hold.state in ("starting", "restoring"):
+                _take_over(household, session, hold, now)
+            elif decision == "restore":
                 late = now - session.ends_at
                 reason = "Finished; the previous settings were put back."
                 if late > timedelta(minutes=2):
                     reason = f"Finished (restored {int(late.total_seconds() // 60)} minutes late, the app was not running at the end time)."
-                restore(household, session, reason, now)
+                if _claim(session, hold, "restoring", now):  # else a cancel is putting it back already
+                    restore(household, session, hold, reason, now)
             else:
                 _verify(household, session, now, battery_reader)
         except Exception:  # one household's trouble never stops the others

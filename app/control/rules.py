@@ -18,7 +18,11 @@ LIVE_STATES = ("starting", "active", "restoring")
 # A session still 'starting' or 'restoring' this long after its last step lost its process (killed,
 # crashed, restarted): it is taken over and its saved settings put back.
 STALE_AFTER = timedelta(minutes=2)
+# How the end_reason of a 'restoring' session begins when its last attempt finished with a step failed (and
+# so nobody is restoring it right now); an attempt clears it when it begins.
+RESTORE_UNFINISHED = "Restoring is not finished"
 FAULT_ENV = "TAS_FAULT_KILL_AT"  # tests only: the step at which this process kills itself
+FAULT_STOP_ENV = "TAS_FAULT_STOP_AT"  # tests only: the step at which it freezes (SIGSTOP) until woken up
 DOUBLE_CLICK_WINDOW = timedelta(seconds=15)
 RESPONSE_THRESHOLD_W = 500  # battery power beyond which it counts as charging/discharging
 ESCALATE_AFTER = timedelta(minutes=10)
@@ -162,3 +166,35 @@ def session_action(state: str, updated_at: datetime, ends_at: datetime, now: dat
     if state == "active":
         return "restore" if ends_at <= now else "verify"
     return "wait"
+
+
+def restore_attempt_failed(state: str, end_reason: str | None) -> bool:
+    """Whether a 'restoring' session's last attempt ended with a step failed (no attempt is under way)."""
+    return state == "restoring" and (end_reason or "").startswith(RESTORE_UNFINISHED)
+
+
+def cancel_action(state: str, updated_at: datetime, attempt_failed: bool, now: datetime) -> str:
+    """What Cancel does with a live session: restore | take_over | signal | in_hand.
+
+    'active': claim it and put the settings back now. 'starting' belongs to the process sending the forcing
+    commands: while that process is alive, cancel only signals it (cancel_requested_by), and it stops before
+    its next command and puts everything back itself, so one process talks to the Powerwall at a time; once
+    silent for STALE_AFTER it has no process and cancel takes it over. 'restoring': retried now when its last
+    attempt failed or its process is gone; while an attempt is under way it is in hand."""
+    stale = now - updated_at >= STALE_AFTER
+    if state == "active":
+        return "restore"
+    if state == "starting":
+        return "take_over" if stale else "signal"
+    if state == "restoring":
+        return "take_over" if stale or attempt_failed else "in_hand"
+    return "in_hand"
+
+
+def cancel_message(done: bool, state: str | None) -> str:
+    """What a person is told after Cancel, given whether it finished and the state the session is left in."""
+    if done or state is None:
+        return "Cancelled; your settings were put back."
+    if state == "starting":
+        return "Cancel recorded: the start under way stops before its next step and puts your settings back."
+    return "Putting your settings back is not finished yet; it is retried automatically, and Cancel tries again at once."

@@ -168,7 +168,9 @@ def control_cancel():
     except control.ControlError as exc:
         flash(str(exc), "error")
     else:
-        flash("Cancelled; your settings were put back." if done else "Cancelled; putting your settings back is not finished and is retried.", "success" if done else "error")
+        live = None if done else control.live_session(current_household())
+        state = live.state if live else None
+        flash(control.cancel_message(done, state), "error" if state == "restoring" else "success")
     return redirect(url_for("dashboard.index"))
 
 
