@@ -220,12 +220,13 @@ def force_cancel(email: str) -> None:
     """Cancel the running force session and put the saved settings back."""
     from app import control
 
+    household = _household_or_fail(email)
     try:
-        done = control.cancel(_household_or_fail(email), actor=ACTOR_COMMAND_LINE)
+        done = control.cancel(household, actor=ACTOR_COMMAND_LINE)
     except control.ControlError as exc:
         raise click.ClickException(str(exc)) from exc
-    click.echo("Cancelled; the previous settings were put back." if done else
-               "Cancel recorded: the settings are being put back (retried automatically until done).")
+    live = None if done else control.live_session(household)
+    click.echo(control.cancel_message(done, live.state if live else None))
 
 
 # Added to Flask-Migrate's own `db` group (a module-level object), so it is registered once, on import.
