@@ -227,6 +227,9 @@ class HouseholdSettings(db.Model):
     export_protection_rule: Mapped[str] = mapped_column(String(10), default="never", server_default="never")
     # Force discharge lowers the backup reserve to this, never below.
     discharge_floor_percent: Mapped[int] = mapped_column(Integer, default=20, server_default="20")
+    # Fixed costs for the Money page, in millionths of a cent (exact): supply per day, membership per month.
+    supply_charge_micro: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    membership_micro: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
     household: Mapped[Household] = relationship(back_populates="settings")
@@ -598,6 +601,69 @@ class OutboxMessage(db.Model):
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+
+class MeteredUsage(db.Model):
+    """One of Amber's metered usage intervals for one channel (app/money): kWh, price and cost as Amber
+    billed them, kept exact as integer millionths (kWh, c/kWh, cents). Feed-in kWh are stored positive and
+    feed-in cost is what the household pays (negative: earned). A billable row is never replaced by an
+    estimated one."""
+
+    __tablename__ = "usage_intervals"
+    __table_args__ = (
+        UniqueConstraint("household_id", "channel", "identifier", "start_at", name="uq_usage_intervals_slot"),
+        Index("ix_usage_intervals_household_date", "household_id", "billing_date"),
+        CheckConstraint("channel IN ('general', 'controlledLoad', 'feedIn')", name="channel_valid"),
+        CheckConstraint("quality IN ('estimated', 'billable')", name="quality_valid"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    household_id: Mapped[int] = mapped_column(ForeignKey("households.id", ondelete="CASCADE"))
+    site_id: Mapped[str] = mapped_column(String(64))
+    channel: Mapped[str] = mapped_column(String(16))
+    identifier: Mapped[str] = mapped_column(String(16))
+    start_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    end_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    billing_date: Mapped[date] = mapped_column(Date)
+    kwh_micro: Mapped[int] = mapped_column(BigInteger)
+    price_micro: Mapped[int] = mapped_column(BigInteger)
+    cost_micro: Mapped[int] = mapped_column(BigInteger)
+    quality: Mapped[str] = mapped_column(String(12))
+    imported_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class EnergyInterval(db.Model):
+    """One row of Tesla's calendar_history for a household's Powerwall: energy (Wh) moved in [start, end)."""
+
+    __tablename__ = "energy_intervals"
+    __table_args__ = (UniqueConstraint("household_id", "start_at", name="uq_energy_intervals_slot"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    household_id: Mapped[int] = mapped_column(ForeignKey("households.id", ondelete="CASCADE"))
+    start_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    end_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    grid_import_wh: Mapped[float] = mapped_column(Float, default=0.0)
+    grid_export_wh: Mapped[float] = mapped_column(Float, default=0.0)
+    battery_from_grid_wh: Mapped[float] = mapped_column(Float, default=0.0)
+    battery_from_solar_wh: Mapped[float] = mapped_column(Float, default=0.0)
+    battery_to_home_wh: Mapped[float] = mapped_column(Float, default=0.0)
+    battery_to_grid_wh: Mapped[float] = mapped_column(Float, default=0.0)
+    home_wh: Mapped[float] = mapped_column(Float, default=0.0)
+    solar_wh: Mapped[float] = mapped_column(Float, default=0.0)
+    imported_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class MoneyImport(db.Model):
+    """When a household's usage and energy were last imported, and what went wrong if it failed."""
+
+    __tablename__ = "money_imports"
+
+    household_id: Mapped[int] = mapped_column(ForeignKey("households.id", ondelete="CASCADE"), primary_key=True)
+    last_run_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    last_success_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    usage_rows: Mapped[int] = mapped_column(Integer, default=0)
+    energy_rows: Mapped[int] = mapped_column(Integer, default=0)
 
 
 # Every encrypted column, by model: `flask keys rotate` re-encrypts exactly these.

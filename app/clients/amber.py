@@ -103,6 +103,8 @@ class UsageInterval:
     descriptor: str | None = None
     renewables: float | None = None
     tariff_information: dict[str, object] = field(default_factory=dict)
+    # Amber's `date`: the billing day (NEM time, UTC+10 all year); None when the row lacks it.
+    billing_date: date | None = None
 
 
 @dataclass(frozen=True)
@@ -303,6 +305,7 @@ def parse_usage_interval(raw: Any) -> UsageInterval:
         descriptor=_opt_str(raw.get("descriptor")),
         renewables=_opt_number(raw.get("renewables")),
         tariff_information=dict(raw["tariffInformation"]) if isinstance(raw.get("tariffInformation"), Mapping) else {},
+        billing_date=_opt_date(raw.get("date")),
     )
 
 
