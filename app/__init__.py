@@ -66,6 +66,7 @@ def create_app(config: Config | str | None = None) -> Flask:
     from app.tesla_oauth import bp as tesla_oauth_bp
     from app.households.routes import bp as households_bp
     from app.notify.routes import bp as notify_bp
+    from app.money.routes import bp as money_bp
 
     app.register_blueprint(main_bp)
     app.register_blueprint(dashboard_bp)
@@ -76,6 +77,7 @@ def create_app(config: Config | str | None = None) -> Flask:
     app.register_blueprint(tesla_oauth_bp)
     app.register_blueprint(households_bp)
     app.register_blueprint(notify_bp)
+    app.register_blueprint(money_bp)
 
     from app.errors import register_error_handlers
 

@@ -67,6 +67,7 @@ FORMS: dict[str, tuple[str, str, dict[str, str] | None]] = {
     "notify.add": ("/settings/notifications", "user", {"url": "json://notify.test/hook", "quiet_start": "22:00", "quiet_end": "07:00"}),
     "notify.remove": ("/settings/notifications", "user", None),
     "notify.test": ("/settings/notifications", "user", None),
+    "money.fixed_costs": ("/money", "user", {"supply_cents_per_day": "110.5", "membership_dollars_per_month": "18.25"}),
 }
 
 # Every route whose URL carries a value a user could change to reach someone else's data, and the test

@@ -130,6 +130,8 @@ LEADER_JOBS: tuple[LeaderJob, ...] = (
     LeaderJob("notify", "app.notify.service:deliver", every_seconds=60),
     # Delete old sync runs, tariff pushes and prices in small committed batches (app/retention.py).
     LeaderJob("retention", "app.retention:purge_old_rows", every_seconds=3600),
+    # Import Amber usage and Tesla energy history for the Money page, each household once a day (app/money).
+    LeaderJob("money-import", "app.money.importer:import_due", every_seconds=3600),
 )
 
 
