@@ -7,7 +7,10 @@ from __future__ import annotations
 
 import math
 import os
+import re
+from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import unquote, urlsplit
 
 from dotenv import load_dotenv
 
@@ -85,6 +88,47 @@ def normalise_database_url(url: str) -> str:
         if url.startswith(prefix):
             return "postgresql+psycopg://" + url[len(prefix):]
     return url
+
+
+@dataclass(frozen=True)
+class MqttBroker:
+    """Where MQTT_URL points; `repr` and `where` leave the password out (it must never reach a log)."""
+
+    host: str
+    port: int
+    tls: bool
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+
+    @property
+    def where(self) -> str:
+        """The broker as logs and messages name it: scheme, host and port, no credentials."""
+        return f"{'mqtts' if self.tls else 'mqtt'}://{self.host}:{self.port}"
+
+
+def parse_mqtt_url(url: str) -> MqttBroker:
+    """mqtt://user:pass@host:1883 or mqtts://… (TLS, port 8883 by default) -> MqttBroker, else ConfigError.
+
+    The error messages never quote the URL: it holds the broker's password."""
+    try:
+        parts = urlsplit(url.strip())
+        port = parts.port
+    except ValueError:
+        raise ConfigError("MQTT_URL has an invalid port; use mqtt://user:password@host:1883") from None
+    if parts.scheme not in ("mqtt", "mqtts"):
+        raise ConfigError("MQTT_URL must start with mqtt:// or mqtts:// (TLS), e.g. mqtt://user:password@host:1883")
+    if not parts.hostname:
+        raise ConfigError("MQTT_URL has no host; use mqtt://user:password@host:1883")
+    if parts.path not in ("", "/") or parts.query or parts.fragment:
+        raise ConfigError("MQTT_URL must be only mqtt(s)://[user:password@]host[:port]")
+    tls = parts.scheme == "mqtts"
+    return MqttBroker(
+        host=parts.hostname,
+        port=port or (8883 if tls else 1883),
+        tls=tls,
+        username=unquote(parts.username) if parts.username else None,
+        password=unquote(parts.password) if parts.password is not None else None,
+    )
 
 
 class Config:
@@ -179,6 +223,14 @@ class Config:
         self.HEALTHCHECK_PING_URL = _env("HEALTHCHECK_PING_URL")
         if self.HEALTHCHECK_PING_URL and not self.HEALTHCHECK_PING_URL.startswith(("http://", "https://")):
             raise ConfigError("HEALTHCHECK_PING_URL must be an http(s) URL")
+        # Home Assistant over MQTT (app/mqtt/): off unless MQTT_URL is set. The URL holds the broker's password,
+        # so errors name the variable and never the value.
+        self.MQTT_URL = _env("MQTT_URL")
+        if self.MQTT_URL is not None:
+            parse_mqtt_url(self.MQTT_URL)  # a clear ConfigError now, not a failed connection at the first tick
+        self.MQTT_DISCOVERY_PREFIX = (_env("MQTT_DISCOVERY_PREFIX") or "homeassistant").strip("/")
+        if not re.fullmatch(r"[A-Za-z0-9_-]+(/[A-Za-z0-9_-]+)*", self.MQTT_DISCOVERY_PREFIX):
+            raise ConfigError("MQTT_DISCOVERY_PREFIX must be an MQTT topic of letters, digits, _ and - (e.g. homeassistant)")
         # Households: how long an invitation link can be used.
         self.INVITATION_DAYS = int(_number("INVITATION_DAYS", 7, minimum=1, integer=True))
 

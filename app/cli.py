@@ -403,6 +403,9 @@ def register_cli(app: Flask) -> None:
     from app.notify.cli import notifications_cli
 
     app.cli.add_command(notifications_cli)
+    from app.mqtt.cli import mqtt_cli
+
+    app.cli.add_command(mqtt_cli)
     from app.money.cli import money_cli
 
     app.cli.add_command(money_cli)

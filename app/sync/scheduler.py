@@ -83,10 +83,12 @@ class AlignedTrigger(BaseTrigger):
 def run_sync_tick(tick_at: datetime) -> object:
     """The tick job: sync every household's tariff for the interval starting at `tick_at`, then tell the
     heartbeat monitor (HEALTHCHECK_PING_URL) that a tick ran, so the owner hears when the app stops."""
+    from app.mqtt.bridge import after_tick as mqtt_after_tick
     from app.sync import run_tick  # imported when the first tick runs, not when the app starts
 
     results = run_tick(tick_at)
     ping_heartbeat(current_app.config.get("HEALTHCHECK_PING_URL"))
+    mqtt_after_tick()  # Home Assistant's states (app/mqtt/), published on the MQTT bridge's own thread
     return results
 
 
@@ -128,6 +130,8 @@ LEADER_JOBS: tuple[LeaderJob, ...] = (
     LeaderJob("force-control", "app.control:check_sessions", every_seconds=30, on_takeover=True),
     # Deliver queued notifications (app/notify/outbox.py): due messages, retries after backoff.
     LeaderJob("notify", "app.notify.service:deliver", every_seconds=60),
+    # Home Assistant over MQTT (off unless MQTT_URL): hold the connection, publish what force control or a sync changed.
+    LeaderJob("mqtt", "app.mqtt.bridge:publish_changes", every_seconds=15),
     # Delete old sync runs, tariff pushes and prices in small committed batches (app/retention.py).
     LeaderJob("retention", "app.retention:purge_old_rows", every_seconds=3600),
     # Import Amber usage and Tesla energy history for the Money page, each household once a day (app/money).
