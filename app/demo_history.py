@@ -12,12 +12,13 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, insert, select
 
-from app.clients.amber import parse_price_interval
+from app.clients.amber import parse_price_interval, parse_usage_interval
 from app.extensions import db
 from app.households import record_event
 from app.models import ControlEvent, ForceSession, Household, SyncRun, TariffPush
 from app.simulator import identity
-from app.simulator.prices import price_interval
+from app.simulator.powerwall import Powerwall
+from app.simulator.prices import nem_date, price_interval, usage_between
 from app.simulator.state import DEFAULT_SEED
 from app.sync.engine import store_prices
 from app.sync.rules import decide_push, tariff_hash
@@ -68,6 +69,10 @@ def backfill_week(household: Household, now: datetime, days: int = 7) -> dict[st
 
     runs: list[dict[str, Any]] = []
     last: dict[str, Any] | None = None
+    # The simulator's own Powerwall model lives through the week under the pushed tariffs, so the Money
+    # page's meter readings and energy history are what that battery would have done.
+    powerwall = Powerwall(seed=DEFAULT_SEED, tz=tz)
+    powerwall.last_update = start
     policy = TariffPolicy(estimate=settings.forecast_estimate or "predicted")
     counts = {"pushes": 0, "runs": 0}
     t = start
@@ -82,7 +87,11 @@ def backfill_week(household: Household, now: datetime, days: int = 7) -> dict[st
                 "normal", t, threshold_cents=settings.change_threshold_cents, refresh_age=timedelta(hours=1),
             )
             decision_reason = decision.reason
+            powerwall.advance(t)
+            powerwall.mode = "backup" if forced else "autonomous"  # backup mode charges at full power
+            powerwall.export_rule = "never" if explanation.slots[0].has(SlotFlag.EXPORT_COSTS_MONEY) else "battery_ok"
             if decision.push and not forced:
+                powerwall.set_tariff(tariff, owned=False)
                 push = db.session.scalar(insert(TariffPush).returning(TariffPush.id), [{
                     "household_id": household.id, "tesla_site_id": tesla_site, "created_at": t + timedelta(seconds=42),
                     "kind": "normal", "tariff": tariff, "tariff_hash": tariff_hash(tariff),
@@ -111,6 +120,8 @@ def backfill_week(household: Household, now: datetime, days: int = 7) -> dict[st
     for chunk in range(0, len(runs), 1000):
         db.session.execute(insert(SyncRun), runs[chunk:chunk + 1000])
     counts["runs"] = len(runs)
+    powerwall.advance(end)
+    counts["usage"] = _backfill_money(household, site, powerwall, start, end, now, tz, spike_at)
 
     # A force charge by the demo owner yesterday morning, with every step and the restore.
     who = "demo@example.com"
@@ -139,3 +150,51 @@ def backfill_week(household: Household, now: datetime, days: int = 7) -> dict[st
     record_event(household, who, "settings", "Changed change threshold cents.", end - timedelta(days=4, hours=5))
     db.session.commit()
     return counts
+
+
+def _backfill_money(household: Household, site: str, powerwall: Powerwall, start: datetime, end: datetime,
+                    now: datetime, tz: ZoneInfo, spike_at: datetime) -> int:
+    """The week's meter (Amber /usage, five-minute billing) and the Powerwall's energy history, both from
+    the model that just lived the week, stored as an import would store them. Returns usage rows written."""
+    from app.models import EnergyInterval, MoneyImport
+    from app.money.arithmetic import normalise_usage
+    from app.money.importer import store_usage
+
+    raw = usage_between(
+        DEFAULT_SEED, end, tz, first=nem_date(start) + timedelta(days=1), last=nem_date(end), duration=5,
+        metered=powerwall.metered_kwh,
+    )
+    rows = []
+    for item in raw:
+        interval = parse_usage_interval(item)
+        per_kwh, cost = interval.per_kwh, interval.cost
+        if spike_at <= interval.start < spike_at + timedelta(minutes=30):  # the evening's spike, as priced above
+            per_kwh = SPIKE_C if interval.channel.value == "general" else -SPIKE_C * 0.9
+            cost = round(interval.kwh * per_kwh, 4)
+        rows.append(normalise_usage(
+            channel=interval.channel.value, identifier=interval.channel_identifier, start=interval.start,
+            end=interval.end, kwh=interval.kwh, price=per_kwh, cost=cost, quality=interval.quality,
+            billing_date=interval.billing_date,
+        ))
+    written = store_usage(household.id, site, rows, now)
+    energy = []
+    for bucket, totals in sorted(powerwall.energy_history.items()):
+        begin = bucket.astimezone(UTC)
+        if not start <= begin < end:
+            continue
+        energy.append({
+            "household_id": household.id, "start_at": begin, "end_at": begin + STEP, "imported_at": now,
+            "grid_import_wh": totals["grid_energy_imported"], "grid_export_wh": totals["total_grid_energy_exported"],
+            "battery_from_grid_wh": totals["battery_energy_imported_from_grid"],
+            "battery_from_solar_wh": totals["battery_energy_imported_from_solar"],
+            "battery_to_home_wh": totals["consumer_energy_imported_from_battery"],
+            "battery_to_grid_wh": totals["grid_energy_exported_from_battery"],
+            "home_wh": totals["total_home_usage"], "solar_wh": totals["total_solar_generation"],
+        })
+    for chunk in range(0, len(energy), 1000):
+        db.session.execute(insert(EnergyInterval), energy[chunk:chunk + 1000])
+    # The daily import would replace this simulated week with the live simulator's (which has not lived
+    # it): it waits a day, as after any import.
+    db.session.merge(MoneyImport(household_id=household.id, last_run_at=now, last_success_at=now,
+                                 usage_rows=written, energy_rows=len(energy)))
+    return written

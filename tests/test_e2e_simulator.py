@@ -149,5 +149,14 @@ def test_the_demo_opens_on_a_lived_in_week(simulator, tmp_path):
         assert response.status_code == 200, path
     page = client.get("/").get_data(as_text=True)
     assert "No prices yet" not in page and "Nothing has been pushed yet" not in client.get("/tariff").get_data(as_text=True)
+    # The Money page is full: a week of billed days, the battery's savings, the force charge's cost.
+    money = client.get("/api/money").get_json()
+    assert len(money["days"]) == 7 and money["total"]["import_kwh"] > 0 and money["total"]["export_kwh"] > 0
+    assert money["savings"] is not None and money["savings"]["total"] != 0
+    kinds = [w["kind"] for w in money["windows"]]
+    assert "force_charge" in kinds and "export_protection" in kinds
+    [force] = [w for w in money["windows"] if w["kind"] == "force_charge"]
+    assert force["has_energy_data"] and force["battery"] < 0  # charging from the grid cost money in its window
+    assert '<svg class="money-chart"' in client.get("/money").get_data(as_text=True)
     with app.app_context():
         _db.engine.dispose()

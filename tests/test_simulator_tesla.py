@@ -4,6 +4,7 @@ from __future__ import annotations
 import copy
 import json
 from datetime import datetime, timedelta, timezone
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -460,8 +461,10 @@ def test_calendar_history_reports_integrated_energy(sim):
         - day["total_battery_charge"] - day["total_grid_energy_exported"]
     )
     assert balance == pytest.approx(day["total_home_usage"], abs=0.1)
-    hourly = sim.get(f"{SITE}/calendar_history?kind=energy&period=day", headers=FLEET).get_json()["response"]
-    assert [row["timestamp"] for row in hourly["time_series"]] == ["2025-11-21T00:00:00+11:00", "2025-11-21T01:00:00+11:00"]
+    # The day's history comes in five-minute rows (as Tesla's does), from local midnight up to now (02:00).
+    today = sim.get(f"{SITE}/calendar_history?kind=energy&period=day", headers=FLEET).get_json()["response"]
+    stamps = [row["timestamp"] for row in today["time_series"]]
+    assert stamps[:2] == ["2025-11-21T00:00:00+11:00", "2025-11-21T00:05:00+11:00"] and len(stamps) == 24
     assert sim.get(f"{SITE}/calendar_history?kind=power", headers=FLEET).status_code == 400
 
 
@@ -482,3 +485,29 @@ def test_grid_outage_islands_the_site_and_uses_the_reserve(sim):
     assert live(sim)["grid_status"] == "Active"
     assert sim.post("/_sim/powerwall", json={"grid_status": "Down"}).status_code == 400
     assert sim.post("/_sim/powerwall", json={"percentage_charged": 101}).status_code == 400
+
+
+def test_the_meter_agrees_with_the_powerwall_history(sim):
+    """Amber's /usage reads the grid flows the Powerwall model recorded, so a bill and Tesla's energy
+    history of the same interval agree (the Money page prices one with the other)."""
+    sim.post("/_sim/clock", json={"advance_seconds": 24 * 3600})  # 02:00 on the 20th to 02:00 on the 21st
+    history = sim.get(
+        f"{SITE}/calendar_history?kind=energy&period=day&start_date=2025-11-20T00:00:00%2B11:00&end_date=2025-11-20T23:59:59%2B11:00",
+        headers=FLEET,
+    ).get_json()["response"]["time_series"]
+    by_stamp = {row["timestamp"]: row for row in history}
+    usage = sim.get(
+        "/amber/v1/sites/" + identity.AMBER_SITE_ID + "/usage?startDate=2025-11-20&endDate=2025-11-20",
+        headers={"Authorization": f"Bearer {identity.AMBER_TOKEN}"},
+    ).get_json()
+    checked = 0
+    for row in usage:
+        start = datetime.fromisoformat(row["endTime"].replace("Z", "+00:00")) - timedelta(minutes=row["duration"])
+        stamps = [(start + timedelta(minutes=5 * k)).astimezone(ZoneInfo("Australia/Sydney")).isoformat() for k in range(row["duration"] // 5)]
+        if not all(s in by_stamp for s in stamps):
+            continue  # before 02:00 on the 20th the model had not run yet
+        key = "grid_energy_imported" if row["channelType"] == "general" else "total_grid_energy_exported"
+        assert row["kwh"] == pytest.approx(sum(by_stamp[s][key] for s in stamps) / 1000, abs=0.0011)
+        checked += 1
+    assert checked > 60
+    assert any(r["kwh"] > 0 for r in usage if r["channelType"] == "feedIn")

@@ -215,9 +215,14 @@ def usage(site_id: str) -> Response:
     _check_site(site_id)
     sim = _sim()
     first, last = _date_range(None)
-    return jsonify(
-        prices.usage_between(sim.seed, sim.now(), sim.tz, first=first, last=last, duration=sim.config.interval_length)
-    )
+    with sim.lock:
+        sim.powerwall.advance(sim.now())
+        return jsonify(
+            prices.usage_between(
+                sim.seed, sim.now(), sim.tz, first=first, last=last, duration=sim.config.interval_length,
+                metered=sim.powerwall.metered_kwh,
+            )
+        )
 
 
 @amber.get("/state/<state>/renewables/current")

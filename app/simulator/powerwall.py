@@ -161,22 +161,38 @@ class Powerwall:
         self.last_update = now
 
     def _record(self, moment: datetime, flows: Flows, seconds: float) -> None:
-        hour = moment.astimezone(self.tz).replace(minute=0, second=0, microsecond=0)
-        totals = self.energy_history.setdefault(hour, dict.fromkeys(ENERGY_KEYS, 0.0))
+        # Five-minute buckets, as Tesla's day history comes (and as Amber's meter bills).
+        local = moment.astimezone(self.tz)
+        bucket = local.replace(minute=local.minute - local.minute % 5, second=0, microsecond=0)
+        totals = self.energy_history.setdefault(bucket, dict.fromkeys(ENERGY_KEYS, 0.0))
         for key, watts in energy_split(flows).items():
             totals[key] += watts * seconds / 3600
 
+    def metered_kwh(self, start: datetime, minutes: int) -> tuple[float, float] | None:
+        """Grid import and export (kWh) the Powerwall's history recorded in [start, start + minutes), or None
+        when the model has not run through all of it (the meter then falls back to the household curves)."""
+        if self.last_update is None or start + timedelta(minutes=minutes) > self.last_update:
+            return None
+        imported = exported = 0.0
+        for k in range(minutes // 5):
+            totals = self.energy_history.get((start + timedelta(minutes=5 * k)).astimezone(self.tz))
+            if totals is None:
+                return None
+            imported += totals["grid_energy_imported"]
+            exported += totals["total_grid_energy_exported"]
+        return imported / 1000, exported / 1000
+
     def energy_between(self, end: datetime, period: str, start: datetime | None = None) -> list[dict[str, object]]:
         """calendar_history rows from `start` (default: the local day of `end`) up to `end`, in Wh:
-        hourly for period "day", daily otherwise."""
+        five-minute rows for period "day" (as Tesla's day history comes), daily otherwise."""
         local_end = end.astimezone(self.tz)
         first = _local_midnight(local_end) if start is None else start.astimezone(self.tz)
-        first = first.replace(minute=0, second=0, microsecond=0)
+        first = first.replace(minute=first.minute - first.minute % 5, second=0, microsecond=0)
         rows: dict[datetime, dict[str, float]] = {}
-        for hour, totals in sorted(self.energy_history.items()):
-            if not first <= hour <= local_end:
+        for bucket, totals in sorted(self.energy_history.items()):
+            if not first <= bucket <= local_end:
                 continue
-            key = hour if period == "day" else _local_midnight(hour)
+            key = bucket if period == "day" else _local_midnight(bucket)
             bucket = rows.setdefault(key, dict.fromkeys(ENERGY_KEYS, 0.0))
             for name, value in totals.items():
                 bucket[name] += value

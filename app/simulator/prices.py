@@ -5,6 +5,8 @@ goes negative, evening peak, an occasional spike) plus seeded noise. A 30-minute
 its six 5-minute intervals, so the two resolutions always agree."""
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import math
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
@@ -308,19 +310,26 @@ def prices_between(
 
 
 def usage_between(
-    seed: int, now: datetime, tz: ZoneInfo, *, first: date, last: date, duration: int
+    seed: int, now: datetime, tz: ZoneInfo, *, first: date, last: date, duration: int,
+    metered: Callable[[datetime, int], tuple[float, float] | None] | None = None,
 ) -> list[dict[str, object]]:
     """`/usage`: metered grid import (E1) and export (B1) per completed interval dated first..last.
 
-    Energy comes from the household curves without the battery (the meter history is not replayed)."""
+    Energy is what the Powerwall model sent through the grid meter (`metered(start, minutes)` -> import
+    and export kWh), so the bill agrees with Tesla's energy history; where the model has not run (before
+    the simulator started) it comes from the household curves without the battery."""
     rows: list[dict[str, object]] = []
     billable_before = nem_date(now) - timedelta(days=1)
     starts = [s for s in interval_starts_for_dates(first, last, duration) if s + timedelta(minutes=duration) <= now]
+    measured = {start: metered(start, duration) if metered else None for start in starts}
     for channel in CHANNELS:
         for start in starts:
-            net_w = mean_over(load_w, seed, start, duration, tz) - mean_over(solar_w, seed, start, duration, tz)
-            flow_w = max(net_w, 0.0) if channel == "general" else max(-net_w, 0.0)
-            kwh = round(flow_w / 1000 * duration / 60, 3)
+            if measured[start] is not None:
+                kwh = round(measured[start][0 if channel == "general" else 1], 3)
+            else:
+                net_w = mean_over(load_w, seed, start, duration, tz) - mean_over(solar_w, seed, start, duration, tz)
+                flow_w = max(net_w, 0.0) if channel == "general" else max(-net_w, 0.0)
+                kwh = round(flow_w / 1000 * duration / 60, 3)
             values = interval_values(seed, start, duration, tz)
             per_kwh = values.general if channel == "general" else values.feed_in
             time = time_fields(start, duration)
