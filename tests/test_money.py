@@ -476,3 +476,50 @@ def test_daily_job_imports_each_household_once_a_day(app, fakes, household_id, c
         assert import_due(clock.current + timedelta(hours=21)) == 1
         assert len(amber.requests) == first_requests + 1  # then the last 3 days, one request
         assert _db.session.scalar(select(func.count()).select_from(MeteredUsage)) == 96
+
+
+# --- end to end against the simulator -------------------------------------------------------------------------
+
+
+def test_import_from_the_simulator_bills_its_meter_and_prices_its_powerwall(app, household_id, clock, runner):
+    """The real clients against the local simulator: a day of the Powerwall model's life, imported, billed and
+    priced; the meter the bill sums is the same grid flow as Tesla's history shows."""
+    from app.simulator.server import create_simulator_app, start_simulator_thread
+    from app.simulator import identity
+    from tests.simulator_support import ManualClock
+
+    sim_clock = ManualClock(datetime(2026, 11, 22, 13, 0, tzinfo=UTC))  # 00:00 on the 23rd in Sydney
+    base, stop = start_simulator_thread(app=create_simulator_app(clock=sim_clock))
+    try:
+        requests_get = __import__("requests").get
+        requests_get(f"{base}/_sim/state", timeout=5).raise_for_status()  # the model starts here
+        sim_clock.now = datetime(2026, 11, 24, 3, 0, tzinfo=UTC)  # a day and a half later
+        clock.current = sim_clock.now
+        app.config.update(identity.app_settings(base))
+        with app.app_context():
+            apply_settings(
+                _db.session.get(Household, household_id), amber_token=identity.AMBER_TOKEN, amber_site_id=identity.AMBER_SITE_ID,
+                teslemetry_token=identity.TESLEMETRY_TOKEN, tesla_site_id=str(identity.TESLA_ENERGY_SITE_ID),
+                site_timezone="Australia/Sydney",
+            )
+            _db.session.commit()
+        result = run(runner, "money", "import", "--user", "alice@example.com", "--days", "2")
+        assert result.exit_code == 0, result.output
+        raw = requests_get(
+            f"{base}/amber/v1/sites/{identity.AMBER_SITE_ID}/usage?startDate=2026-11-23&endDate=2026-11-23",
+            headers={"Authorization": f"Bearer {identity.AMBER_TOKEN}"}, timeout=5,
+        ).json()
+        [day] = report(runner, "2026-11-23", "2026-11-23")["days"]
+        assert_matches(day, hand_bill(raw))
+        assert day["import_kwh"] > 0 and day["export_kwh"] > 0
+        data = report(runner, "2026-11-23", "2026-11-23")
+        assert data["savings"] is not None
+        with app.app_context():
+            stored = _db.session.scalars(select(EnergyInterval).order_by(EnergyInterval.start_at)).all()
+            assert len(stored) > 200 and all(e.end_at - e.start_at == timedelta(minutes=5) for e in stored)
+            # The bill's meter and Tesla's grid import agree over the billing day (within rounding to the Wh).
+            start = datetime(2026, 11, 23, tzinfo=NEM)
+            tesla_import = sum(e.grid_import_wh for e in stored if start <= e.start_at < start + timedelta(days=1)) / 1000
+        assert tesla_import == pytest.approx(day["import_kwh"], abs=0.3)
+    finally:
+        stop()
