@@ -6,6 +6,9 @@ opens its own page. Screenshots go to test-artifacts/. Without /usr/bin/chromium
 tests skip, unless REQUIRE_BROWSER=1 (CI), which makes that a failure."""
 from __future__ import annotations
 
+import csv
+import io
+
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -45,7 +48,7 @@ SYDNEY = ZoneInfo(identity.SITE_TIME_ZONE)
 START = datetime(2026, 11, 24, 3, 12, 40, tzinfo=timezone.utc)
 TIMEOUT_MS = 5000  # every wait is bounded; nothing here sleeps to let time pass
 PAGES = {"dashboard": "/", "settings": "/settings", "tariff": "/tariff", "history": "/history", "household": "/household",
-         "notifications": "/settings/notifications"}
+         "notifications": "/settings/notifications", "money": "/money?from=2026-11-20&to=2026-11-24"}
 PHONE_390 = {"width": 390, "height": 844}
 
 
@@ -263,6 +266,7 @@ UNLABELLED_CONTROLS = """() => [...document.querySelectorAll(
         "history",
         "household",
         "notifications",
+        "money",
     ],
 )
 def test_every_form_control_has_its_own_label(desktop, name):
@@ -380,3 +384,33 @@ def test_on_a_desktop_the_menu_is_inline(desktop):
     page.goto("/")
     expect(page.locator("details.site-menu > summary")).to_be_hidden()
     expect(page.locator("nav[aria-label=Main]").get_by_role("link", name="History")).to_be_visible()
+
+
+def test_money_page_draws_its_chart_and_the_csv_adds_up_to_it(stack, desktop):
+    """After an import from the simulator, the Money page draws a bar per billing day with its numbers on
+    hover, and the CSV it offers sums to the net the page shows."""
+    from decimal import ROUND_HALF_UP, Decimal
+
+    from playwright.sync_api import expect
+
+    from app.models import Household
+    from app.money.importer import import_household
+
+    with stack.app.app_context():
+        household = db.session.scalars(db.select(Household)).first()
+        import_household(household, 5, stack.clock.current)
+    page = desktop.new_page()
+    page.goto(PAGES["money"])
+    chart = page.locator("svg.money-chart")
+    expect(chart).to_be_visible()
+    days = page.locator("table.money-days tbody tr")
+    expect(chart.locator("g.day")).to_have_count(days.count())
+    assert days.count() >= 4
+    assert "imports cost $" in chart.locator("g.day title").first.text_content()
+    net_shown = Decimal(page.locator("#range-net").text_content().replace("$", "").replace(",", ""))
+    response = page.request.get(page.get_by_role("link", name="Download CSV").get_attribute("href"))
+    assert response.ok and response.headers["content-type"].startswith("text/csv")
+    rows = list(csv.DictReader(io.StringIO(response.text())))
+    total = sum(Decimal(r["cost_dollars"]) for r in rows).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
+    assert total == net_shown
+    screenshot(page, "desktop-money")
