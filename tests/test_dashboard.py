@@ -220,3 +220,17 @@ def test_the_onboarding_checklist_ticks_itself_off_and_links_to_each_step(env, a
     text = client.get("/").get_data(as_text=True)
     if "Getting started" in text:  # the connection test is the one step a tick does not do
         assert "Getting started: 4 of 5 done" in text and 'href="/settings#status-h"' in text
+
+
+def test_the_checklist_offers_notifications_and_home_assistant_as_optional_steps(app, user_client):
+    """Optional steps are listed with where they are done, but only the five required ones are counted."""
+    page = user_client.get("/").get_data(as_text=True)
+    assert "Getting started: 0 of 5 done" in page
+    assert 'Optionally, get notifications on your phone (an Apprise URL):\n      not yet\n       — <a href="/settings/notifications">set it up</a>' in page
+    assert '<a href="/settings/notifications#home-assistant">set it up</a>' in page
+    off = user_client.get("/settings/notifications").get_data(as_text=True)
+    assert 'id="home-assistant"' in off and "Off." in off
+    app.config["MQTT_URL"] = "mqtt://ha:s3cret-pass@broker.lan:1883"
+    on = user_client.get("/settings/notifications").get_data(as_text=True)
+    assert "broker mqtt://broker.lan:1883" in on and "s3cret-pass" not in on
+    assert "Optionally, see it in Home Assistant (over MQTT):\n      done" in user_client.get("/").get_data(as_text=True)

@@ -6,7 +6,7 @@ from datetime import datetime, timedelta
 from functools import lru_cache
 from zoneinfo import ZoneInfo
 
-from flask import abort, flash, redirect, render_template, request, url_for
+from flask import abort, current_app, flash, redirect, render_template, request, url_for
 from markupsafe import Markup
 from app.households.service import recent_events
 from app.households.web import actor, current_household, requires
@@ -39,10 +39,13 @@ class SetupStep:
     done: bool
     anchor: str  # the Settings section where it is done
     unreadable: bool = False  # saved, but the encryption key changed: enter it again
+    optional: bool = False  # shown, but the checklist goes away without it
+    href: str | None = None  # where it is done, when that is not a Settings section
 
 
 def setup_steps(household, services: dict | None = None) -> list[SetupStep]:
-    """The onboarding checklist: connect Amber, connect Tesla, choose the sites, test, turn sync on."""
+    """The onboarding checklist: connect Amber, connect Tesla, choose the sites, test, turn sync on; then,
+    optionally, notifications and Home Assistant (the checklist goes once the required steps are done)."""
     settings = household.settings
     amber = secret_status(settings, "amber_token")
     teslemetry = secret_status(settings, "teslemetry_token")
@@ -56,7 +59,21 @@ def setup_steps(household, services: dict | None = None) -> list[SetupStep]:
         SetupStep("Choose your Amber site and your Powerwall", bool(settings and settings.amber_site_id and settings.tesla_site_id), "amber-h"),
         SetupStep("Test the connection (both say Connected)", tested, "status-h"),
         SetupStep("Turn the sync on", bool(settings and settings.sync_enabled), "prefs-h"),
+        SetupStep("Optionally, get notifications on your phone (an Apprise URL)", _has_notification_target(), "",
+                  optional=True, href=url_for("notify.index")),
+        SetupStep("Optionally, see it in Home Assistant (over MQTT)", bool(current_app.config.get("MQTT_URL")), "",
+                  optional=True, href=url_for("notify.index", _anchor="home-assistant")),
     ]
+
+
+def _has_notification_target() -> bool:
+    from flask_login import current_user
+
+    from app.models import NotificationTarget
+
+    if not current_user.is_authenticated:
+        return False
+    return db.session.scalar(select(NotificationTarget.id).where(NotificationTarget.user_id == current_user.id).limit(1)) is not None
 
 
 def dashboard_context(household, now) -> dict:

@@ -23,9 +23,22 @@ def _minutes(value: str | None) -> int | None:
     return int(match.group(1)) * 60 + int(match.group(2)) if match else None
 
 
+def _mqtt_where() -> str | None:
+    """Where Home Assistant's MQTT broker is (scheme, host, port; never the password), or None when off."""
+    from flask import current_app
+
+    from config import parse_mqtt_url
+
+    url = current_app.config.get("MQTT_URL")
+    return parse_mqtt_url(url).where if url else None
+
+
 def _page(status: int = 200, error: str | None = None):
+    from flask import current_app
+
     return render_template("notify/index.html", targets=targets_of(current_user), events=EVENTS, error=error,
-                           form=ActionForm()), status
+                           form=ActionForm(), mqtt_where=_mqtt_where(),
+                           mqtt_prefix=current_app.config.get("MQTT_DISCOVERY_PREFIX", "homeassistant")), status
 
 
 @bp.get("/settings/notifications")
