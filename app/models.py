@@ -461,6 +461,22 @@ class SchedulerLease(db.Model):
     last_tick_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
 
+class SyncClaim(db.Model):
+    """When a household is next due for a sync and which worker process has claimed it (SYNC_MODE=claims
+    on PostgreSQL: several workers share a tick, app/sync/claims.py). Unused in the single-leader mode."""
+
+    __tablename__ = "sync_claims"
+    __table_args__ = (Index("ix_sync_claims_due_at", "due_at"),)
+
+    household_id: Mapped[int] = mapped_column(ForeignKey("households.id", ondelete="CASCADE"), primary_key=True)
+    # The interval (tick) at which the household is next due; moved to the next interval in the same
+    # transaction that records its run, so no household is synced twice in one interval.
+    due_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    claimed_by: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    # A claim whose worker died expires here and another worker takes the household over.
+    claimed_until: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
 class Heartbeat(db.Model):
     """One row per name ("healthz"), rewritten by every health check to prove the database still writes."""
 

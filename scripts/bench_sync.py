@@ -17,9 +17,18 @@ PostgreSQL server that `--database-url` names (created and dropped again). The s
 subprocess by default (`--sim thread` runs it inside this process, where it competes for the GIL).
 The tick runs at a fixed simulated instant 40 s into a 5-minute interval, so Amber's current price is
 already confirmed and the tick measures the fan-out, not the wait for confirmation (that is
-scripts/bench_latency.py's subject). By default two ticks run, five simulated minutes apart: the
-first is every user's first sync (state rows created), the second is the steady state (the previous
-push is read and compared). Not a test: it prints figures and exits 0.
+scripts/bench_latency.py's subject). `--ticks` ticks run (default 4): the first is every household's
+first sync (state rows created, a first push each), the second comes five simulated minutes later (prices
+moved: the previous push is read, compared and replaced), and every later one runs the same interval
+again a few seconds on, Amber repeating its prices, so nothing is pushed and no price row is written; the
+third reads each Powerwall back once (due every SYNC_READBACK_HOURS), the fourth on are the steady state
+(what most ticks of a household look like). The summary at the end gives the issue-15 figures:
+app CPU per household in the steady state, tick wall time, p95 from the tick's start to a household
+synced (and, in the pushing tick, to the push Tesla accepted: the confirmed price is already out when the
+tick starts, 40 s into the interval), and peak RSS. `--cprofile` profiles the last tick's syncs.
+
+Households are created in batches of 2,000 (no ORM objects), and the tick streams their ids.
+Not a test: it prints figures and exits 0.
 """
 from __future__ import annotations
 
@@ -348,9 +357,10 @@ def run_ticks(app, clock: RunningClock, args, base: str, child_pid: int | None) 
     from app.models import StoredPrice, SyncRun, TariffPush
     from app.sync import run_tick
 
+    summary: dict[str, dict[str, float]] = {}
     for tick in range(1, args.ticks + 1):
         tick_at = clock()
-        with app.app_context(), profiling(args.cprofile and tick == 1, args.cprofile_out):
+        with app.app_context(), profiling(args.cprofile and tick == args.ticks, args.cprofile_out):
             cpu_before, sim_cpu_before = own_cpu_seconds(), child_cpu_seconds(child_pid)
             started = time.perf_counter()
             results = run_tick(tick_at)
@@ -360,6 +370,9 @@ def run_ticks(app, clock: RunningClock, args, base: str, child_pid: int | None) 
         with app.app_context():
             runs = db.session.scalars(select(SyncRun).where(SyncRun.tick_at == tick_at)).all()
             durations = [(r.finished_at - r.started_at).total_seconds() for r in runs if r.finished_at]
+            # From the tick's start to the household's run recorded (synced: pushed, or decided unchanged).
+            to_synced = [(r.finished_at - tick_at).total_seconds() for r in runs if r.finished_at]
+            to_pushed = [(r.finished_at - tick_at).total_seconds() for r in runs if r.finished_at and r.pushed]
             latencies = [r.push_latency_ms for r in runs if r.push_latency_ms is not None]
             pushes = db.session.scalar(select(func.count(TariffPush.id)))
             prices = db.session.scalar(select(func.count(StoredPrice.id)))
@@ -368,7 +381,10 @@ def run_ticks(app, clock: RunningClock, args, base: str, child_pid: int | None) 
         reasons = Counter(r.reason for r in results if r.outcome in ("failed", "skipped"))
         amber = sum(r.amber_calls for r in results)
         tesla = sum(r.tesla_calls for r in results)
-        print(f"tick {tick}: {len(results)} users in {wall:.2f} s = {len(results) / wall:.1f} users/s")
+        # Tick 3 is the first to find nothing to push, and reads each Powerwall back once (due every
+        # SYNC_READBACK_HOURS); the ticks after it are the plain steady state.
+        kind = "first" if tick == 1 else "pushing" if tick == 2 else "steady" if not tesla else "readback"
+        print(f"tick {tick} ({kind}): {len(results)} households in {wall:.2f} s = {len(results) / wall:.1f} households/s")
         print(f"  outcomes {dict(outcomes)}; Amber calls {amber}, Tesla calls {tesla}")
         print(
             f"  per-user sync p50 {percentile(durations, 0.5) * 1000:.0f} ms, p95 {percentile(durations, 0.95) * 1000:.0f} ms, "
@@ -380,20 +396,42 @@ def run_ticks(app, clock: RunningClock, args, base: str, child_pid: int | None) 
             + (f", simulator {sim_cpu:.1f} s" if child_pid else " (simulator included)")
         )
         print(f"  rows: {len(runs)} sync runs this tick, {pushes} tariff pushes, {prices} stored prices")
+        print(
+            f"  tick start -> synced p50 {percentile(to_synced, 0.5):.1f} s, p95 {percentile(to_synced, 0.95):.1f} s"
+            + (f"; -> push accepted p95 {percentile(to_pushed, 0.95):.1f} s ({len(to_pushed)} pushes)" if to_pushed else "")
+        )
+        entry = summary.setdefault(kind, {"ticks": 0, "cpu_ms": 0.0, "wall": 0.0, "p95_synced": 0.0, "p95_pushed": float("nan")})
+        entry["ticks"] += 1
+        entry["cpu_ms"] += cpu / max(len(results), 1) * 1000
+        entry["wall"] += wall
+        entry["p95_synced"] = max(entry["p95_synced"], percentile(to_synced, 0.95))
+        if to_pushed:
+            entry["p95_pushed"] = percentile(to_pushed, 0.95)
         slowest = sorted(runs, key=lambda r: r.finished_at - r.started_at)[-3:]
         print("  slowest: " + ", ".join(
             f"household {r.household_id} {(r.finished_at - r.started_at).total_seconds():.2f} s ({r.amber_calls} Amber calls)" for r in slowest
         ))
         for reason, count in reasons.most_common(3):
             print(f"  {count} x {reason[:160]}")
-        if tick < args.ticks:
+        if tick == 1 and args.ticks > 1:
             # The next tick: five simulated minutes later for both clocks, so prices have moved on.
             clock.start += timedelta(seconds=300)
             sim_post(base, "clock", {"advance_seconds": 300})
+        # Later ticks: the same interval again (both clocks run on in real time only), Amber repeats itself.
     print(f"load average after: {' '.join(f'{v:.1f}' for v in os.getloadavg())}")
     print(f"peak RSS: app process {peak_rss_mb():.0f} MB" + (
         f", simulator process {child_peak_rss_mb(child_pid):.0f} MB" if child_pid else " (simulator in-process)"
     ))
+    backend = app.config["SQLALCHEMY_DATABASE_URI"].split(":", 1)[0]
+    print(f"summary ({args.users} households, {args.sites} Amber sites, {backend}, {args.latency_ms} ms per call):")
+    for kind, entry in summary.items():
+        n = entry["ticks"]
+        print(
+            f"  {kind:8s} tick: app CPU {entry['cpu_ms'] / n:.1f} ms per household, tick {entry['wall'] / n:.2f} s, "
+            f"p95 tick start -> synced {entry['p95_synced']:.1f} s"
+            + (f", -> push accepted {entry['p95_pushed']:.1f} s" if entry['p95_pushed'] == entry['p95_pushed'] else "")
+        )
+    print(f"  peak RSS {peak_rss_mb():.0f} MB (app process, whole run)")
 
 
 def main() -> int:
@@ -407,11 +445,12 @@ def main() -> int:
     parser.add_argument("--sites", type=int, default=1, help="distinct Amber sites the users spread over")
     parser.add_argument("--sim", choices=("subprocess", "thread"), default="subprocess")
     parser.add_argument("--at", default=DEFAULT_AT, help="simulated instant of the tick (ISO 8601 with offset)")
-    parser.add_argument("--ticks", type=int, default=2,
-                        help="ticks to run, each 5 simulated minutes after the last (the first one is every "
-                             "user's first sync; later ones are the steady state)")
+    parser.add_argument("--ticks", type=int, default=4,
+                        help="ticks to run: 1 = every household's first sync, 2 = five simulated minutes later "
+                             "(prices moved, pushes), 3 = the same interval again (nothing to push; each Powerwall read back once), "
+                             "4+ = the steady state")
     parser.add_argument("--log-level", default="WARNING")
-    parser.add_argument("--cprofile", action="store_true", help="profile every user's sync (slows it down)")
+    parser.add_argument("--cprofile", action="store_true", help="profile every household's sync in the last tick (slows it down)")
     parser.add_argument("--cprofile-out", help="write the summed profile here (pstats format)")
     parser.add_argument("--serve-simulator", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()

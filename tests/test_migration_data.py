@@ -37,6 +37,7 @@ CHOICES = {
     "state": None, "action": "force_charge", "forecast_estimate": "predicted",
     "tesla_path": "teslemetry", "export_protection_rule": "never", "status_class": "2xx", "role": "owner",
     "kind": None, "verification": "responding", "channel": "general", "service": None, "spike_status": "none",
+    "quality": "billable",
 }
 STATES = {"force_sessions": "ended", "service_status": "connected"}
 SERVICES = ("amber", "tesla", "teslemetry")

@@ -4,6 +4,8 @@
   once per tick and shares it); it stores prices, pushes and records runs.
 - `rules`: the pure decisions (push or not, fallback, export protection, waiting on Tesla).
 - `scheduler` and `lease`: the in-process scheduler and the database lease that makes one process lead.
+- `claims` and `worker`: on PostgreSQL with SYNC_MODE=claims, worker processes (`python -m app.sync.worker`)
+  claim households in batches and share each tick; the leader only opens the interval.
 
 May import the clients, connections, credentials, control, households, models and the pure tariff and
 price modules; pages and the command line import it, never the other way round."""

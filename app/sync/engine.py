@@ -251,7 +251,7 @@ class PriceFeed:
             built = self._tariffs.get(key)
             if built is None or built.fetch is not fetch:
                 tariff, explanation = build_tariff(fetch.intervals, ZoneInfo(tz), now, TariffPolicy(estimate=estimate))
-                built = BuiltTariff(fetch, tariff, explanation, tariff_hash(tariff), explanation.to_dict())
+                built = BuiltTariff(fetch, tariff, explanation, tariff_hash(tariff))
                 self._tariffs[key] = built
                 return built
         return built.for_now(now_utc)
@@ -259,23 +259,19 @@ class PriceFeed:
 
 @dataclass(frozen=True)
 class BuiltTariff:
-    """A tariff with its explanation (also as a dict) and hash; shared between households, so read-only."""
+    """A tariff with its explanation and hash; shared between households, so read-only. (The explanation
+    becomes a dict only for a push: most syncs push nothing.)"""
 
     fetch: SiteFetch
     tariff: dict[str, Any]
     explanation: TariffExplanation
     hash: str
-    explanation_dict: dict[str, Any]
 
     def for_now(self, now_utc: datetime) -> BuiltTariff:
         """The same build as seen by a household whose clock read `now_utc`."""
         if now_utc == self.explanation.now:
             return self
-        return replace(
-            self,
-            explanation=replace(self.explanation, now=now_utc),
-            explanation_dict={**self.explanation_dict, "now": now_utc.isoformat()},
-        )
+        return replace(self, explanation=replace(self.explanation, now=now_utc))
 
 
 # -- storage helpers --------------------------------------------------------------------------------------
@@ -286,16 +282,25 @@ def _upsert(model, rows: list[dict[str, Any]], key: list[str], update: list[str]
     rewritten only when one of those columns differs (an unchanged row costs no write at all)."""
     if not rows:
         return
-    insert = pg_insert if db.engine.dialect.name == "postgresql" else sqlite_insert
-    # On the table, not the mapped class: the same statement, sent as one executemany without the
-    # ORM's per-row bulk-insert bookkeeping (most of the cost of storing a site's prices).
-    table = model.__table__
-    statement = insert(table)
-    changed = or_(*(table.c[name].is_distinct_from(statement.excluded[name]) for name in compare)) if compare else None
-    statement = statement.on_conflict_do_update(
-        index_elements=key, set_={name: getattr(statement.excluded, name) for name in update}, where=changed
-    )
+    dialect = db.engine.dialect.name
+    cache_key = (model.__table__.name, dialect, tuple(key), tuple(update), tuple(compare or ()))
+    statement = _UPSERTS.get(cache_key)
+    if statement is None:
+        insert = pg_insert if dialect == "postgresql" else sqlite_insert
+        # On the table, not the mapped class: the same statement, sent as one executemany without the
+        # ORM's per-row bulk-insert bookkeeping (most of the cost of storing a site's prices).
+        table = model.__table__
+        statement = insert(table)
+        changed = or_(*(table.c[name].is_distinct_from(statement.excluded[name]) for name in compare)) if compare else None
+        statement = _UPSERTS[cache_key] = statement.on_conflict_do_update(
+            index_elements=key, set_={name: getattr(statement.excluded, name) for name in update}, where=changed
+        )
     db.session.execute(statement, rows)
+
+
+# Built once per table, dialect and column lists: building the statement (its `excluded` columns, its
+# cache key) cost more than sending a site's 136 unchanged rows.
+_UPSERTS: dict[tuple, Any] = {}
 
 
 PRICE_KEY = ["amber_site_id", "channel", "start_at", "duration_minutes"]
@@ -627,7 +632,7 @@ class _HouseholdSync:
             kind=kind,
             tariff=tariff,
             tariff_hash=built.hash if built else tariff_hash(tariff),
-            explanation=built.explanation_dict if built else explanation.to_dict() if explanation else None,
+            explanation=built.explanation.to_dict() if built else explanation.to_dict() if explanation else None,
             accepted=False,
         )
         started = time.monotonic()
@@ -751,10 +756,12 @@ def sync_household(
     dry_run: bool = False,
     sleep: Callable[[float], None] | None = None,
     actor: str | None = None,
+    on_record: Callable[[int], object] | None = None,
 ) -> SyncResult:
     """Sync one household now and record the run (a dry run records nothing and pushes nothing).
 
-    `actor` says who started it (history shows it); a tick's runs are the schedule's."""
+    `actor` says who started it (history shows it); a tick's runs are the schedule's. `on_record(household_id)`
+    runs in the transaction that records the run (a claiming worker completes its claim there)."""
     config = current_app.config
     sleep = sleep or clock.sleeper()
     now = clock.now()
@@ -780,7 +787,7 @@ def sync_household(
     if dry_run:
         db.session.rollback()
         return result
-    _record_run(household_id, result, tick_at, now, run.counter, accepted, actor or ("schedule" if tick_at else None))
+    _record_run(household_id, result, tick_at, now, run.counter, accepted, actor or ("schedule" if tick_at else None), on_record)
     after_sync(household_id, result, now)
     return result
 
@@ -793,6 +800,7 @@ def _record_run(
     counter: CallCounter,
     accepted: TariffPush | None = None,
     actor: str | None = None,
+    on_record: Callable[[int], object] | None = None,
 ) -> None:
     household = db.session.get(Household, household_id)
     state = sync_state(household)
@@ -821,6 +829,8 @@ def _record_run(
             triggered_by=actor,
         )
     )
+    if on_record is not None:
+        on_record(household_id)
     db.session.commit()
 
 
@@ -840,14 +850,17 @@ def households_to_sync() -> list[int]:
 
 
 def _sync_in_context(
-    app: Flask, household_id: int, tick_at: datetime | None, feed: PriceFeed, dry_run: bool, sleep, actor: str | None = None
+    app: Flask, household_id: int, tick_at: datetime | None, feed: PriceFeed, dry_run: bool, sleep, actor: str | None = None,
+    on_record: Callable[[int], object] | None = None,
 ) -> SyncResult:
     # Each household gets its own app context, hence its own database session. Its commits end the
     # transaction before each outside call; keeping the loaded rows (no expiry) spares reading them again.
     with app.app_context():
         db.session().expire_on_commit = False
         try:
-            return sync_household(household_id, tick_at=tick_at, feed=feed, dry_run=dry_run, sleep=sleep, actor=actor)
+            return sync_household(
+                household_id, tick_at=tick_at, feed=feed, dry_run=dry_run, sleep=sleep, actor=actor, on_record=on_record
+            )
         finally:
             db.session.remove()
 
@@ -859,19 +872,28 @@ def run_tick(
     dry_run: bool = False,
     sleep: Callable[[float], None] | None = None,
     actor: str | None = None,
+    on_record: Callable[[int], object] | None = None,
 ) -> list[SyncResult]:
     """Sync every household (or `household_ids`) over a bounded thread pool; one slow or failing household never
-    delays or breaks another. Returns one result per household, in household order."""
+    delays or breaks another. Returns one result per household, in household order.
+
+    With SYNC_MODE=claims on PostgreSQL the scheduler's tick (every household, `tick_at` given) only opens
+    the interval for the claiming workers (app/sync/claims.py), which call this with their batches."""
     app = current_app._get_current_object()
     config = app.config
+    if household_ids is None and tick_at is not None and not dry_run:
+        from app.sync import claims
+
+        if claims.enabled(app):
+            claims.open_interval(tick_at)
+            return []
     sleep = sleep or clock.sleeper()
     ids = households_to_sync() if household_ids is None else household_ids
     wanted = set(ids)
-    households_per_site = Counter(
-        site
-        for household_id, site in db.session.execute(select(HouseholdSettings.household_id, HouseholdSettings.amber_site_id))
-        if household_id in wanted and site
-    )
+    query = select(HouseholdSettings.household_id, HouseholdSettings.amber_site_id).where(HouseholdSettings.amber_site_id.is_not(None))
+    if household_ids is not None and len(wanted) <= 1000:
+        query = query.where(HouseholdSettings.household_id.in_(wanted))  # a worker's batch: its own rows only
+    households_per_site = Counter(site for household_id, site in db.session.execute(query) if household_id in wanted and site)
     db.session.remove()  # the workers use their own sessions
     feed = PriceFeed(
         clock.now, sleep, config["AMBER_CONFIRM_POLL_WAITS"], households_per_site
@@ -887,7 +909,7 @@ def run_tick(
             started.add(uid)
             running[uid] = time.monotonic()
             try:
-                return _sync_in_context(app, uid, tick_at, feed, dry_run, sleep, actor)
+                return _sync_in_context(app, uid, tick_at, feed, dry_run, sleep, actor, on_record)
             finally:
                 running.pop(uid, None)
 

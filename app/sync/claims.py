@@ -1,0 +1,276 @@
+"""Several worker processes share one tick on PostgreSQL: each claims households in batches.
+
+Opt-in with SYNC_MODE=claims (PostgreSQL only; SQLite keeps the single leader that syncs everyone). The
+scheduler's leader then only opens each interval (`seed`: a `sync_claims` row per household with sync on,
+due at that interval) and pings the heartbeat; `python -m app.sync.worker` processes do the syncing:
+
+- **claim**: in one short transaction a worker takes up to SYNC_CLAIM_BATCH households that are due and
+  not claimed (or whose claim expired), whole Amber sites at a time: candidate sites are locked with
+  `pg_try_advisory_xact_lock` (a site another worker is claiming right now is skipped, not waited for),
+  then their due rows are locked with `SELECT ... FOR UPDATE SKIP LOCKED` and stamped with the worker and
+  `claimed_until` (now + SYNC_CLAIM_TTL_SECONDS). A site's households land in one batch, so the batch's
+  PriceFeed fetches each Amber site once per tick, as the single leader does.
+- **complete**: the household's run is recorded in the same transaction that moves its `due_at` to the
+  next interval, compare-and-set on (worker, due_at): no household is synced twice in one interval.
+- **takeover**: a worker that dies leaves claims that expire after the TTL (default 150 s, under one
+  5-minute tick); any worker then claims those households again for the same interval.
+
+Why not a job queue (procrastinate, pgqueuer): both are well kept and would give us claiming, retries and
+worker management, but a tick is not a stream of jobs: every interval each household is due once, and
+"due" is one timestamp per household that the run's own transaction moves forward. With a queue we would
+enqueue 10,000 jobs every 5 minutes (and dedupe them), keep a second schema and a second worker runtime
+(procrastinate's is asyncio-first, pgqueuer's needs LISTEN/NOTIFY), and the completion could not share the
+transaction that records the run without reaching into their internals. One table and three statements do it.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from flask import Flask, current_app
+from sqlalchemy import text
+from sqlalchemy.engine import Connection
+from werkzeug.utils import import_string
+
+from app import clock
+from app.extensions import db
+from app.models import HouseholdSettings
+
+log = logging.getLogger(__name__)
+
+SETTINGS_TABLE = HouseholdSettings.__tablename__
+# Advisory locks of the claim live in their own key space (the first int of the two-int form).
+SITE_LOCK_SPACE = 715_001
+
+# A batch job: (tick_at, household ids, complete) -> None; `complete(household_id)` moves the household's
+# claim to the next interval in the caller's database session (the caller commits it with the run).
+BatchJob = Callable[[datetime, list[int], Callable[[int], bool]], object]
+
+
+@dataclass(frozen=True)
+class ClaimSettings:
+    """How a worker claims: batch size, how long a claim holds, how often an idle worker looks again."""
+
+    batch: int = 32
+    ttl: timedelta = timedelta(seconds=150)
+    poll_seconds: float = 5.0
+    period: timedelta = timedelta(minutes=5)
+    delay: timedelta = timedelta(seconds=3)
+
+    @classmethod
+    def from_config(cls, config) -> ClaimSettings:
+        """From the app's config (defaults: a batch of SYNC_MAX_WORKERS, a TTL of the household deadline + 60 s)."""
+        return cls(
+            batch=int(setting(config, "SYNC_CLAIM_BATCH") or config.get("SYNC_MAX_WORKERS", 32)),
+            ttl=timedelta(seconds=float(setting(config, "SYNC_CLAIM_TTL_SECONDS") or config["SYNC_USER_DEADLINE_SECONDS"] + 60)),
+            poll_seconds=float(setting(config, "SYNC_WORKER_POLL_SECONDS") or 5.0),
+            period=timedelta(seconds=config["SCHEDULER_TICK_SECONDS"]),
+            delay=timedelta(seconds=config["SCHEDULER_TICK_DELAY_SECONDS"]),
+        )
+
+
+def setting(config, name: str) -> str | None:
+    """A claims setting from the app's config, else from the environment (SYNC_MODE, SYNC_CLAIM_BATCH,
+    SYNC_CLAIM_TTL_SECONDS, SYNC_WORKER_POLL_SECONDS)."""
+    value = config.get(name)
+    return value if value not in (None, "") else (os.environ.get(name) or None)
+
+
+def enabled(app: Flask | None = None) -> bool:
+    """Whether workers claim households (SYNC_MODE=claims on PostgreSQL); never on SQLite."""
+    app = app or current_app
+    if (setting(app.config, "SYNC_MODE") or "leader") != "claims":
+        return False
+    if not app.config["SQLALCHEMY_DATABASE_URI"].startswith("postgresql"):
+        log.warning("SYNC_MODE=claims needs PostgreSQL; on SQLite the scheduler's leader syncs every household")
+        return False
+    return True
+
+
+# -- the statements -----------------------------------------------------------------------------------
+
+
+def seed(conn: Connection, tick_at: datetime) -> int:
+    """Give every household with sync on a claim row, due at `tick_at` if it has none yet; return how many
+    rows were added (households that existed before keep their own due time)."""
+    return conn.execute(
+        text(
+            "INSERT INTO sync_claims (household_id, due_at) "
+            f"SELECT s.household_id, :tick FROM {SETTINGS_TABLE} s WHERE s.sync_enabled "
+            "ON CONFLICT (household_id) DO NOTHING"
+        ),
+        {"tick": _naive(tick_at)},
+    ).rowcount
+
+
+_DUE = (
+    "c.due_at <= :tick AND (c.claimed_until IS NULL OR c.claimed_until < :now) AND s.sync_enabled"
+)
+_SITE_KEY = "COALESCE(s.amber_site_id, 'household:' || c.household_id::text)"
+
+
+def claim(conn: Connection, worker: str, tick_at: datetime, now: datetime, settings: ClaimSettings) -> list[int]:
+    """Claim up to `settings.batch` due households, whole Amber sites at a time, for `worker`; return their
+    ids (empty when nothing is due or every due site is being claimed by another worker). The caller's
+    transaction holds the site locks until it commits."""
+    params = {"tick": _naive(tick_at), "now": _naive(now)}
+    # Candidate sites with how many due households each, oldest due first; more than a batch's worth, so
+    # a worker whose first choices are locked by another claim moves on to the next sites.
+    candidates = conn.execute(
+        text(
+            f"SELECT {_SITE_KEY} AS site, count(*) AS n, min(c.due_at) AS due FROM sync_claims c "
+            f"JOIN {SETTINGS_TABLE} s ON s.household_id = c.household_id WHERE {_DUE} "
+            "GROUP BY 1 ORDER BY 3, 1 LIMIT :limit"
+        ),
+        {**params, "limit": settings.batch * 4},
+    ).all()
+    sites: list[str] = []
+    total = 0
+    for site, count, _ in candidates:
+        if total and total + count > settings.batch:
+            break
+        locked = conn.execute(
+            text("SELECT pg_try_advisory_xact_lock(:space, hashtext(:site))"), {"space": SITE_LOCK_SPACE, "site": site}
+        ).scalar()
+        if locked:
+            sites.append(site)
+            total += count
+    if not sites:
+        return []
+    rows = conn.execute(
+        text(
+            f"SELECT c.household_id FROM sync_claims c JOIN {SETTINGS_TABLE} s ON s.household_id = c.household_id "
+            f"WHERE {_DUE} AND {_SITE_KEY} = ANY(:sites) ORDER BY c.household_id FOR UPDATE OF c SKIP LOCKED"
+        ),
+        {**params, "sites": sites},
+    ).scalars().all()
+    if not rows:
+        return []
+    conn.execute(
+        text("UPDATE sync_claims SET claimed_by = :worker, claimed_until = :until WHERE household_id = ANY(:ids)"),
+        {"worker": worker, "until": _naive(now + settings.ttl), "ids": list(rows)},
+    )
+    return list(rows)
+
+
+def complete_in_session(household_id: int, worker: str, tick_at: datetime, next_due: datetime) -> bool:
+    """Move the household's claim to `next_due` in the current session's transaction (the caller commits
+    it together with the run), if `worker` still holds it for this interval; False if it does not."""
+    done = db.session.execute(
+        text(
+            "UPDATE sync_claims SET due_at = :next, claimed_by = NULL, claimed_until = NULL "
+            "WHERE household_id = :id AND claimed_by = :worker AND due_at <= :tick"
+        ),
+        {"next": _naive(next_due), "id": household_id, "worker": worker, "tick": _naive(tick_at)},
+    ).rowcount == 1
+    if not done:
+        log.warning("Household %s: the claim of %s had been taken over before its run was recorded", household_id, worker)
+    return done
+
+
+def release(conn: Connection, worker: str, ids: list[int], tick_at: datetime, next_due: datetime) -> int:
+    """End the batch: claims `worker` still holds (households whose run was not recorded: gone, or still
+    running past the deadline) are done for this interval too; return how many there were."""
+    return conn.execute(
+        text(
+            "UPDATE sync_claims SET due_at = :next, claimed_by = NULL, claimed_until = NULL "
+            "WHERE household_id = ANY(:ids) AND claimed_by = :worker AND due_at <= :tick"
+        ),
+        {"next": _naive(next_due), "ids": ids, "worker": worker, "tick": _naive(tick_at)},
+    ).rowcount
+
+
+def _naive(moment: datetime) -> datetime:
+    """UTC without a zone, as the app stores times (UTCDateTime)."""
+    from datetime import timezone
+
+    return moment.astimezone(timezone.utc).replace(tzinfo=None) if moment.tzinfo else moment
+
+
+# -- the jobs ---------------------------------------------------------------------------------------------
+
+
+def open_interval(tick_at: datetime) -> int:
+    """The scheduler leader's part in claims mode: make sure every household with sync on has a claim row."""
+    with db.engine.begin() as conn:
+        added = seed(conn, tick_at)
+    if added:
+        log.info("Tick %s: %d household(s) added to the sync claims", tick_at.isoformat(), added)
+    return added
+
+
+def sync_batch(tick_at: datetime, household_ids: list[int], complete: Callable[[int], bool]) -> object:
+    """The default batch job: the tick's sync over the batch, each run recorded with its claim's completion."""
+    from app.sync.engine import run_tick
+
+    return run_tick(tick_at, household_ids=household_ids, on_record=complete)
+
+
+def batch_job_from_config(config) -> BatchJob:
+    """SYNC_WORKER_BATCH_JOB ("module:function", tests only), else the sync."""
+    target = setting(config, "SYNC_WORKER_BATCH_JOB")
+    return import_string(target) if target else sync_batch
+
+
+class Worker:
+    """One worker process's claiming loop: claim a batch, sync it, repeat; idle until something is due."""
+
+    def __init__(self, app: Flask, worker_id: str, *, settings: ClaimSettings | None = None, job: BatchJob | None = None):
+        self.app = app
+        self.id = worker_id
+        self.settings = settings or ClaimSettings.from_config(app.config)
+        self.job = job or batch_job_from_config(app.config)
+        self._seeded: datetime | None = None
+
+    def step(self) -> list[int]:
+        """Claim one batch and run it; return the ids it synced (empty: nothing was due)."""
+        from app.sync.scheduler import tick_for
+
+        with self.app.app_context():
+            now = clock.now()
+            tick_at = tick_for(now, self.settings.period, self.settings.delay)
+            next_due = tick_at + self.settings.period
+            with db.engine.begin() as conn:
+                if self._seeded != tick_at:
+                    seed(conn, tick_at)  # households added since the leader opened the interval
+                ids = claim(conn, self.id, tick_at, now, self.settings)
+            if self._seeded != tick_at:
+                self._seeded = tick_at
+            if not ids:
+                return []
+            log.info("Worker %s: claimed %d household(s) for %s", self.id, len(ids), tick_at.isoformat())
+
+            def complete(household_id: int) -> bool:
+                return complete_in_session(household_id, self.id, tick_at, next_due)
+
+            try:
+                self.job(tick_at, ids, complete)
+            finally:
+                db.session.remove()
+                with db.engine.begin() as conn:
+                    left = release(conn, self.id, ids, tick_at, next_due)
+                if left:
+                    log.warning("Worker %s: %d household(s) of the batch ended without a recorded run", self.id, left)
+            return ids
+
+    def run(self, stop: threading.Event) -> None:
+        """Loop until `stop`: batches back to back while households are due, else look again after
+        SYNC_WORKER_POLL_SECONDS (expired claims) or at the next interval, whichever comes first."""
+        from app.sync.scheduler import next_tick
+
+        log.info("Worker %s: claiming households (batch %d, claims hold %d s)", self.id, self.settings.batch,
+                 self.settings.ttl.total_seconds())
+        while not stop.is_set():
+            try:
+                if self.step():
+                    continue
+            except Exception:
+                log.exception("Worker %s: a batch failed", self.id)
+            with self.app.app_context():
+                now = clock.now()
+            until_tick = (next_tick(now, self.settings.period, self.settings.delay) - now).total_seconds()
+            stop.wait(max(0.05, min(self.settings.poll_seconds, until_tick)))
