@@ -536,3 +536,19 @@ def test_charts_css_styles_every_class_the_charts_use() -> None:
     missing = sorted(cls for cls in used - structural if f".{cls}" not in css)
     assert missing == []
     assert "prefers-color-scheme: dark" in css and "@container" in css
+
+
+def test_amber_levels_colour_a_band_and_say_their_word() -> None:
+    """Amber's descriptor of each interval colours a band under the forecast, never colour alone: its word is
+    in the band's title and in the interval's tooltip; an unknown descriptor draws nothing (and is not echoed)."""
+    levels = ["veryLow", "neutral", "high", "spike", "negative", "<script>"]
+    points = [PricePoint(SLOT0 + timedelta(minutes=30 * i), SLOT0 + timedelta(minutes=30 * (i + 1)), 0.2, 0.05, "forecast",
+                         descriptor=d) for i, d in enumerate(levels)]
+    root = parse(forecast_chart(points, tariff(SLOT0), NOW, SYDNEY))
+    bands = by_class(root, "level")
+    assert [c for el in bands for c in classes(el) if c.startswith("level-")] == [
+        "level-veryLow", "level-neutral", "level-high", "level-spike", "level-extremelyLow"]
+    assert [title_of(el).split("Amber says ")[1] for el in bands] == ["very low", "neutral", "high", "spike", "extremely low"]
+    tooltips = [title_of(el) for el in by_class(root, "price-interval")]
+    assert "(forecast), Amber says high" in tooltips[2] and "script" not in str(ET.tostring(root))
+    assert "Amber's level" in str(ET.tostring(root, encoding="unicode"))

@@ -63,6 +63,7 @@ class PricePoint:
     kind: str  # "actual" | "current" | "forecast"
     spike: bool = False  # Amber spikeStatus "spike" (or "potential")
     estimate: bool = False  # price not confirmed yet
+    descriptor: str | None = None  # Amber's level for the buy price: extremelyLow ... spike
 
 
 @dataclass(frozen=True)
@@ -124,6 +125,7 @@ def forecast_chart(
         _interval_rect(body, iv, frame, title)
     for sl in slots:
         _tariff_slot(body, sl, frame, scale)
+    levels = _level_strip(body, ivs, frame)
     _zero_line(body, frame, scale)
     body(_step_path([(sl.start, sl.end, sl.slot.buy * 100) for sl in shown], frame, scale, "line line-tariff-buy"))
     body(_step_path([(sl.start, sl.end, sl.slot.sell * 100) for sl in shown], frame, scale, "line line-tariff-sell"))
@@ -155,6 +157,8 @@ def forecast_chart(
         legend.append(("spike", "Spike"))
     if scale.lo < 0:
         legend.append(("negative", "Below zero"))
+    if levels:
+        legend.append(("levels", "Band: Amber's level, green (cheap) to red (spike)"))
     return _assemble("forecast", frame, title, " ".join(desc), legend, svg)
 
 
@@ -196,6 +200,7 @@ def history_chart(
         )
     for iv in ivs:
         _interval_rect(body, iv, frame, _interval_title(iv, frame))
+    levels = _level_strip(body, ivs, frame)
     _zero_line(body, frame, scale)
     body(_step_path([(iv.start, iv.end, iv.sell) for iv in ivs], frame, scale, "line line-sell"))
     body(_step_path([(iv.start, iv.end, iv.buy) for iv in ivs], frame, scale, "line line-buy"))
@@ -227,6 +232,8 @@ def history_chart(
         legend.append(("spike", "Spike"))
     if scale.lo < 0:
         legend.append(("negative", "Below zero"))
+    if levels:
+        legend.append(("levels", "Band: Amber's level, green (cheap) to red (spike)"))
     defs = (
         f'<defs><pattern id="{_ID_TOKEN}-hatch" width="6" height="6" patternUnits="userSpaceOnUse"'
         f' patternTransform="rotate(45)"><rect class="gap-bg" width="6" height="6" fill="none"/>'
@@ -275,6 +282,7 @@ class _Iv:
     kind_html: str  # escaped once here: the only free text that reaches the per-interval markup
     spike: bool
     estimate: bool
+    level: str | None = None  # one of LEVEL_WORDS' keys (anything else from Amber is dropped)
 
     @property
     def seconds(self) -> float:
@@ -297,13 +305,41 @@ def _clean(points: Iterable[PricePoint], a: datetime, b: datetime, kinds: tuple[
         kind = _kind(p)
         kind_html = kinds_html.get(kind) or kinds_html.setdefault(kind, str(escape(kind)))
         if not overlapping:
-            out.append(_Iv(s, e, _cents(p.buy), _cents(p.sell), kind_html, p.spike, p.estimate))
+            out.append(_Iv(s, e, _cents(p.buy), _cents(p.sell), kind_html, p.spike, p.estimate, _level(p)))
             continue
         for piece_s, piece_e in _uncovered(taken, s, e):
-            out.append(_Iv(piece_s, piece_e, _cents(p.buy), _cents(p.sell), kind_html, p.spike, p.estimate))
+            out.append(_Iv(piece_s, piece_e, _cents(p.buy), _cents(p.sell), kind_html, p.spike, p.estimate, _level(p)))
             bisect.insort(taken, (piece_s, piece_e))
     out.sort(key=lambda iv: iv.start)
     return out
+
+
+# Amber's price descriptors, as words; "negative" is Amber's old name for extremely low.
+LEVEL_WORDS = {
+    "extremelyLow": "extremely low", "negative": "extremely low", "veryLow": "very low", "low": "low",
+    "neutral": "neutral", "high": "high", "spike": "spike",
+}
+
+
+def _level(p: PricePoint) -> str | None:
+    if p.descriptor not in LEVEL_WORDS:
+        return None
+    return "extremelyLow" if p.descriptor == "negative" else p.descriptor
+
+
+def _level_strip(body: Callable[[str], None], ivs: list[_Iv], frame: _Frame) -> bool:
+    """A thin band under the plot coloured by Amber's level of each interval, its word on hover; True if drawn."""
+    drawn = False
+    for iv in ivs:
+        if iv.level is None:
+            continue
+        body(
+            f'<rect class="level level-{iv.level}" x="{frame.xn(iv.start)}" y="{_n(frame.bottom - 5)}"'
+            f' width="{_n(frame.x(iv.end) - frame.x(iv.start))}" height="5">'
+            f'<title>{frame.span(iv.start, iv.end)} Amber says {LEVEL_WORDS[iv.level]}</title></rect>'
+        )
+        drawn = True
+    return drawn
 
 
 def _kind(p: PricePoint) -> str:
@@ -559,7 +595,8 @@ def _interval_title(iv: _Iv, frame: _Frame) -> str:
     buy = _c1(iv.buy) if iv.buy is not None else "n/a"
     sell = _c1(iv.sell) if iv.sell is not None else "n/a"
     flags = [iv.kind_html] + (["estimate"] if iv.estimate else []) + (["spike"] if iv.spike else [])
-    return f"{frame.span(iv.start, iv.end)} buy {buy} sell {sell} ({', '.join(flags)})"
+    level = f", Amber says {LEVEL_WORDS[iv.level]}" if iv.level else ""
+    return f"{frame.span(iv.start, iv.end)} buy {buy} sell {sell} ({', '.join(flags)}){level}"
 
 
 def _interval_rect(body: Callable[[str], None], iv: _Iv, frame: _Frame, title: str) -> None:

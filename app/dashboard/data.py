@@ -183,6 +183,7 @@ def _points(rows: list[StoredPrice]) -> list[PricePoint]:
                 kind=base.kind,
                 spike=(general is not None and general.spike_status in ("spike", "potential")),
                 estimate=any(r.estimate for r in channels.values()),
+                descriptor=general.descriptor if general else None,
             )
         )
     return points
