@@ -25,7 +25,7 @@ from app.mqtt import messages
 from app.mqtt.messages import HouseholdState
 from app.sync import scheduler
 from config import ConfigError, config_for, parse_mqtt_url
-from tests.sync_env import SHARED, env, simulator  # noqa: F401  (fixtures)
+from tests.sync_env import SHARED, configure, env, simulator  # noqa: F401  (fixtures)
 
 PASSWORD = "s3cret-broker-pw"
 MOSQUITTO = shutil.which("mosquitto") or shutil.which("/usr/sbin/mosquitto")
@@ -106,7 +106,8 @@ CONFIGS = messages.discovery_configs("homeassistant", 7, "Alice's home", "https:
           "value_template": "{{ value_json.general_price }}", "state_topic": "tesla_amber_sync/household_7/state"}),
         ("homeassistant/sensor/tesla_amber_sync_household_7/feed_in_price/config",
          {"unit_of_measurement": "AUD/kWh", "state_class": "measurement"}),
-        ("homeassistant/sensor/tesla_amber_sync_household_7/next_general_price/config", {"unit_of_measurement": "AUD/kWh"}),
+        ("homeassistant/sensor/tesla_amber_sync_household_7/next_general_price/config",
+         {"unit_of_measurement": "AUD/kWh", "state_class": None}),  # a forecast is no measurement
         ("homeassistant/sensor/tesla_amber_sync_household_7/renewables/config", {"unit_of_measurement": "%"}),
         ("homeassistant/sensor/tesla_amber_sync_household_7/battery_level/config",
          {"device_class": "battery", "unit_of_measurement": "%"}),
@@ -278,8 +279,8 @@ class Watcher:
         self.client.publish(topic, payload, qos=1, retain=retain).wait_for_publish(WAIT)
 
     def stop(self) -> None:
-        self.client.loop_stop()
         self.client.disconnect()
+        self.client.loop_stop()
 
 
 @pytest.fixture()
@@ -475,3 +476,41 @@ def test_with_mqtt_off_the_jobs_do_nothing(app):
     app.config["MQTT_URL"] = None
     with app.app_context():
         assert mqtt_bridge.publish_changes(SHARED.current) is None and mqtt_bridge.after_tick() is None
+
+
+def test_a_household_whose_sync_goes_off_loses_its_device(app, env, ha, household_id):
+    env.tick()
+    leader_online(app, ha, household_id)
+    config = f"homeassistant/button/tesla_amber_sync_household_{household_id}/force_charge/config"
+    assert ha.wait(config)
+    configure(app, household_id, sync_enabled=False)
+    with app.app_context():
+        mqtt_bridge.publish_changes(SHARED.current)
+    assert ha.wait(config, lambda p: p == "") == ""  # an empty retained config: Home Assistant removes the entity
+    assert ha.wait(messages.state_topic(household_id), lambda p: p == "") == ""
+    configure(app, household_id, sync_enabled=True)
+    with app.app_context():
+        mqtt_bridge.publish_changes(SHARED.current)
+    assert json.loads(ha.wait(config, lambda p: p != ""))["payload_press"] == "PRESS"
+
+
+def test_home_assistant_restarting_gets_the_discovery_again(app, env, ha, household_id):
+    env.tick()
+    leader_online(app, ha, household_id)
+    config = f"homeassistant/sensor/tesla_amber_sync_household_{household_id}/general_price/config"
+    ha.publish(config, "", retain=True)  # as if the broker had lost it
+    ha.wait(config, lambda p: p == "")
+    ha.publish("homeassistant/status", "online")  # what Home Assistant says when it starts
+    assert json.loads(ha.wait(config, lambda p: p != ""))["unit_of_measurement"] == "AUD/kWh"
+
+
+def test_a_process_that_no_longer_leads_disconnects_without_marking_the_device_offline(app, env, ha, household_id, monkeypatch):
+    env.tick()
+    monkeypatch.setattr(mqtt_bridge, "LEADER_GRACE_SECONDS", 1.0)
+    bridge = leader_online(app, ha, household_id)
+    # The leader job stops calling (another process leads now): the bridge closes itself after the grace period.
+    assert bridge.stopped.wait(WAIT)
+    assert not bridge.leads() and mqtt_bridge._leader is None
+    ha.publish("test/barrier", "after")  # the broker has handled the disconnect by the time this comes back
+    ha.wait("test/barrier")
+    assert ha.latest[messages.AVAILABILITY_TOPIC].payload.decode() == "online"  # no last will for a clean disconnect

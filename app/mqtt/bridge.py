@@ -100,6 +100,7 @@ class Bridge:
         self.leader_until = 0.0
         self._watchdog: threading.Timer | None = None
         self.closed = False
+        self.stopped = threading.Event()  # set once close() has disconnected
 
     # Connection ------------------------------------------------------------------------------------
 
@@ -129,6 +130,7 @@ class Bridge:
             self._publish([Message(AVAILABILITY_TOPIC, OFFLINE)], wait=True)
         self.client.disconnect()
         self.client.loop_stop()
+        self.stopped.set()
 
     def keep_leading(self) -> None:
         """The leader job ran: this process still leads. Without it for LEADER_GRACE_SECONDS the bridge closes."""

@@ -53,7 +53,8 @@ class Sensor:
 SENSORS: tuple[Sensor, ...] = (
     Sensor("general_price", "General price", "AUD/kWh", None, "measurement", "mdi:cash", 4),
     Sensor("feed_in_price", "Feed-in price", "AUD/kWh", None, "measurement", "mdi:cash-plus", 4),
-    Sensor("next_general_price", "General price next half hour", "AUD/kWh", None, "measurement", "mdi:cash-clock", 4),
+    # A forecast is no measurement (Home Assistant's statistics would average predictions as if they happened).
+    Sensor("next_general_price", "General price next half hour", "AUD/kWh", None, None, "mdi:cash-clock", 4),
     Sensor("renewables", "Renewables", "%", None, "measurement", "mdi:leaf", 0),
     Sensor("battery_level", "Battery level", "%", "battery", "measurement", None, 0),
     Sensor("solar_power", "Solar power", "W", "power", "measurement", None, 0),
