@@ -3,8 +3,6 @@ the Powerwall back at the end, on cancel, after a failure, or when a process die
 from __future__ import annotations
 
 import logging
-import os
-import signal
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -39,6 +37,7 @@ from app.control.rules import (
 )
 from app.credentials import CredentialUnreadable
 from app.extensions import db
+from app.fault_points import fault_point
 from app.households.service import ACTOR_COMMAND_LINE
 from app.models import ControlEvent, ForceSession, Household
 from app.notify.service import event as notify_event
@@ -48,14 +47,8 @@ log = logging.getLogger(__name__)
 
 
 def _fault_point(step: str) -> None:
-    """Tests only: die here as a killed worker would (TAS_FAULT_KILL_AT), or freeze here as a paused VM or
-    container would (TAS_FAULT_STOP_AT), when the variable names this step."""
-    if os.environ.get(FAULT_ENV) == step:
-        log.warning("Fault injection: killing this process at %s", step)
-        os.kill(os.getpid(), signal.SIGKILL)
-    if os.environ.get(FAULT_STOP_ENV) == step:
-        log.warning("Fault injection: freezing this process at %s", step)
-        os.kill(os.getpid(), signal.SIGSTOP)
+    """Tests only: die or freeze at this step of a force session (app/fault_points.py)."""
+    fault_point(step)
 
 
 # Who owns a live session: the process that last moved it, by a compare-and-set on its state and updated_at

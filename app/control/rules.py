@@ -9,6 +9,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from app.tariff import PERIOD_NAMES, TariffPolicy, period_name, tariff_from_rates
+from app.fault_points import FAULT_ENV, FAULT_STOP_ENV  # noqa: F401  (tests only; re-exported for app.control)
 
 ACTIONS = ("force_charge", "force_discharge")
 ACTION_WORDS = {"force_charge": "Force charge", "force_discharge": "Force discharge"}
@@ -21,8 +22,6 @@ STALE_AFTER = timedelta(minutes=2)
 # How the end_reason of a 'restoring' session begins when its last attempt finished with a step failed (and
 # so nobody is restoring it right now); an attempt clears it when it begins.
 RESTORE_UNFINISHED = "Restoring is not finished"
-FAULT_ENV = "TAS_FAULT_KILL_AT"  # tests only: the step at which this process kills itself
-FAULT_STOP_ENV = "TAS_FAULT_STOP_AT"  # tests only: the step at which it freezes (SIGSTOP) until woken up
 DOUBLE_CLICK_WINDOW = timedelta(seconds=15)
 RESPONSE_THRESHOLD_W = 500  # battery power beyond which it counts as charging/discharging
 ESCALATE_AFTER = timedelta(minutes=10)

@@ -15,6 +15,7 @@ from sqlalchemy.exc import IntegrityError
 
 from app.crypto import get_crypto
 from app.extensions import db
+from app.fault_points import fault_point
 from app.models import Household, HouseholdMember, NotificationTarget, OutboxMessage, User
 from app.notify.events import EVENTS, in_quiet_hours
 from app.notify.targets import wants
@@ -96,7 +97,9 @@ def deliver_due(now: datetime, send: Sender = apprise_send, tz: ZoneInfo | None 
             db.session.commit()
             continue
         try:
+            fault_point("outbox_before_send")
             send(get_crypto().decrypt(target.url_enc), message.title, message.body)
+            fault_point("outbox_after_send")  # sent, not yet marked: a crash here sends it once more
         except Exception as exc:  # any failure of any service: retried, shown, never raised
             message.attempts += 1
             message.last_error = f"{type(exc).__name__}: delivery failed"
