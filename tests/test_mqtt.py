@@ -315,8 +315,13 @@ def leader_online(app, watcher: Watcher, household_id: int) -> mqtt_bridge.Bridg
 
 def test_a_tick_publishes_discovery_and_states_retained(app, env, ha, household_id):
     with app.app_context():
+        assert scheduler.run_sync_tick(SHARED.current)  # not connected yet: the tick does not wait for the broker
+    leader_online(app, ha, household_id)  # the leader job connects
+    SHARED.advance(minutes=5)
+    with app.app_context():
         scheduler.run_sync_tick(SHARED.current)  # the scheduler's tick job: the sync, then Home Assistant
-    state = ha.state(household_id, lambda s: s["last_sync_outcome"] is not None and s["battery_level"] is not None)
+    state = ha.state(household_id, lambda s: s["last_sync_at"] is not None
+                     and datetime.fromisoformat(s["last_sync_at"]) > SHARED.current - timedelta(minutes=1))
     # Home Assistant connecting later still finds everything: configs, availability and states are retained.
     late = Watcher(int(app.config["MQTT_URL"].rsplit(":", 1)[1]))
     try:
@@ -336,7 +341,7 @@ def test_a_tick_publishes_discovery_and_states_retained(app, env, ha, household_
     assert kept == state
     assert state["general_price"] == pytest.approx(0.30) and state["feed_in_price"] == pytest.approx(0.08)  # fake Amber: 30 and -8 c/kWh
     assert state["next_general_price"] == pytest.approx(0.30) and state["spike"] == "OFF"
-    assert state["last_sync_outcome"] == "pushed"
+    assert state["last_sync_outcome"] == "unchanged"  # the second tick: the same flat prices, nothing to push
     assert datetime.fromisoformat(state["last_sync_at"]) <= SHARED.current
     powerwall = env.sim()
     assert state["battery_level"] == pytest.approx(powerwall["live_status"]["percentage_charged"], abs=0.1)

@@ -100,6 +100,7 @@ class Bridge:
         self.leader_until = 0.0
         self._watchdog: threading.Timer | None = None
         self.closed = False
+        self.all_pending = False  # a publish_all after a tick is queued and has not started
         self.stopped = threading.Event()  # set once close() has disconnected
 
     # Connection ------------------------------------------------------------------------------------
@@ -247,6 +248,7 @@ class Bridge:
     def publish_all(self, refresh_battery: bool, *, wait: bool = False) -> int:
         """Discovery, force minutes and state of every household with sync on; devices of households whose
         sync went off are removed. Returns how many households were published."""
+        self.all_pending = False
         if self.leader and not self.ready.is_set():
             return 0  # the probe's own publish_all follows
         ids = household_state.synced_household_ids()
@@ -379,12 +381,20 @@ def publish_changes(now=None) -> Future | None:
 
 
 def after_tick() -> Future | None:
-    """After every tick (leader): every household's state, with a fresh battery reading, on the bridge's thread."""
+    """After every tick (leader): every household's state, with a fresh battery reading, on the bridge's thread.
+
+    It never connects (the leader job does, every LEADER_JOB_SECONDS, and publishes everything once connected), so
+    an unreachable broker never delays a tick; and a publication still queued from the last tick is not doubled."""
+    with _leader_lock:
+        bridge = _leader
+    if bridge is None or bridge.closed:
+        return None
     try:
-        bridge = leader_bridge()
-        if bridge is None:
-            return None
         bridge.keep_leading()
+        with bridge._lock:
+            if bridge.all_pending:
+                return None
+            bridge.all_pending = True
         return bridge.submit(bridge.publish_all, True)
     except Exception:  # Home Assistant never breaks a tick
         log.exception("MQTT: publishing after the tick failed")
