@@ -133,6 +133,31 @@ def test_a_refused_amber_token_sends_one_message_over_three_ticks_and_one_when_f
     assert len(hook_messages(env)) == 2  # nothing more while all is well
 
 
+def test_a_sync_that_stops_working_for_an_hour_is_told_once_and_its_recovery_once(env, app, runner):  # noqa: F811
+    """Amber refuses the token for 80 minutes: the token message comes at once; the "sync stopped working"
+    message comes once, after an hour without a successful sync; both clear together when it works again."""
+    env.mock.add(responses.POST, "http://notify.test/hook", json={})
+    assert runner.invoke(args=["notifications", "add", "alice@example.com", HOOK, "--events", "sync_off"]).exit_code == 0
+    env.tick()
+    env.amber.fail_status = 401
+    for minutes in range(5, 85, 5):
+        SHARED.advance(minutes=5)
+        env.tick()
+        with app.app_context():
+            deliver_due(SHARED.current)
+        if minutes < 60:
+            assert hook_messages(env) == [], minutes  # not yet: under an hour
+    sent = hook_messages(env)
+    assert len(sent) == 1 and "The sync has stopped working" in sent[0]["message"] and "last attempt:" in sent[0]["message"]
+    env.amber.fail_status = None
+    SHARED.advance(minutes=5)
+    env.tick()
+    with app.app_context():
+        deliver_due(SHARED.current)
+    sent = hook_messages(env)
+    assert len(sent) == 2 and "The sync works again" in sent[1]["message"]
+
+
 @responses.activate
 def test_the_notifications_page_adds_tests_and_removes_a_target(app, user_client):
     from tests.conftest import csrf_token

@@ -12,14 +12,14 @@ EVENTS: dict[str, tuple[str, bool]] = {
     "force": ("A force charge or discharge started or ended", False),
     "restore_failed": ("Putting the Powerwall back after a force session failed", True),
     "price_alert": ("A price spike or negative prices in the forecast", False),
-    "sync_off": ("The sync turned itself off", True),
+    "sync_off": ("The sync stopped working (nothing reached the Powerwall for an hour)", True),
     "off_grid": ("The Powerwall is off-grid", True),
     "test": ("Test messages", True),
 }
 # A problem key (e.g. "amber_token") belongs to an event kind.
 PROBLEM_EVENTS = {
     "amber_token": "token_refused", "tesla_token": "token_refused", "fallback": "stale_prices", "spike": "price_alert",
-    "negative": "price_alert", "off_grid": "off_grid",
+    "negative": "price_alert", "off_grid": "off_grid", "stalled": "sync_off",
 }
 START_WORDS = {
     "amber_token": "Amber refused the saved API token: prices cannot be read. Enter a working token in Settings.",
@@ -28,6 +28,7 @@ START_WORDS = {
     "spike": "Price spike in the forecast",
     "negative": "Negative prices in the forecast",
     "off_grid": "The Powerwall is off-grid (a grid outage): it is powering the house from the battery.",
+    "stalled": "The sync has stopped working: no sync has succeeded for an hour, so the Powerwall's tariff is getting old",
 }
 CLEAR_WORDS = {
     "amber_token": "Amber accepts the token again: prices are read as usual.",
@@ -36,6 +37,7 @@ CLEAR_WORDS = {
     "spike": "The price spike is over (no spike left in the forecast).",
     "negative": "No more negative prices in the forecast.",
     "off_grid": "The grid is back: the Powerwall is on-grid again.",
+    "stalled": "The sync works again: the Powerwall follows Amber's prices.",
 }
 
 

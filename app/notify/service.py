@@ -4,13 +4,13 @@ Every function here swallows its own failures (logged): a notification problem n
 from __future__ import annotations
 
 import logging
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from app.extensions import db
-from app.models import Household, HouseholdProblem, SyncState
+from app.models import Household, HouseholdProblem, SyncRun, SyncState
 from app.notify.events import CLEAR_WORDS, PROBLEM_EVENTS, START_WORDS, Transition, transitions
 from app.notify.outbox import deliver_due, enqueue
 
@@ -57,6 +57,21 @@ def _price_problems(explanation: Any) -> dict[str, str | None]:
     return found
 
 
+STALLED_AFTER = timedelta(hours=1)
+
+
+def _stalled(household_id: int, now: datetime) -> bool:
+    """No sync of the household has succeeded (pushed or unchanged) for STALLED_AFTER, and it has been trying
+    for at least that long. Only asked after a failed or skipped sync, so a healthy tick costs no query."""
+    good = db.session.scalar(
+        select(func.max(SyncRun.started_at)).where(SyncRun.household_id == household_id, SyncRun.outcome.in_(("pushed", "unchanged")))
+    )
+    if good is not None:
+        return now - good >= STALLED_AFTER
+    first = db.session.scalar(select(func.min(SyncRun.started_at)).where(SyncRun.household_id == household_id))
+    return first is not None and now - first >= STALLED_AFTER
+
+
 def after_sync(household_id: int, result: Any, now: datetime) -> None:
     """Turn one household's sync into problem episodes and events, and commit them."""
     try:
@@ -77,6 +92,10 @@ def after_sync(household_id: int, result: Any, now: datetime) -> None:
         if result.explanation is not None:
             checked |= {"spike", "negative"}
             current.update(_price_problems(result.explanation))
+        if not result.forced:
+            checked.add("stalled")
+            if result.outcome in ("failed", "skipped") and _stalled(household_id, now):
+                current["stalled"] = f"last attempt: {result.reason}"
         observe(household, now, current, checked)
         if result.changed_outside:
             event(household, "changed_outside", f"outside:{now.isoformat()}",
