@@ -212,6 +212,10 @@ def free_port() -> int:
 @pytest.fixture()
 def broker(tmp_path):
     """A mosquitto of its own on a free port (anonymous, no persistence): its port."""
+    yield from run_mosquitto(tmp_path, "allow_anonymous true\n")
+
+
+def run_mosquitto(tmp_path, settings: str):
     if MOSQUITTO is None:
         why = "mosquitto is not installed (Debian: apt-get install mosquitto); the MQTT broker tests need it"
         if os.environ.get("REQUIRE_MOSQUITTO", "").strip() == "1":  # CI (.ci/run) installs it: missing is a failure
@@ -219,7 +223,7 @@ def broker(tmp_path):
         pytest.skip(why)
     port = free_port()
     conf = tmp_path / "mosquitto.conf"
-    conf.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n")
+    conf.write_text(f"listener {port} 127.0.0.1\npersistence false\n{settings}")
     process = subprocess.Popen([MOSQUITTO, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.monotonic() + WAIT
     while True:  # until it accepts connections (each attempt waits for the kernel's answer, not a fixed time)
@@ -519,3 +523,28 @@ def test_a_process_that_no_longer_leads_disconnects_without_marking_the_device_o
     ha.publish("test/barrier", "after")  # the broker has handled the disconnect by the time this comes back
     ha.wait("test/barrier")
     assert ha.latest[messages.AVAILABILITY_TOPIC].payload.decode() == "online"  # no last will for a clean disconnect
+
+
+def test_a_broker_refusing_the_password_is_a_clear_error_without_it(app, tmp_path, runner, caplog):
+    passwd = shutil.which("mosquitto_passwd") or shutil.which("/usr/bin/mosquitto_passwd")
+    if passwd is None:
+        pytest.skip("mosquitto_passwd is not installed (it comes with Debian's mosquitto)")
+    passwords = tmp_path / "passwords"
+    subprocess.run([passwd, "-b", "-c", str(passwords), "homeassistant", PASSWORD], check=True, capture_output=True)
+    passwords.chmod(0o600)
+    # Run as root (CI), mosquitto drops to its own user, which cannot read pytest's private tmp_path: it stays root.
+    as_root = "user root\n" if os.geteuid() == 0 else ""
+    brokers = run_mosquitto(tmp_path, f"{as_root}allow_anonymous false\npassword_file {passwords}\n")
+    port = next(brokers)
+    try:
+        caplog.set_level(logging.DEBUG)
+        app.config["MQTT_URL"] = f"mqtt://homeassistant:wrong-{PASSWORD}@127.0.0.1:{port}"
+        result = runner.invoke(args=["mqtt", "publish"])
+        assert result.exit_code != 0, result.output
+        assert f"The MQTT broker at mqtt://127.0.0.1:{port} did not accept the connection (Not authorized)" in result.output
+        assert PASSWORD not in result.output and PASSWORD not in caplog.text
+        app.config["MQTT_URL"] = f"mqtt://homeassistant:{PASSWORD}@127.0.0.1:{port}"
+        result = runner.invoke(args=["mqtt", "publish"])
+        assert result.exit_code == 0 and "for 0 household(s)" in result.output, result.output
+    finally:
+        brokers.close()
