@@ -59,6 +59,19 @@ def skip_or_fail_without_browser() -> None:
 
 
 @contextmanager
+def launch_chromium() -> Iterator[Any]:
+    """Debian's Chromium, headless, through Playwright (the one way the browser tests start a browser)."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        try:
+            yield chromium
+        finally:
+            chromium.close()
+
+
+@contextmanager
 def serve(app: Flask) -> Iterator[str]:
     """Serve `app` on an ephemeral loopback port in a daemon thread; yield its base URL."""
     server = make_server("127.0.0.1", 0, app, threaded=True, request_handler=QuietRequestHandler)

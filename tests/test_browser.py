@@ -28,11 +28,10 @@ from app.simulator.server import create_simulator_app, start_simulator_thread
 from app.sync import run_tick
 from tests.browser_support import (
     ARTIFACTS,
-    CHROMIUM,
-    CHROMIUM_ARGS,
     DESKTOP,
     PHONE,
     BrowserProblems,
+    launch_chromium,
     overflowing,
     serve,
     skip_or_fail_without_browser,
@@ -112,12 +111,8 @@ def stack(tmp_path_factory) -> Iterator[Stack]:
 
 @pytest.fixture(scope="module")
 def browser(stack) -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+    with launch_chromium() as chromium:
         yield chromium
-        chromium.close()
 
 
 @contextmanager

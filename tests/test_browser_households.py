@@ -10,7 +10,7 @@ import pytest
 
 from app import create_app
 from app.extensions import db
-from tests.browser_support import CHROMIUM, CHROMIUM_ARGS, DESKTOP, PHONE, BrowserProblems, serve, skip_or_fail_without_browser
+from tests.browser_support import DESKTOP, PHONE, BrowserProblems, launch_chromium, serve, skip_or_fail_without_browser
 from tests.conftest import make_config
 
 pytestmark = pytest.mark.browser
@@ -36,12 +36,8 @@ def site(tmp_path_factory) -> Iterator[str]:
 
 @pytest.fixture(scope="module")
 def browser(site) -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+    with launch_chromium() as chromium:
         yield chromium
-        chromium.close()
 
 
 def new_context(browser, site, **options):
