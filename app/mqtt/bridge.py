@@ -128,7 +128,10 @@ class Bridge:
                 self._watchdog.cancel()
         self._worker.shutdown(wait=True, cancel_futures=True)
         if say_offline and self._connected.is_set():
-            self._publish([Message(AVAILABILITY_TOPIC, OFFLINE)], wait=True)
+            try:
+                self._publish([Message(AVAILABILITY_TOPIC, OFFLINE)], wait=True)
+            except MqttUnavailable:  # the broker is gone: our last will says offline when it notices
+                log.info("MQTT: could not say offline to %s before disconnecting", self.broker.where)
         self.client.disconnect()
         self.client.loop_stop()
         self.stopped.set()
