@@ -368,18 +368,32 @@ def _overlap_fraction(start: datetime, end: datetime, w_start: datetime, w_end: 
     return Decimal(overlap) / Decimal(span)
 
 
+def _near(rows: Sequence, starts: list[datetime], window: Window, longest: timedelta) -> Iterable:
+    """The rows (sorted by start) that may overlap the window: those starting from `longest` before it."""
+    from bisect import bisect_left
+
+    i = bisect_left(starts, window.start - longest)
+    while i < len(rows) and rows[i].start < window.end:
+        yield rows[i]
+        i += 1
+
+
 def window_money(windows: Iterable[Window], saved: Sequence[RowSaving], usage: Sequence[UsageRow]) -> list[WindowMoney]:
     """Attribute the battery's saving and the grid money of each row to the windows it overlaps
     (in proportion to the overlap, for rows that straddle a window's edge)."""
+    saved = sorted(saved, key=lambda r: r.start)
+    usage = sorted(usage, key=lambda r: r.start)
+    saved_starts, usage_starts = [r.start for r in saved], [r.start for r in usage]
+    longest = max((r.end - r.start for r in (*saved, *usage)), default=timedelta(0))
     result = []
     for window in windows:
         money = WindowMoney(window)
-        for row in saved:
+        for row in _near(saved, saved_starts, window, longest):
             part = _overlap_fraction(row.start, row.end, window.start, window.end)
             if part:
                 money.battery += row.cents * part
                 money.covered = True
-        for row in usage:
+        for row in _near(usage, usage_starts, window, longest):
             part = _overlap_fraction(row.start, row.end, window.start, window.end)
             if part:
                 money.grid_cost += row.cost * part

@@ -14,7 +14,7 @@ from app.households.service import can
 from app.households.web import current, current_household, requires
 from app.money.arithmetic import nem_date, to_micro
 from app.money.chart import money_chart, money_text
-from app.money.service import csv_text, money_view, parse_range
+from app.money.service import csv_text, load, money_view, parse_range, view_of
 
 bp = Blueprint("money", __name__)
 MAX_SUPPLY_CENTS = Decimal(2000)  # c/day: well above any Australian supply charge
@@ -43,9 +43,12 @@ def index():
     except ValueError as exc:
         error = str(exc)
         first, last = today - timedelta(days=6), today
-    view = money_view(household, first, last, now)
-    week = money_view(household, today - timedelta(days=today.weekday()), today, now)
-    month = money_view(household, today.replace(day=1), today, now)
+    week_start, month_start = today - timedelta(days=today.weekday()), today.replace(day=1)
+    recent = load(household, min(week_start, month_start), today, now)  # this week and this month, read once
+    chosen = recent if recent.covers(first, last) else load(household, first, last, now)
+    view = view_of(chosen, first, last)
+    week = view_of(recent, week_start, today)
+    month = view_of(recent, month_start, today)
     return render_template(
         "money/index.html", view=view, week=week, month=month, chart=Markup(money_chart(view.days)), tz=site_zone(household),
         error=error, can_manage=can(role, "manage"), settings=household.settings, now=now,

@@ -61,18 +61,19 @@ def fixed_costs(household: Household) -> FixedCosts | None:
 
 
 def usage_rows(household_id: int, first: date, last: date) -> list[UsageRow]:
-    """The stored usage dated first..last, oldest first."""
-    stored = db.session.scalars(
-        select(MeteredUsage)
-        .where(MeteredUsage.household_id == household_id, MeteredUsage.billing_date >= first, MeteredUsage.billing_date <= last)
-        .order_by(MeteredUsage.start_at, MeteredUsage.channel, MeteredUsage.identifier)
+    """The stored usage dated first..last, oldest first (plain rows: ORM objects cost more than the query)."""
+    m = MeteredUsage
+    stored = db.session.execute(
+        select(m.billing_date, m.start_at, m.end_at, m.channel, m.identifier, m.kwh_micro, m.price_micro, m.cost_micro, m.quality)
+        .where(m.household_id == household_id, m.billing_date >= first, m.billing_date <= last)
+        .order_by(m.start_at, m.channel, m.identifier)
     )
     return [
         UsageRow(
-            billing_date=m.billing_date, start=m.start_at, end=m.end_at, channel=m.channel, identifier=m.identifier,
-            kwh=from_micro(m.kwh_micro), price=from_micro(m.price_micro), cost=from_micro(m.cost_micro), quality=m.quality,
+            billing_date=r.billing_date, start=r.start_at, end=r.end_at, channel=r.channel, identifier=r.identifier,
+            kwh=from_micro(r.kwh_micro), price=from_micro(r.price_micro), cost=from_micro(r.cost_micro), quality=r.quality,
         )
-        for m in stored
+        for r in stored
     ]
 
 
@@ -83,19 +84,14 @@ def _span(first: date, last: date) -> tuple[datetime, datetime]:
 
 
 def energy_rows(household_id: int, start: datetime, end: datetime) -> list[EnergyRow]:
-    stored = db.session.scalars(
-        select(EnergyInterval)
-        .where(EnergyInterval.household_id == household_id, EnergyInterval.start_at >= start, EnergyInterval.start_at < end)
-        .order_by(EnergyInterval.start_at)
+    e = EnergyInterval
+    stored = db.session.execute(
+        select(e.start_at, e.end_at, e.grid_import_wh, e.grid_export_wh, e.battery_from_grid_wh, e.battery_from_solar_wh,
+               e.battery_to_home_wh, e.battery_to_grid_wh, e.home_wh, e.solar_wh)
+        .where(e.household_id == household_id, e.start_at >= start, e.start_at < end)
+        .order_by(e.start_at)
     )
-    return [
-        EnergyRow(
-            start=e.start_at, end=e.end_at, grid_import=e.grid_import_wh, grid_export=e.grid_export_wh,
-            battery_from_grid=e.battery_from_grid_wh, battery_from_solar=e.battery_from_solar_wh,
-            battery_to_home=e.battery_to_home_wh, battery_to_grid=e.battery_to_grid_wh, home=e.home_wh, solar=e.solar_wh,
-        )
-        for e in stored
-    ]
+    return [EnergyRow(*row) for row in stored]
 
 
 def force_windows(household_id: int, start: datetime, end: datetime, now: datetime) -> list[Window]:
@@ -150,22 +146,52 @@ def _dollars(cents: Decimal) -> float:
     return float(dollars(cents))
 
 
-def money_view(household: Household, first: date, last: date, now: datetime) -> MoneyView:
-    """Everything the Money page shows for the billing days first..last."""
-    rows = usage_rows(household.id, first, last)
-    days = bill_by_day(rows, first, last, fixed_costs(household))
+@dataclass
+class MoneyData:
+    """What is stored for the billing days first..last: read once, then cut into views."""
+
+    first: date
+    last: date
+    usage: list[UsageRow]
+    energy: list[EnergyRow]
+    force: list[Window]
+    fixed: FixedCosts | None
+    last_import: MoneyImport | None
+
+    def covers(self, first: date, last: date) -> bool:
+        return self.first <= first and last <= self.last
+
+
+def load(household: Household, first: date, last: date, now: datetime) -> MoneyData:
+    """Read the usage, energy history and force sessions of the billing days first..last."""
     start, end = _span(first, last)
-    energy = energy_rows(household.id, start, end)
-    saved_rows, missing = savings(energy, price_slots(rows))
-    windows = sorted(
-        force_windows(household.id, start, end, now) + export_protection_windows(rows), key=lambda w: w.start
+    return MoneyData(
+        first=first, last=last, usage=usage_rows(household.id, first, last), energy=energy_rows(household.id, start, end),
+        force=force_windows(household.id, start, end, now), fixed=fixed_costs(household),
+        last_import=db.session.get(MoneyImport, household.id),
     )
+
+
+def view_of(data: MoneyData, first: date, last: date) -> MoneyView:
+    """Everything the Money page shows for the billing days first..last (within what `data` holds)."""
+    rows = [r for r in data.usage if first <= r.billing_date <= last]
+    days = bill_by_day(rows, first, last, data.fixed)
+    start, end = _span(first, last)
+    energy = [e for e in data.energy if start <= e.start < end]
+    saved_rows, missing = savings(energy, price_slots(rows))
+    force = [w for w in data.force if w.start < end and w.end > start]
+    windows = sorted(force + export_protection_windows(rows), key=lambda w: w.start)
     return MoneyView(
         first=first, last=last, days=days, total=total(days.values()),
         saved_by_day=savings_by_day(saved_rows), saved_total=sum((r.cents for r in saved_rows), ZERO) if energy else None,
         rows_without_prices=missing, windows=window_money(windows, saved_rows, rows), usage=rows,
-        fixed=fixed_costs(household), last_import=db.session.get(MoneyImport, household.id),
+        fixed=data.fixed, last_import=data.last_import,
     )
+
+
+def money_view(household: Household, first: date, last: date, now: datetime) -> MoneyView:
+    """Everything the Money page shows for the billing days first..last."""
+    return view_of(load(household, first, last, now), first, last)
 
 
 def report(household: Household, first: date, last: date, now: datetime) -> dict:
