@@ -421,6 +421,17 @@ class StoredPrice(db.Model):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
+class PriceDigest(db.Model):
+    """A digest of the price intervals last stored for an Amber site, per resolution (minutes -> digest): a
+    sync whose fetch has the same digest writes nothing, without sending the site's rows to be compared."""
+
+    __tablename__ = "price_digests"
+
+    amber_site_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    digests: Mapped[dict] = mapped_column(JSON)
+    stored_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
 class ApiCallCount(db.Model):
     """Outside API calls per user, day, service, kind and status class; `billable` counts the ones Tesla bills.
 

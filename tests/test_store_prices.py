@@ -57,3 +57,30 @@ def test_a_change_in_any_stored_value_counts(app):
         _db.session.commit()
         row = _db.session.scalar(select(StoredPrice))
         assert (row.kind, row.advanced_high, row.updated_at) == ("actual", None, T + timedelta(minutes=35))
+
+
+def five_minute(start, price):
+    return PriceInterval(Channel.GENERAL, IntervalKind.ACTUAL, start, start + timedelta(minutes=5), price, descriptor="neutral")
+
+
+def test_a_fetch_amber_repeats_is_not_sent_at_all(app):
+    """The tick's store compares each resolution with the digest of what it stored last: a resolution Amber
+    repeats costs one primary-key read, not a round of row comparisons in the database."""
+    from app.models import PriceDigest
+    from app.sync.engine import store_fetched_prices
+
+    near = [five_minute(T + timedelta(minutes=5 * i), 20.0 + i) for i in range(6)]
+    far = [forecast(T + timedelta(minutes=30 * i), 30.0 + i) for i in range(4)]
+    with app.app_context():
+        assert store_fetched_prices(SITE, near + far, T) == 10
+        _db.session.commit()
+        assert store_fetched_prices(SITE, near + far, T + timedelta(minutes=1)) == 0  # the same answer again
+        _db.session.commit()
+        moved = near[1:] + [five_minute(T + timedelta(minutes=30), 99.0)]  # the 5-minute window moved on
+        assert store_fetched_prices(SITE, moved + far, T + timedelta(minutes=5)) == 6  # the forecast is not sent
+        _db.session.commit()
+        assert set(_db.session.get(PriceDigest, SITE).digests) == {"5", "30"}
+    rows = stored(app)
+    assert len(rows) == 11
+    assert {updated for start, per_kwh, kind, updated in rows if per_kwh == 99.0} == {T + timedelta(minutes=5)}
+    assert all(updated == T for start, per_kwh, kind, updated in rows if kind == "forecast")  # never rewritten

@@ -6,6 +6,7 @@ the current 5-minute price is confirmed) -> build the tariff -> compare with the
 push if needed -> record. Every failure keeps the last good tariff on the Powerwall and says why."""
 from __future__ import annotations
 
+import hashlib
 import logging
 import queue
 import threading
@@ -52,6 +53,7 @@ from app.control import live_session as live_force_session
 from app.notify.service import after_sync
 from app.models import (
     ForceSession,
+    PriceDigest,
     ServiceStatus,
     StoredPrice,
     SyncRun,
@@ -306,9 +308,8 @@ _UPSERTS: dict[tuple, Any] = {}
 PRICE_KEY = ["amber_site_id", "channel", "start_at", "duration_minutes"]
 
 
-def store_prices(site_id: str, intervals: list[PriceInterval], now: datetime) -> None:
-    """Upsert the intervals on (site, channel, start, duration): actuals and the latest forecast. Only new
-    or changed intervals are written; one whose values Amber repeats keeps its row (and `updated_at`)."""
+def _price_rows(site_id: str, intervals: list[PriceInterval], now: datetime) -> dict[tuple, dict[str, Any]]:
+    """The rows of `intervals` by (channel, start, duration), the last interval of a key winning."""
     rows: dict[tuple, dict[str, Any]] = {}
     for interval in intervals:
         key = (interval.channel.value, interval.start, interval.duration_minutes)
@@ -330,9 +331,52 @@ def store_prices(site_id: str, intervals: list[PriceInterval], now: datetime) ->
             "renewables": interval.renewables,
             "updated_at": now,
         }
-    columns = [c for c in next(iter(rows.values())) if c not in PRICE_KEY] if rows else []
+    return rows
+
+
+def _write_price_rows(rows: list[dict[str, Any]]) -> None:
+    if not rows:
+        return
+    columns = [c for c in rows[0] if c not in PRICE_KEY]
     values = [c for c in columns if c != "updated_at"]
-    _upsert(StoredPrice, list(rows.values()), PRICE_KEY, columns, compare=values)
+    _upsert(StoredPrice, rows, PRICE_KEY, columns, compare=values)
+
+
+def store_prices(site_id: str, intervals: list[PriceInterval], now: datetime) -> None:
+    """Upsert the intervals on (site, channel, start, duration): actuals and the latest forecast. Only new
+    or changed intervals are written; one whose values Amber repeats keeps its row (and `updated_at`)."""
+    _write_price_rows(list(_price_rows(site_id, intervals, now).values()))
+
+
+def _digest(rows: list[dict[str, Any]]) -> str:
+    """A digest of the rows' keys and stored values (not `updated_at`), stable across processes."""
+    text = repr([
+        (r["channel"], r["start_at"].timestamp(), r["duration_minutes"], r["kind"], r["per_kwh"], r["spot_per_kwh"],
+         r["advanced_low"], r["advanced_predicted"], r["advanced_high"], r["estimate"], r["spike_status"],
+         r["descriptor"], r["renewables"])
+        for r in rows
+    ])
+    return hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
+
+
+def store_fetched_prices(site_id: str, intervals: list[PriceInterval], now: datetime) -> int:
+    """Store a tick's fetch like store_prices, but first compare each resolution's intervals (5-minute,
+    30-minute) with the digest of what was last stored for the site: a resolution Amber repeats exactly is
+    not sent at all (most ticks repeat the 30-minute forecast; the steady state repeats both). Returns how
+    many rows were sent to be upserted. The digest row is written in the caller's transaction, with the rows."""
+    by_duration: dict[int, list[dict[str, Any]]] = {}
+    for row in _price_rows(site_id, intervals, now).values():
+        by_duration.setdefault(row["duration_minutes"], []).append(row)
+    digests = {str(minutes): _digest(rows) for minutes, rows in by_duration.items()}
+    stored = db.session.get(PriceDigest, site_id)
+    known = stored.digests if stored is not None else {}
+    sent = [row for minutes, rows in by_duration.items() if known.get(str(minutes)) != digests[str(minutes)] for row in rows]
+    _write_price_rows(sent)
+    if stored is None or sent:
+        # An upsert: two syncs of a new site at once (a button and the tick) must not collide on its key.
+        _upsert(PriceDigest, [{"amber_site_id": site_id, "digests": {**known, **digests}, "stored_at": now}],
+                ["amber_site_id"], ["digests", "stored_at"])
+    return len(sent)
 
 
 def sync_state(household: Household) -> SyncState:
@@ -524,7 +568,7 @@ class _HouseholdSync:
             self._watchdog()
             raise _Stop("failed", f"Amber prices could not be read: {message} The last good tariff stays on the Powerwall.")
         if owner and not self.dry_run:
-            store_prices(site_id, fetch.intervals, self.now)
+            store_fetched_prices(site_id, fetch.intervals, self.now)
             _set_status(self.household, "amber", "connected", f"Connected; using site {site_id}.", self.now, self.statuses)
             self._commit()
         if not fetch.confirmed:

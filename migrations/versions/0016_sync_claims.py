@@ -1,5 +1,6 @@
 """Sync claims: per household, the interval it is next due and the worker that claimed it, so several
-worker processes on PostgreSQL share one tick (SYNC_MODE=claims; the single leader ignores the table).
+worker processes on PostgreSQL share one tick (SYNC_MODE=claims; the single leader ignores the table);
+and per Amber site a digest of the prices last stored, so an unchanged fetch writes nothing.
 
 Revision ID: 0016_sync_claims
 Revises: 0015_money
@@ -28,8 +29,16 @@ def upgrade():
         sa.PrimaryKeyConstraint('household_id', name=op.f('pk_sync_claims')),
     )
     op.create_index('ix_sync_claims_due_at', 'sync_claims', ['due_at'], unique=False)
+    op.create_table(
+        'price_digests',
+        sa.Column('amber_site_id', sa.String(length=64), nullable=False),
+        sa.Column('digests', sa.JSON(), nullable=False),
+        sa.Column('stored_at', sa.DateTime(), nullable=False),
+        sa.PrimaryKeyConstraint('amber_site_id', name=op.f('pk_price_digests')),
+    )
 
 
 def downgrade():
+    op.drop_table('price_digests')
     op.drop_index('ix_sync_claims_due_at', table_name='sync_claims')
     op.drop_table('sync_claims')
