@@ -523,3 +523,14 @@ def test_import_from_the_simulator_bills_its_meter_and_prices_its_powerwall(app,
         assert tesla_import == pytest.approx(day["import_kwh"], abs=0.3)
     finally:
         stop()
+
+
+def test_chart_scale_includes_zero_and_rounds_out_to_whole_ticks():
+    from app.money.chart import _bounds, money_chart
+
+    assert _bounds([24.8, -68.5, -43.7]) == (-75.0, 25.0, 25.0)
+    assert _bounds([3.2, 1.1]) == (0.0, 4.0, 1.0)
+    bill = money.Bill(import_cost=Decimal(2480), export_earnings=Decimal(6850))
+    svg = money_chart({date(2026, 11, 22): bill})
+    assert ">-$75</text>" in svg and ">$25</text>" in svg
+    assert "imports cost $24.80, exports earned $68.50, net -$43.70" in svg

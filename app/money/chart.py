@@ -3,6 +3,7 @@ what exports earned (bar down), and the net (a dot), in dollars; each day's numb
 <title>) and in the table below the chart."""
 from __future__ import annotations
 
+import math
 from datetime import date
 from decimal import Decimal
 from html import escape
@@ -13,11 +14,21 @@ WIDTH, HEIGHT = 720, 240
 LEFT, RIGHT, TOP, BOTTOM = 52, 8, 12, 28
 
 
-def _nice_top(value: float) -> float:
-    for step in (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000):
-        if value <= step:
-            return float(step)
-    return float(int(value) + 1)
+def _step(span: float) -> float:
+    """A round tick step giving about four ticks over `span` dollars."""
+    raw = span / 4
+    magnitude = 10 ** len(str(int(raw))) / 10 if raw >= 1 else 1.0
+    for factor in (1, 2, 2.5, 5, 10):
+        if raw <= factor * magnitude:
+            return factor * magnitude
+    return 10 * magnitude
+
+
+def _bounds(values: list[float]) -> tuple[float, float, float]:
+    """(low, high, step): zero included, rounded out to whole steps."""
+    low, high = min([0.0, *values]), max([0.0, *values])
+    step = _step(max(high - low, 1.0))
+    return math.floor(low / step) * step, math.ceil(high / step) * step, step
 
 
 def money_chart(days: dict[date, Bill], chart_id: str = "money-chart") -> str:
@@ -27,8 +38,9 @@ def money_chart(days: dict[date, Bill], chart_id: str = "money-chart") -> str:
     costs = [float(dollars(b.import_cost)) for b in days.values()]
     earnings = [float(dollars(b.export_earnings)) for b in days.values()]
     nets = [float(dollars(b.net)) for b in days.values()]
-    high = _nice_top(max([1.0, *costs, *nets, *(-e for e in earnings)]))
-    low = -_nice_top(max([1.0, *earnings, *(-c for c in costs), *(-n for n in nets)]))
+    low, high, tick = _bounds([*costs, *nets, *(-e for e in earnings)])
+    if high == low:
+        high = low + tick
     plot_w, plot_h = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
     step = plot_w / len(days)
     bar = max(step * 0.6, 1.0)
@@ -44,15 +56,16 @@ def money_chart(days: dict[date, Bill], chart_id: str = "money-chart") -> str:
         f'<desc id="{chart_id}-desc">Bars above zero: what imports cost; bars below zero: what exports earned; '
         f'dots: the net (cost less earnings). Every day with its numbers is in the table below the chart.</desc>',
     ]
-    for value in (low, low / 2, 0.0, high / 2, high):
+    ticks = [low + tick * i for i in range(int(round((high - low) / tick)) + 1)]
+    for value in ticks:
         parts.append(f'<line class="grid" x1="{LEFT}" x2="{WIDTH - RIGHT}" y1="{y(value):.1f}" y2="{y(value):.1f}"/>')
-        parts.append(f'<text class="axis" x="{LEFT - 4}" y="{y(value) + 4:.1f}" text-anchor="end">${value:g}</text>')
+        parts.append(f'<text class="axis" x="{LEFT - 4}" y="{y(value) + 4:.1f}" text-anchor="end">{"-" if value < 0 else ""}${abs(value):g}</text>')
     label_every = max(1, len(days) // 10)
     for index, (day, bill) in enumerate(days.items()):
         x = LEFT + index * step + (step - bar) / 2
         words = (
-            f"{day:%a %d %b}: imports cost ${costs[index]:.2f}, exports earned ${earnings[index]:.2f}, "
-            f"net ${nets[index]:.2f}" + (" (partly estimated)" if bill.estimated else "")
+            f"{day:%a %d %b}: imports cost {money_text(bill.import_cost)}, exports earned {money_text(bill.export_earnings)}, "
+            f"net {money_text(bill.net)}" + (" (partly estimated)" if bill.estimated else "")
         )
         parts.append(f'<g class="day" tabindex="0"><title>{escape(words)}</title>')
         top, bottom = sorted((y(costs[index]), zero))
