@@ -139,12 +139,18 @@ def store_usage(household_id: int, site_id: str, rows: list[UsageRow], now: date
             existing[(row.channel, row.identifier, row.start)] = values  # a duplicate in one answer is kept once
             written += 1
         elif isinstance(stored, MeteredUsage) and replaces(stored.quality, row.quality):
-            if any(getattr(stored, k) != v for k, v in values.items()):
-                for key, value in values.items():
-                    setattr(stored, key, value)
-                stored.imported_at = now
-                written += 1
+            written += _update_if_changed(stored, values, now)
     return written
+
+
+def _update_if_changed(stored: Any, values: dict[str, Any], now: datetime) -> int:
+    """Write `values` onto a stored row if any differs (1), else leave it alone (0): an unchanged re-import writes nothing."""
+    if all(getattr(stored, key) == value for key, value in values.items()):
+        return 0
+    for key, value in values.items():
+        setattr(stored, key, value)
+    stored.imported_at = now
+    return 1
 
 
 def import_usage(
@@ -255,11 +261,8 @@ def store_energy(household_id: int, rows: list[dict[str, Any]], now: datetime) -
         if stored is None:
             db.session.add(EnergyInterval(household_id=household_id, start_at=row["start"], imported_at=now, **values))
             written += 1
-        elif any(getattr(stored, k) != v for k, v in values.items()):
-            for key, value in values.items():
-                setattr(stored, key, value)
-            stored.imported_at = now
-            written += 1
+        else:
+            written += _update_if_changed(stored, values, now)
     return written
 
 
