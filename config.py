@@ -203,6 +203,8 @@ class Config:
         self.SYNC_RUN_RETENTION_DAYS = _days("SYNC_RUN_RETENTION_DAYS", 90)
         # A user's newest pushes are kept whatever their age (the dashboard and the sync compare with them).
         self.TARIFF_PUSH_RETENTION_DAYS = _days("TARIFF_PUSH_RETENTION_DAYS", 365)
+        # The Money page's metered usage and energy history (about 320,000 rows a year per household).
+        self.MONEY_RETENTION_DAYS = _days("MONEY_RETENTION_DAYS", 1100)
         self.RETENTION_BATCH_SIZE = 5000  # rows per DELETE, committed one by one so SQLite writers wait briefly
         self.SYNC_USER_DEADLINE_SECONDS = 90  # one user's sync stops before its next call after this
         self.SYNC_REFRESH_MINUTES = 60  # push an unchanged tariff again after this long

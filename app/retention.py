@@ -9,7 +9,9 @@ What is deleted, by age (config, in days):
 - sync_runs older than SYNC_RUN_RETENTION_DAYS; their counts per outcome move to sync_run_totals in the
   same transaction, so the `tas_sync_runs_total` counter on /metrics never goes down;
 - tariff_pushes older than TARIFF_PUSH_RETENTION_DAYS (sync_runs.tariff_push_id becomes NULL);
-- price_intervals older than PRICE_RETENTION_DAYS.
+- price_intervals older than PRICE_RETENTION_DAYS;
+- the Money page's metered usage and Powerwall energy history (usage_intervals, energy_intervals) older
+  than MONEY_RETENTION_DAYS (three years by default: a year-on-year comparison needs two).
 
 What is never deleted:
 - for each household and Tesla site, the newest push and the two newest pushes Tesla accepted, however
@@ -35,7 +37,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from app.control import LIVE_STATES
 from app.extensions import db
-from app.models import ForceSession, StoredPrice, SyncRun, SyncRunTotal, TariffPush
+from app.models import EnergyInterval, ForceSession, MeteredUsage, StoredPrice, SyncRun, SyncRunTotal, TariffPush
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +55,7 @@ class RetentionPolicy:
     tariff_push_days: int
     price_days: int
     batch_size: int = 5000
+    money_days: int = 1100
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> RetentionPolicy:
@@ -62,6 +65,7 @@ class RetentionPolicy:
             "tariff_push_days": config["TARIFF_PUSH_RETENTION_DAYS"],
             "price_days": config["PRICE_RETENTION_DAYS"],
             "batch_size": config.get("RETENTION_BATCH_SIZE", 5000),
+            "money_days": config.get("MONEY_RETENTION_DAYS", 1100),
         }
         for name, value in values.items():
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -76,13 +80,18 @@ class PurgeResult:
     sync_runs: int = 0
     tariff_pushes: int = 0
     price_intervals: int = 0
+    usage_intervals: int = 0
+    energy_intervals: int = 0
     sync_runs_by_outcome: Counter[str] = field(default_factory=Counter)
     batches: int = 0
 
     def summary(self) -> str:
         return (
             f"deleted {self.sync_runs} sync runs, {self.tariff_pushes} tariff pushes and "
-            f"{self.price_intervals} stored prices in {self.batches} batches"
+            f"{self.price_intervals} stored prices"
+            + (f", {self.usage_intervals + self.energy_intervals} usage and energy intervals"
+               if self.usage_intervals + self.energy_intervals else "")
+            + f" in {self.batches} batches"
         )
 
 
@@ -93,6 +102,9 @@ def purge_old_rows(now: datetime, config: Mapping[str, Any] | None = None) -> Pu
     _purge_sync_runs(now - timedelta(days=policy.sync_run_days), policy.batch_size, result)
     _purge_tariff_pushes(now - timedelta(days=policy.tariff_push_days), policy.batch_size, result)
     _purge_prices(now - timedelta(days=policy.price_days), policy.batch_size, result)
+    money_cutoff = now - timedelta(days=policy.money_days)
+    result.usage_intervals = _purge_older(MeteredUsage, MeteredUsage.start_at, money_cutoff, policy.batch_size, result)
+    result.energy_intervals = _purge_older(EnergyInterval, EnergyInterval.start_at, money_cutoff, policy.batch_size, result)
     log.info(
         "Retention: %s", result.summary(),
         extra={"fields": {"sync_runs": result.sync_runs, "tariff_pushes": result.tariff_pushes,
@@ -206,17 +218,21 @@ def _households_in_force_sessions() -> set[int]:
 
 
 def _purge_prices(cutoff: datetime, batch_size: int, result: PurgeResult) -> None:
+    result.price_intervals += _purge_older(StoredPrice, StoredPrice.start_at, cutoff, batch_size, result)
+
+
+def _purge_older(model: type[db.Model], column: Any, cutoff: datetime, batch_size: int, result: PurgeResult) -> int:
+    """Delete the rows of `model` whose `column` is before `cutoff`, a committed batch at a time; return how many."""
+    total = 0
     while True:
-        ids: Sequence[int] = db.session.scalars(
-            select(StoredPrice.id).where(StoredPrice.start_at < cutoff).limit(batch_size)
-        ).all()
+        ids: Sequence[int] = db.session.scalars(select(model.id).where(column < cutoff).limit(batch_size)).all()
         if not ids:
-            return
-        deleted = _delete_batch(StoredPrice, ids)
-        result.price_intervals += deleted
+            return total
+        deleted = _delete_batch(model, ids)
+        total += deleted
         result.batches += 1
         if len(ids) < batch_size or not deleted:
-            return
+            return total
 
 
 def _delete_batch(model: type[db.Model], ids: Sequence[int]) -> int:

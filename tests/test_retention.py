@@ -2,7 +2,7 @@
 the sync-runs counter on /metrics never goes down."""
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -289,7 +289,7 @@ def test_cli_purge_prints_what_it_deleted(app, db, clock, runner, household_id, 
 # -- settings -----------------------------------------------------------------------------------------------
 
 
-RETENTION_VARIABLES = ("SYNC_RUN_RETENTION_DAYS", "TARIFF_PUSH_RETENTION_DAYS", "PRICE_RETENTION_DAYS")
+RETENTION_VARIABLES = ("SYNC_RUN_RETENTION_DAYS", "TARIFF_PUSH_RETENTION_DAYS", "PRICE_RETENTION_DAYS", "MONEY_RETENTION_DAYS")
 
 
 def test_defaults(monkeypatch):
@@ -333,3 +333,23 @@ def test_settings_are_documented():
         assert index is not None and example[index - 1].startswith("# "), f"{name} is not in .env.example"
         assert name in guide, f"{name} is not in docs/deployment.md"
     assert "flask db purge" in guide
+
+
+def test_money_history_is_kept_three_years_by_default_then_deleted(app, db, household_id):
+    from datetime import date
+
+    from app.models import EnergyInterval, MeteredUsage
+
+    now = datetime(2026, 11, 24, 3, 0, tzinfo=timezone.utc)
+    for days_ago in (10, 1000, 1200):
+        start = now - days_ago * DAY
+        db.session.add(MeteredUsage(household_id=household_id, site_id="S", channel="general", identifier="E1", start_at=start,
+                                    end_at=start + timedelta(minutes=30), billing_date=date(2020, 1, 1), kwh_micro=1, price_micro=1,
+                                    cost_micro=1, quality="billable", imported_at=now))
+        db.session.add(EnergyInterval(household_id=household_id, start_at=start, end_at=start + timedelta(minutes=5), imported_at=now))
+    db.session.commit()
+    result = purge_old_rows(now, policy())  # MONEY_RETENTION_DAYS unset: 1100 days
+    assert (result.usage_intervals, result.energy_intervals) == (1, 1)
+    assert "2 usage and energy intervals" in result.summary()
+    assert purge_old_rows(now, policy(MONEY_RETENTION_DAYS=30)).usage_intervals == 1
+    assert db.session.query(MeteredUsage).count() == 1 and db.session.query(EnergyInterval).count() == 1
