@@ -19,6 +19,7 @@ load_dotenv(BASE_DIR / ".env", override=False)
 
 REGISTRATION_POLICIES = ("first-user", "open", "closed")
 SCHEDULER_MODES = ("embedded", "off")
+SYNC_MODES = ("leader", "claims")
 LOG_FORMATS = ("text", "json")
 METRICS_TOKEN_MIN_LENGTH = 16
 MAX_RETENTION_DAYS = 36500  # a century: beyond it the cutoff date would overflow
@@ -190,6 +191,15 @@ class Config:
         # The sync (app/sync/engine.py).
         # I/O-bound (each user waits on Amber and Tesla): measured, PostgreSQL needs 32 for 1,000 users a tick.
         self.SYNC_MAX_WORKERS = int(_number("SYNC_MAX_WORKERS", 32, minimum=1, integer=True))
+        # More sync workers on PostgreSQL (app/sync/claims.py, `flask sync worker`): "leader" (the default,
+        # and always on SQLite) syncs every household in the scheduler's leader; "claims" lets worker
+        # processes claim households in batches and share each tick.
+        self.SYNC_MODE = _choice("SYNC_MODE", "leader", SYNC_MODES)
+        self.SYNC_CLAIM_BATCH = int(_number("SYNC_CLAIM_BATCH", self.SYNC_MAX_WORKERS, minimum=1, maximum=10_000, integer=True))
+        # A dead worker's claims expire after this and another worker takes its households over (within a tick).
+        self.SYNC_CLAIM_TTL_SECONDS = _number("SYNC_CLAIM_TTL_SECONDS", 150, minimum=1, maximum=3600)
+        self.SYNC_WORKER_POLL_SECONDS = _number("SYNC_WORKER_POLL_SECONDS", 5, minimum=0.05, maximum=300)
+        self.SYNC_WORKER_BATCH_JOB = _env("SYNC_WORKER_BATCH_JOB")  # tests only: "module:function"
         self.SQLALCHEMY_ENGINE_OPTIONS = {"pool_pre_ping": True}
         # Database trouble fails fast instead of hanging a page or a sync: connecting gives up after
         # DB_CONNECT_TIMEOUT_SECONDS, a PostgreSQL statement after DB_STATEMENT_TIMEOUT_SECONDS, and a

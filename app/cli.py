@@ -152,6 +152,18 @@ def scheduler_status() -> None:
     click.echo(f"Next tick: {state.next_tick_at.isoformat()}")
 
 
+@sync_cli.command("worker")
+@click.option("--id", "worker_id", help="This worker's name in the claims (default: host:pid:random).")
+def sync_worker(worker_id: str | None) -> None:
+    """Claim households in batches and sync them until Ctrl-C or SIGTERM: several workers share each tick
+    (SYNC_MODE=claims on PostgreSQL; docs/deployment.md, "More sync workers")."""
+    from app.sync.worker import run_worker
+
+    code = run_worker(current_app._get_current_object(), worker_id)
+    if code:
+        raise SystemExit(code)
+
+
 @sync_cli.command("run")
 @click.option("--user", "email", help="Sync the household this account belongs to (the one it owns first).")
 @click.option("--all", "all_users", is_flag=True, help="Sync every household with sync turned on.")

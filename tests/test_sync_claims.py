@@ -265,7 +265,7 @@ def wait_for(condition, timeout: float, what: str, logs: list[Path]):
 
 @pytest.mark.skipif(POSTGRES_URL is None, reason=PG_ONLY + " (set TEST_DATABASE_URL to run it)")
 def test_a_killed_worker_s_households_are_taken_over_within_the_claim_ttl(tmp_path):
-    """Two `python -m app.sync.worker` processes share 16 households (batches of 4, 0.4 s each). One is
+    """Two worker processes (`python -m app.sync.worker`, `flask sync worker`) share 16 households (batches of 4, 0.4 s each). One is
     SIGKILLed after it recorded a household of its batch; the other takes the rest of that batch over once
     the claims expire (2 s, standing in for 150 s within a 5-minute tick). Every household is recorded
     exactly once for the interval."""
@@ -282,10 +282,11 @@ def test_a_killed_worker_s_households_are_taken_over_within_the_claim_ttl(tmp_pa
         logs = [tmp_path / f"worker-{n}.log" for n in range(2)]
         procs: list[subprocess.Popen] = []
         try:
-            for log_path in logs:
+            commands = [[sys.executable, "-m", "app.sync.worker"], [str(Path(sys.executable).parent / "flask"), "sync", "worker"]]
+            for command, log_path in zip(commands, logs):
                 with log_path.open("w") as out:
-                    procs.append(subprocess.Popen([sys.executable, "-m", "app.sync.worker"], cwd=ROOT, env=env,
-                                                  stdout=out, stderr=subprocess.STDOUT))
+                    procs.append(subprocess.Popen(command, cwd=ROOT, env={**env, "FLASK_APP": "run.py"}, stdout=out,
+                                                  stderr=subprocess.STDOUT))
             victim, survivor = procs
             # Kill the victim mid-batch: it has recorded one household of a batch, the batch's others not yet.
             wait_for(lambda: any(pid == victim.pid for _, _, pid, _ in read_syncs(engine)), 30, "a first sync by the victim", logs)
@@ -318,3 +319,11 @@ def test_a_killed_worker_s_households_are_taken_over_within_the_claim_ttl(tmp_pa
     # Taken over once the 2-s claims expired (+ the 0.2-s poll and the 0.4-s work each), far inside a tick.
     assert max(at for _, _, at in taken_over) - killed_at < timedelta(seconds=15)
     assert "stopped" in logs[1].read_text()
+
+
+def test_the_worker_command_refuses_without_claims(app, runner):
+    """`flask sync worker` on SQLite, or without SYNC_MODE=claims, exits 2 and says why: a half-configured
+    deployment never has a leader and workers both syncing everyone."""
+    result = runner.invoke(args=["sync", "worker"])
+    assert result.exit_code == 2
+    assert "SYNC_MODE=claims" in result.output

@@ -2,7 +2,7 @@
 
 Opt-in with SYNC_MODE=claims (PostgreSQL only; SQLite keeps the single leader that syncs everyone). The
 scheduler's leader then only opens each interval (`seed`: a `sync_claims` row per household with sync on,
-due at that interval) and pings the heartbeat; `python -m app.sync.worker` processes do the syncing:
+due at that interval) and pings the heartbeat; `flask sync worker` processes do the syncing:
 
 - **claim**: in one short transaction a worker takes up to SYNC_CLAIM_BATCH households that are due and
   not claimed (or whose claim expired), whole Amber sites at a time: candidate sites are locked with

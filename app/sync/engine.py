@@ -919,7 +919,8 @@ def run_tick(
     on_record: Callable[[int], object] | None = None,
 ) -> list[SyncResult]:
     """Sync every household (or `household_ids`) over a bounded thread pool; one slow or failing household never
-    delays or breaks another. Returns one result per household, in household order.
+    delays or breaks another. Returns one result per household, in household order (the tariff and its
+    explanation only on a dry run).
 
     With SYNC_MODE=claims on PostgreSQL the scheduler's tick (every household, `tick_at` given) only opens
     the interval for the claiming workers (app/sync/claims.py), which call this with their batches."""
@@ -953,7 +954,13 @@ def run_tick(
             started.add(uid)
             running[uid] = time.monotonic()
             try:
-                return _sync_in_context(app, uid, tick_at, feed, dry_run, sleep, actor, on_record)
+                result = _sync_in_context(app, uid, tick_at, feed, dry_run, sleep, actor, on_record)
+                if not dry_run:
+                    # Recorded and notified: the tick's callers need the outcome, not the tariff. Keeping every
+                    # household's tariff and 48-slot explanation until the tick ends (each household on its own
+                    # Amber site shares none) grew a 10,000-household tick by hundreds of megabytes.
+                    result.tariff = result.explanation = result.decision = None
+                return result
             finally:
                 running.pop(uid, None)
 
