@@ -59,7 +59,7 @@ def tiny_disk(tmp_path):
     """A 1 MiB filesystem that the test fills up (tmpfs; needs root and permission to mount)."""
     mount = tmp_path / "tiny"
     mount.mkdir()
-    result = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount)], capture_output=True, text=True)
+    result = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(mount)], capture_output=True, text=True)
     if result.returncode != 0:
         pytest.skip(f"cannot mount a small filesystem here: {result.stderr.strip()}")
     try:
