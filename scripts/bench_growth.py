@@ -15,8 +15,8 @@ household:
 
     bytes per day per table -> kept after a year = per day x min(365, the table's retention in days)
 
-with the retention defaults (sync runs 90 days, tariff pushes 365, prices 400; usage, energy and call
-counts are not purged), and the database at 10,000 households after a year, extrapolated from the
+with the retention defaults (sync runs 90 days, tariff pushes 365, prices 400, usage and energy 1,100;
+call counts are not purged), and the database at 10,000 households after a year, extrapolated from the
 measured day(s). Not a test: it prints figures and exits 0.
 """
 from __future__ import annotations
@@ -49,6 +49,8 @@ def retention_days(config) -> dict[str, int | None]:
         "price_intervals": config["PRICE_RETENTION_DAYS"],
         "sync_runs": config["SYNC_RUN_RETENTION_DAYS"],
         "tariff_pushes": config["TARIFF_PUSH_RETENTION_DAYS"],
+        "usage_intervals": config.get("MONEY_RETENTION_DAYS"),
+        "energy_intervals": config.get("MONEY_RETENTION_DAYS"),
     }
 
 
@@ -120,7 +122,8 @@ def main() -> int:
                 parts.append(f"{group} {year / 1e6:.1f} MB")
                 total_year += year
             print(f"each household adds {total_year / 1e6:.0f} MB per year with the retention defaults "
-                  f"(runs 90 d, pushes 365 d, prices 400 d; usage kept): {', '.join(parts)}")
+                  f"(runs {keep['sync_runs']} d, pushes {keep['tariff_pushes']} d, prices {keep['price_intervals']} d, "
+                  f"usage and energy {keep.get('usage_intervals') or 'all'} d): {', '.join(parts)}")
             print(f"at {args.scale:,} households after a year: about {total_year * args.scale / 1e9:.0f} GB "
                   f"(extrapolated from {args.days} measured day(s) of {args.households} households; PostgreSQL sizes "
                   "with indexes and TOAST, before autovacuum reuse)")

@@ -120,38 +120,44 @@ def main() -> int:
                 with engine.connect() as conn:
                     return conn.execute(select(func.count(func.distinct(SyncRun.household_id))).where(SyncRun.tick_at == tick_at)).scalar()
 
-            victim = None
-            killed_at = None
-            orphaned: set[int] = set()
-            cpu: dict[int, float] = {}
-            rss: dict[int, float] = {}
-            done = 0
-            while time.monotonic() - t0 < args.timeout:
-                done = synced()
-                if done >= args.households:
-                    break
-                if victim is None and args.kill_after and done >= args.kill_after * args.households:
-                    victim = procs[0]
-                    cpu[victim.pid], rss[victim.pid] = child_cpu_seconds(victim.pid) or 0.0, child_peak_rss_mb(victim.pid) or 0.0
-                    victim.send_signal(signal.SIGKILL)
-                    victim.wait()
-                    killed_at = datetime.now(UTC)
-                    with engine.connect() as conn:
-                        orphaned = set(conn.execute(text("SELECT household_id FROM sync_claims WHERE claimed_by LIKE :who"),
-                                                    {"who": f"%:{victim.pid}:%"}).scalars())
-                    print(f"  killed worker {victim.pid} at {(killed_at - interval_start).total_seconds():.1f} s "
-                          f"({done} synced); it held {len(orphaned)} unfinished claim(s)")
-                time.sleep(0.5)
-            wall = time.monotonic() - t0
-            for proc in procs:
-                if proc.poll() is None:
-                    cpu[proc.pid], rss[proc.pid] = child_cpu_seconds(proc.pid) or 0.0, child_peak_rss_mb(proc.pid) or 0.0
-                    proc.send_signal(signal.SIGTERM)
-            for proc in procs:
-                try:
-                    proc.wait(timeout=120)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
+            try:
+                victim = None
+                killed_at = None
+                orphaned: set[int] = set()
+                cpu: dict[int, float] = {}
+                rss: dict[int, float] = {}
+                done = 0
+                while time.monotonic() - t0 < args.timeout:
+                    done = synced()
+                    if done >= args.households:
+                        break
+                    if victim is None and args.kill_after and done >= args.kill_after * args.households:
+                        victim = procs[0]
+                        cpu[victim.pid], rss[victim.pid] = child_cpu_seconds(victim.pid) or 0.0, child_peak_rss_mb(victim.pid) or 0.0
+                        victim.send_signal(signal.SIGKILL)
+                        victim.wait()
+                        killed_at = datetime.now(UTC)
+                        with engine.connect() as conn:
+                            orphaned = set(conn.execute(text("SELECT household_id FROM sync_claims WHERE claimed_by LIKE :who"),
+                                                        {"who": f"%:{victim.pid}:%"}).scalars())
+                        print(f"  killed worker {victim.pid} at {(killed_at - interval_start).total_seconds():.1f} s "
+                              f"({done} synced); it held {len(orphaned)} unfinished claim(s)")
+                    time.sleep(0.5)
+                wall = time.monotonic() - t0
+                for proc in procs:
+                    if proc.poll() is None:
+                        cpu[proc.pid], rss[proc.pid] = child_cpu_seconds(proc.pid) or 0.0, child_peak_rss_mb(proc.pid) or 0.0
+                        proc.send_signal(signal.SIGTERM)
+                for proc in procs:
+                    try:
+                        proc.wait(timeout=120)
+                    except subprocess.TimeoutExpired:
+                        proc.kill()
+            finally:
+                for proc in procs:  # also when this script is interrupted: no worker outlives it
+                    if proc.poll() is None:
+                        proc.kill()
+                        proc.wait()
             with engine.connect() as conn:
                 runs = conn.execute(
                     select(SyncRun.household_id, SyncRun.finished_at, SyncRun.outcome, SyncRun.amber_calls, SyncRun.reason)

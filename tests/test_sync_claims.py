@@ -192,17 +192,28 @@ def test_every_household_once_per_interval_across_workers(app, clock):
     assert len(counts) == 2 * len(ids) and set(counts.values()) == {1}
 
 
-def test_a_household_left_unrecorded_is_released_for_the_interval(app, clock):
-    """A batch job that records nothing (the household vanished, or its sync outlived the deadline):
-    the worker ends its claims for this interval, so they are not claimed again and again."""
+def test_a_household_left_unrecorded_is_tried_again_in_the_interval(app, clock):
+    """A batch job that records nothing (the sync crashed: no database connection, say): its households
+    are claimed again 30 s later in the same interval, not skipped until the next one; a sync still running
+    past its deadline is marked done instead (it records its run when it ends, and nobody starts another)."""
     pg_only(app)
-    ids = households(app, ["A", "B"])
+    from app.sync.engine import SyncResult
+
+    crashed, stuck = households(app, ["A", "B"])
     clock.current = T0 + timedelta(seconds=10)
-    worker = Worker(app, "w1", settings=SETTINGS, job=lambda tick_at, batch, complete: None)
-    assert sorted(worker.step()) == ids
-    assert worker.step() == []
+
+    def job(tick_at, batch, complete):
+        return [SyncResult(stuck, "?", "failed", "Still running after the deadline", still_running=True)]
+
+    worker = Worker(app, "w1", settings=SETTINGS, job=job)
+    assert sorted(worker.step()) == [crashed, stuck]
+    assert worker.step() == []  # not at once: a failing database is not hammered
     rows = claim_rows(app)
-    assert {(r.due_at, r.claimed_by) for r in rows.values()} == {(TICK + timedelta(minutes=5), None)}
+    assert (rows[stuck].due_at, rows[stuck].claimed_by) == (TICK + timedelta(minutes=5), None)
+    assert (rows[crashed].due_at, rows[crashed].claimed_until) == (TICK, clock.current + timedelta(seconds=30))
+    clock.advance(seconds=31)
+    assert tick_for(clock.current) == TICK
+    assert worker.step() == [crashed]
 
 
 def test_the_leader_only_opens_the_interval_in_claims_mode(app, clock):

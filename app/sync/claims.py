@@ -13,7 +13,9 @@ due at that interval) and pings the heartbeat; `flask sync worker` processes do 
 - **complete**: the household's run is recorded in the same transaction that moves its `due_at` to the
   next interval, compare-and-set on (worker, due_at): no household is synced twice in one interval.
 - **takeover**: a worker that dies leaves claims that expire after the TTL (default 150 s, under one
-  5-minute tick); any worker then claims those households again for the same interval.
+  5-minute tick); any worker then claims those households again for the same interval. A sync that
+  crashed without recording its run (e.g. no database connection) is claimable again after 30 s; one
+  still running past its deadline is marked done for the interval (it records its run when it ends).
 
 Why not a job queue (procrastinate, pgqueuer): both are well kept and would give us claiming, retries and
 worker management, but a tick is not a stream of jobs: every interval each household is due once, and
@@ -43,6 +45,8 @@ from app.models import HouseholdSettings
 log = logging.getLogger(__name__)
 
 SETTINGS_TABLE = HouseholdSettings.__tablename__
+# A household whose sync ended without a recorded run (it crashed) is claimed again after this long.
+RETRY_DELAY = timedelta(seconds=30)
 # Advisory locks of the claim live in their own key space (the first int of the two-int form).
 SITE_LOCK_SPACE = 715_001
 
@@ -172,15 +176,29 @@ def complete_in_session(household_id: int, worker: str, tick_at: datetime, next_
     return done
 
 
-def release(conn: Connection, worker: str, ids: list[int], tick_at: datetime, next_due: datetime) -> int:
-    """End the batch: claims `worker` still holds (households whose run was not recorded: gone, or still
-    running past the deadline) are done for this interval too; return how many there were."""
+def finish(conn: Connection, worker: str, ids: list[int], tick_at: datetime, next_due: datetime) -> int:
+    """Mark households of `worker`'s batch done for this interval although their run is not recorded yet
+    (still running past the deadline: it records its run when it ends, and nobody syncs them again
+    meanwhile); return how many."""
     return conn.execute(
         text(
             "UPDATE sync_claims SET due_at = :next, claimed_by = NULL, claimed_until = NULL "
             "WHERE household_id = ANY(:ids) AND claimed_by = :worker AND due_at <= :tick"
         ),
         {"next": _naive(next_due), "ids": ids, "worker": worker, "tick": _naive(tick_at)},
+    ).rowcount
+
+
+def retry_later(conn: Connection, worker: str, ids: list[int], tick_at: datetime, retry_at: datetime) -> int:
+    """Households of `worker`'s batch whose run was not recorded (the sync crashed, e.g. the database
+    refused a connection; or it never started) stay due and may be claimed again from `retry_at`, by any
+    worker, in this interval; return how many."""
+    return conn.execute(
+        text(
+            "UPDATE sync_claims SET claimed_until = :retry_at "
+            "WHERE household_id = ANY(:ids) AND claimed_by = :worker AND due_at <= :tick"
+        ),
+        {"retry_at": _naive(retry_at), "ids": ids, "worker": worker, "tick": _naive(tick_at)},
     ).rowcount
 
 
@@ -247,14 +265,21 @@ class Worker:
             def complete(household_id: int) -> bool:
                 return complete_in_session(household_id, self.id, tick_at, next_due)
 
+            outcome = None
             try:
-                self.job(tick_at, ids, complete)
+                outcome = self.job(tick_at, ids, complete)
             finally:
                 db.session.remove()
+                # A sync still running past the deadline records its run when it ends: done for the interval.
+                running = [r.household_id for r in outcome or () if getattr(r, "still_running", False)]
+                # Any other household of the batch without a recorded run is tried again in this interval.
+                retry_at = clock.now() + min(self.settings.ttl, RETRY_DELAY)
                 with db.engine.begin() as conn:
-                    left = release(conn, self.id, ids, tick_at, next_due)
-                if left:
-                    log.warning("Worker %s: %d household(s) of the batch ended without a recorded run", self.id, left)
+                    finished = finish(conn, self.id, running, tick_at, next_due) if running else 0
+                    retried = retry_later(conn, self.id, ids, tick_at, retry_at)
+                if finished or retried:
+                    log.warning("Worker %s: of the batch, %d household(s) still running past the deadline, %d without a "
+                                "recorded run (tried again from %s)", self.id, finished, retried, retry_at.isoformat())
             return ids
 
     def run(self, stop: threading.Event) -> None:

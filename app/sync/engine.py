@@ -111,6 +111,7 @@ class SyncResult:
     tariff: dict[str, Any] | None = None  # what was (or, on a dry run, would be) pushed
     explanation: TariffExplanation | None = None
     decision: PushDecision | None = None
+    still_running: bool = False  # the tick stopped waiting; the sync records its run when it ends
 
 
 class _Stop(Exception):
@@ -1006,7 +1007,8 @@ def run_tick(
             if future.done():
                 collect(future)
             elif uid in started:
-                results[uid] = SyncResult(uid, "?", "failed", "Still running after the deadline; it will be recorded when it ends.")
+                results[uid] = SyncResult(uid, "?", "failed", "Still running after the deadline; it will be recorded when it ends.",
+                                          still_running=True)
             else:
                 results[uid] = SyncResult(uid, "?", "failed", "Not started: the syncs before it did not finish in time.")
         pool.shutdown(wait=False, cancel_futures=True)
