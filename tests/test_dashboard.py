@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import re
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 
 from sqlalchemy import select
 
@@ -97,6 +97,26 @@ def test_tariff_page_explains_every_slot_and_the_change(env):
     assert "19:00–19:30" in page and "buy +15.0c" in page
     assert "forecast" in page and "advancedPrice.predicted" in page or "perKwh" in page
     assert "Before adjustments" in page
+
+
+def test_tariff_page_gives_each_half_hour_amber_s_level_in_words(env, app):
+    """Each half hour wears the dearest level of the Amber intervals it was built from, as a word (with colour)."""
+    from app.models import StoredPrice
+
+    env.tick()
+    with app.app_context():
+        push = _db.session.scalar(select(TariffPush))
+        slot = push.explanation["slots"][3]
+        general = [u for u in slot["intervals"] if u["channel"] == "general"]
+        first = datetime.fromisoformat(general[0]["start"])
+        row = _db.session.scalar(select(StoredPrice).where(StoredPrice.channel == "general", StoredPrice.start_at == first))
+        row.descriptor = "spike"
+        _db.session.commit()
+        wall = slot["wall_from"]
+    page = signed_in(env).get("/tariff").get_data(as_text=True)
+    assert page.count("Amber: spike") == 1 and page.count("Amber: neutral") >= 40
+    item = page[page.index(f'<span class="slot-time">{wall}'):]
+    assert item[:item.index("</summary>")].count('level-tag-spike" title="Amber\'s level for this half hour">Amber: spike') == 1
 
 
 def test_another_users_push_is_not_found(env, app):

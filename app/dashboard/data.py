@@ -256,15 +256,41 @@ def push_diff(push: TariffPush, previous: TariffPush | None) -> dict[str, SlotDi
     }
 
 
-def explained_slots(push: TariffPush, tz: ZoneInfo) -> list[dict[str, Any]]:
-    """The push's per-slot explanations, with each Amber interval's start on the site's clock."""
+# Amber's descriptors from cheapest to dearest; a half hour wears the dearest of the intervals it was built from.
+LEVEL_ORDER = ("extremelyLow", "veryLow", "low", "neutral", "high", "spike")
+LEVEL_WORDS = {"extremelyLow": "extremely low", "veryLow": "very low", "low": "low", "neutral": "neutral",
+               "high": "high", "spike": "spike"}
+
+
+def explained_slots(push: TariffPush, tz: ZoneInfo, site_id: str | None = None) -> list[dict[str, Any]]:
+    """The push's per-slot explanations, with each Amber interval's start on the site's clock and, when the
+    site's stored prices still have them, Amber's level of the slot's buy price (`level`)."""
+    raw = (push.explanation or {}).get("slots", [])
+    starts = {
+        datetime.fromisoformat(use["start"]) for slot in raw for use in slot.get("intervals", []) if use.get("channel") == "general"
+    }
+    levels: dict[datetime, str] = {}
+    if site_id and starts:
+        for start, descriptor in db.session.execute(
+            select(StoredPrice.start_at, StoredPrice.descriptor).where(
+                StoredPrice.amber_site_id == site_id, StoredPrice.channel == "general",
+                StoredPrice.start_at >= min(starts), StoredPrice.start_at <= max(starts),
+            )
+        ):
+            level = "extremelyLow" if descriptor == "negative" else descriptor
+            if level in LEVEL_WORDS and (start not in levels or LEVEL_ORDER.index(level) > LEVEL_ORDER.index(levels[start])):
+                levels[start] = level
     slots = []
-    for slot in (push.explanation or {}).get("slots", []):
+    for slot in raw:
         uses = []
+        found = []
         for use in slot.get("intervals", []):
             start = datetime.fromisoformat(use["start"])
             uses.append({**use, "local_time": start.astimezone(tz).strftime("%H:%M")})
-        slots.append({**slot, "intervals": uses})
+            if use.get("channel") == "general" and start in levels:
+                found.append(levels[start])
+        level = max(found, key=LEVEL_ORDER.index) if found else None
+        slots.append({**slot, "intervals": uses, "level": level, "level_words": LEVEL_WORDS.get(level or "")})
     return slots
 
 

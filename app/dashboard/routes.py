@@ -218,7 +218,8 @@ def tariff(push_id: int | None = None):
             .limit(1)
         )
     diff = data.push_diff(push, previous) if push else {}
-    slots = data.explained_slots(push, tz) if push else []
+    settings = current_household().settings
+    slots = data.explained_slots(push, tz, settings.amber_site_id if settings else None) if push else []
     return render_template(
         "dashboard/tariff.html", push=push, previous=previous, slots=slots, diff=diff, tz=tz, now=now,
         chart=Markup(tariff_chart(slots)),
