@@ -3,7 +3,7 @@
 Run from the repository root:
 
     .venv/bin/python scripts/bench_scaleout.py --database-url postgresql://postgres@127.0.0.1:5432/postgres
-    .venv/bin/python scripts/bench_scaleout.py --households 2000 --workers 4 --kill-after 0.3 --database-url ...
+    .venv/bin/python scripts/bench_scaleout.py --households 2000 --workers 4 --threads 8 --kill-after 0.3 --database-url ...
 
 Creates a fresh PostgreSQL database with N households (default 10,000), each on its own Amber site and
 its own Powerwall of the simulator (a subprocess, 100 ms added to every call, rate limits off, its clock
@@ -69,7 +69,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--households", type=int, default=10_000)
     parser.add_argument("--workers", type=int, default=4, help="worker processes")
-    parser.add_argument("--threads", type=int, default=32, help="SYNC_MAX_WORKERS of each worker process")
+    parser.add_argument("--threads", type=int, default=8,
+                        help="SYNC_MAX_WORKERS of each worker process (its pool keeps threads + 8 connections open)")
     parser.add_argument("--batch", type=int, default=0, help="SYNC_CLAIM_BATCH (default: --threads)")
     parser.add_argument("--ttl", type=float, default=0, help="SYNC_CLAIM_TTL_SECONDS (default: the app's, 150 s)")
     parser.add_argument("--latency-ms", type=int, default=100)
