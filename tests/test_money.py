@@ -534,3 +534,20 @@ def test_chart_scale_includes_zero_and_rounds_out_to_whole_ticks():
     svg = money_chart({date(2026, 11, 22): bill})
     assert ">-$75</text>" in svg and ">$25</text>" in svg
     assert "imports cost $24.80, exports earned $68.50, net -$43.70" in svg
+
+
+def test_without_tesla_the_bill_is_imported_and_the_household_is_not_retried_every_hour(app, fakes, runner, household_id, clock):
+    from app.money.importer import import_due
+
+    amber, tesla = fakes
+    amber.replace(day_rows(date(2026, 11, 23), 30, random.Random(6)))
+    with app.app_context():
+        apply_settings(_db.session.get(Household, household_id), tesla_site_id=None, teslemetry_token=None)
+        _db.session.commit()
+        assert import_due(clock.current) == 1
+        state = _db.session.get(MoneyImport, household_id)
+        assert state.last_success_at is not None and "Tesla is not connected" in state.last_error
+        assert import_due(clock.current + timedelta(hours=2)) == 0  # a day's wait, as after any success
+    assert tesla.calls == 0
+    assert report(runner, "2026-11-23", "2026-11-23")["savings"] is None
+    assert "Tesla is not connected" in run(runner, "money", "import", "--user", "alice@example.com").output

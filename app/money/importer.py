@@ -20,6 +20,7 @@ from app.clients.errors import ClientError, RateLimitedError
 from app.connections import NotConfigured, resolve
 from app.credentials import CredentialUnreadable
 from app.extensions import db
+from app.fault_points import fault_point
 from app.models import EnergyInterval, Household, HouseholdSettings, MeteredUsage, MoneyImport
 from app.money.arithmetic import MalformedUsage, UsageRow, nem_date, normalise_usage, replaces, to_micro
 
@@ -182,6 +183,7 @@ def import_usage(
         result.usage_skipped += skipped
         written = store_usage(household.id, site_id, rows, now)
         db.session.commit()
+        fault_point("money_after_usage_chunk")  # tests: a crash between two requests keeps what was committed
         result.usage_seen += len(rows)
         result.usage_written += written
         estimated = sum(1 for r in rows if r.quality != "billable")
@@ -299,14 +301,15 @@ def import_energy(conn: Any, first: date, last: date, now: datetime, say: Progre
 # --- one household, and the daily job ----------------------------------------------------------------------
 
 
-def _record(household_id: int, now: datetime, error: str | None, result: ImportResult | None) -> None:
+def _record(household_id: int, now: datetime, error: str | None, result: ImportResult | None, *, success: bool = False) -> None:
+    """Note the run; `error` is shown on the Money page (on a success, a note such as "Tesla is not connected")."""
     state = db.session.get(MoneyImport, household_id)
     if state is None:
         state = MoneyImport(household_id=household_id, usage_rows=0, energy_rows=0)
         db.session.add(state)
     state.last_run_at = now
     state.last_error = error
-    if error is None:
+    if success:
         state.last_success_at = now
     if result is not None:
         state.usage_rows = (state.usage_rows or 0) + result.usage_written
@@ -346,7 +349,7 @@ def import_household(
         db.session.rollback()
         _record(household.id, now, str(exc), result)
         raise
-    _record(household.id, now, result.energy_note or None, result)
+    _record(household.id, now, result.energy_note or None, result, success=True)  # the bill is complete; savings may wait
     return result
 
 
