@@ -25,6 +25,7 @@ from app.simulator.server import create_simulator_app, start_simulator_thread
 from config import BASE_DIR
 from tests.conftest import FakeClock, create_user, make_config
 from tests.db_backends import BACKENDS, fresh_database
+from tests.process_support import flask_env, run_flask
 
 EMAIL = "owner@example.com"
 POWERWALL = str(identity.TESLA_ENERGY_SITE_ID)
@@ -72,21 +73,11 @@ def home(request, tmp_path, simulator):
             apply_settings(household, teslemetry_token=identity.TESLEMETRY_TOKEN, tesla_site_id=POWERWALL,
                            site_timezone="Australia/Sydney")
             db.session.commit()
-        env = {**os.environ, **settings, "DATABASE_URL": url, "DATA_DIR": str(tmp_path / "data"), "APP_ENV": "production",
-               "SCHEDULER": "off", "FLASK_APP": "run.py", "LOG_LEVEL": "WARNING"}
-        env.pop(control.FAULT_ENV, None)
+        env = flask_env(url, tmp_path / "data", **settings)
         yield app, env, powerwall(simulator)
         with app.app_context():
             db.session.remove()
             db.engine.dispose()
-
-
-def flask(env: dict, *args: str, kill_at: str | None = None) -> subprocess.CompletedProcess:
-    child_env = dict(env)
-    if kill_at:
-        child_env[control.FAULT_ENV] = kill_at
-    return subprocess.run([sys.executable, "-m", "flask", *args], cwd=BASE_DIR, env=child_env,
-                          capture_output=True, text=True, timeout=60)
 
 
 def wait_until_stopped(child: subprocess.Popen, seconds: float = 30) -> None:
@@ -128,7 +119,7 @@ def recover(app, simulator, before, minutes_later: int = 3) -> None:
 @pytest.mark.parametrize("step", START_STEPS)
 def test_killed_while_starting(home, simulator, step):
     app, env, before = home
-    result = flask(env, "force", "start", EMAIL, "force_charge", "30", kill_at=step)
+    result = run_flask(env, "force", "start", EMAIL, "force_charge", "30", kill_at=step)
     assert result.returncode == -signal.SIGKILL, result.stderr
     session = the_session(app)
     assert session.state == "starting"
@@ -164,10 +155,10 @@ def test_killed_while_starting(home, simulator, step):
 @pytest.mark.parametrize("step", RESTORE_STEPS)
 def test_killed_while_restoring(home, simulator, step):
     app, env, before = home
-    started = flask(env, "force", "start", EMAIL, "force_charge", "30")
+    started = run_flask(env, "force", "start", EMAIL, "force_charge", "30")
     assert started.returncode == 0, started.stderr
     assert powerwall(simulator)["backup_reserve_percent"] == 100
-    result = flask(env, "force", "cancel", EMAIL, kill_at=step)
+    result = run_flask(env, "force", "cancel", EMAIL, kill_at=step)
     assert result.returncode == -signal.SIGKILL, result.stderr
     assert the_session(app).state == "restoring"
     with app.app_context():
@@ -178,7 +169,7 @@ def test_killed_while_restoring(home, simulator, step):
 def test_a_fresh_start_is_not_taken_over(home, simulator):
     """The control job leaves a session alone while its process may still be working on it."""
     app, env, before = home
-    result = flask(env, "force", "start", EMAIL, "force_charge", "30", kill_at="after_grid")
+    result = run_flask(env, "force", "start", EMAIL, "force_charge", "30", kill_at="after_grid")
     assert result.returncode == -signal.SIGKILL
     app.extensions["clock"] = FakeClock(datetime.now(timezone.utc) + timedelta(seconds=30))
     with app.app_context():
@@ -210,7 +201,7 @@ def test_a_paused_restore_that_was_taken_over_does_not_undo_a_new_force(home, si
     """A restore paused past STALE_AFTER is finished by another process, and the household forces again; when the
     paused process wakes up it sends nothing (its old restore commands would undo the new force)."""
     app, env, before = home
-    assert flask(env, "force", "start", EMAIL, "force_charge", "30").returncode == 0
+    assert run_flask(env, "force", "start", EMAIL, "force_charge", "30").returncode == 0
     child = subprocess.Popen([sys.executable, "-m", "flask", "force", "cancel", EMAIL], cwd=BASE_DIR,
                              env={**env, control.FAULT_STOP_ENV: "restore_after_tariff"}, stdout=subprocess.PIPE,
                              stderr=subprocess.PIPE, text=True)

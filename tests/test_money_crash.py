@@ -3,9 +3,7 @@ simulator is killed (SIGKILL) after its first week of usage is committed; what i
 is still due for the daily import, and the next import completes without a duplicate row."""
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -15,15 +13,14 @@ from sqlalchemy import func, select
 from app import create_app
 from app.credentials import apply_settings
 from app.extensions import db
-from app.fault_points import FAULT_ENV
 from app.households import owned_or_new
 from app.models import MeteredUsage, MoneyImport, User
 from app.money.importer import chunks, households_due
 from app.simulator import identity
 from app.simulator.server import create_simulator_app, start_simulator_thread
-from config import BASE_DIR
 from tests.conftest import create_user, make_config
 from tests.db_backends import BACKENDS, fresh_database
+from tests.process_support import flask_env, run_flask
 
 EMAIL = "owner@example.com"
 
@@ -49,19 +46,14 @@ def home(request, tmp_path, simulator):
                            site_timezone="Australia/Sydney")
             db.session.commit()
             household_id = household.id
-        env = {**os.environ, **settings, "DATABASE_URL": url, "DATA_DIR": str(tmp_path / "data"), "APP_ENV": "production",
-               "SCHEDULER": "off", "FLASK_APP": "run.py", "LOG_LEVEL": "WARNING"}
-        env.pop(FAULT_ENV, None)
-        yield app, env, household_id
+        yield app, flask_env(url, tmp_path / "data", **settings), household_id
         with app.app_context():
             db.session.remove()
             db.engine.dispose()
 
 
 def money_import(env: dict, kill_at: str | None = None) -> subprocess.CompletedProcess:
-    child = {**env, FAULT_ENV: kill_at} if kill_at else env
-    return subprocess.run([sys.executable, "-m", "flask", "money", "import", "--user", EMAIL, "--days", "10"],
-                          cwd=BASE_DIR, env=child, capture_output=True, text=True, timeout=120)
+    return run_flask(env, "money", "import", "--user", EMAIL, "--days", "10", kill_at=kill_at, timeout=120)
 
 
 def stored(app) -> int:

@@ -4,9 +4,7 @@ lost, and after the crash it is delivered once more at most (at least once, with
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 import threading
 from datetime import datetime, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -16,13 +14,12 @@ from sqlalchemy import select
 
 from app import create_app
 from app.extensions import db
-from app.fault_points import FAULT_ENV
 from app.models import OutboxMessage, User
 from app.notify.outbox import deliver_due
 from app.notify.targets import add_target
-from config import BASE_DIR
 from tests.conftest import create_user, make_config
 from tests.db_backends import BACKENDS, fresh_database
+from tests.process_support import flask_env, run_flask
 
 EMAIL = "owner@example.com"
 
@@ -64,18 +61,14 @@ def home(request, tmp_path, receiver):
         with app.app_context():
             add_target(db.session.get(User, uid), url, datetime.now(timezone.utc))
             db.session.commit()
-        env = {**os.environ, "DATABASE_URL": database_url, "DATA_DIR": str(tmp_path / "data"), "APP_ENV": "production",
-               "SCHEDULER": "off", "FLASK_APP": "run.py", "LOG_LEVEL": "WARNING"}
-        env.pop(FAULT_ENV, None)
-        yield app, env, received
+        yield app, flask_env(database_url, tmp_path / "data"), received
         with app.app_context():
             db.session.remove()
             db.engine.dispose()
 
 
 def killed_at(env: dict, step: str) -> subprocess.CompletedProcess:
-    result = subprocess.run([sys.executable, "-m", "flask", "notifications", "test", EMAIL], cwd=BASE_DIR,
-                            env={**env, FAULT_ENV: step}, capture_output=True, text=True, timeout=60)
+    result = run_flask(env, "notifications", "test", EMAIL, kill_at=step)
     assert result.returncode == -9, (result.returncode, result.stdout, result.stderr)
     return result
 

@@ -20,11 +20,10 @@ from app.control.executor import (  # noqa: F401 - the package's public face
     restore,
     start,
 )
+from app.fault_points import FAULT_ENV, FAULT_STOP_ENV  # noqa: F401 - tests kill `flask force` at a step
 from app.control.rules import (  # noqa: F401
     ACTION_WORDS,
     ACTIONS,
-    FAULT_ENV,
-    FAULT_STOP_ENV,
     LIVE_STATES,
     MAX_MINUTES,
     MIN_MINUTES,

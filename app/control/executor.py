@@ -18,8 +18,6 @@ from app.connections import HouseholdConnections, NotConfigured, check_tesla, re
 from app.control.rules import (
     ACTION_WORDS,
     DOUBLE_CLICK_WINDOW,
-    FAULT_ENV,
-    FAULT_STOP_ENV,
     LIVE_STATES,
     RESTORE_UNFINISHED,
     STALE_AFTER,
@@ -44,11 +42,6 @@ from app.notify.service import event as notify_event
 from app.notify.service import safely
 
 log = logging.getLogger(__name__)
-
-
-def _fault_point(step: str) -> None:
-    """Tests only: die or freeze at this step of a force session (app/fault_points.py)."""
-    fault_point(step)
 
 
 # Who owns a live session: the process that last moved it, by a compare-and-set on its state and updated_at
@@ -252,7 +245,7 @@ def start(
     _event(household, session, now, "start", True, f"{ACTION_WORDS[action]} for {minutes} minutes requested by {actor}; settings saved.", actor)
     db.session.commit()  # the session (with what to restore) exists before anything is changed
     hold = _Hold("starting", now)
-    _fault_point("after_save")
+    fault_point("after_save")
 
     tariff = forced_tariff(action, now, session.ends_at, tz)
     for command in start_commands(action, tariff, settings.discharge_floor_percent):
@@ -271,7 +264,7 @@ def start(
             ) from exc
         _event(household, session, now, command.step, True, f"{command.description}.")
         _step_done(session, hold, clock.now())  # the step is in the audit trail even if this process dies now
-        _fault_point(f"after_{command.step}")
+        fault_point(f"after_{command.step}")
     # Active only if still ours and not cancelled, in one compare-and-set: a cancel can never land in between.
     if _cas(session, hold, {"state": "active", "updated_at": clock.now()}, ForceSession.cancel_requested_by.is_(None)):
         safely(notify_event, household, "force", f"force:{session.id}:start",
@@ -351,7 +344,7 @@ def restore(
             _event(household, session, now, f"restore_{command.step}", False, f"{command.description}: failed ({_describe_error(exc)}).")
         if not _step_done(session, hold, clock.now()):  # the step is in the audit trail even if this process dies now
             return _lost(household, session)
-        _fault_point(f"restore_after_{command.step}")
+        fault_point(f"restore_after_{command.step}")
     if failures:
         session.end_reason = f"{RESTORE_UNFINISHED} ({'; '.join(failures)}); it is retried automatically."
         db.session.commit()

@@ -9,7 +9,6 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from app.tariff import PERIOD_NAMES, TariffPolicy, period_name, tariff_from_rates
-from app.fault_points import FAULT_ENV, FAULT_STOP_ENV  # noqa: F401  (tests only; re-exported for app.control)
 
 ACTIONS = ("force_charge", "force_discharge")
 ACTION_WORDS = {"force_charge": "Force charge", "force_discharge": "Force discharge"}
