@@ -23,6 +23,20 @@ class IntervalKind(str, enum.Enum):
     FORECAST = "forecast"
 
 
+# Amber's price descriptors from cheapest to dearest, and how the app says them ("negative" is Amber's old
+# name for extremely low).
+LEVELS = ("extremelyLow", "veryLow", "low", "neutral", "high", "spike")
+LEVEL_WORDS = {"extremelyLow": "extremely low", "veryLow": "very low", "low": "low", "neutral": "neutral",
+               "high": "high", "spike": "spike"}
+
+
+def price_level(descriptor: object) -> str | None:
+    """One of LEVELS for an Amber descriptor, None for anything else (so no unknown text reaches a page)."""
+    if descriptor == "negative":
+        return "extremelyLow"
+    return descriptor if descriptor in LEVEL_WORDS else None
+
+
 @dataclass(frozen=True)
 class AdvancedPrice:
     """Amber's own forecast in c/kWh, same sign convention as `perKwh`.

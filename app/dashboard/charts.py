@@ -18,6 +18,8 @@ from zoneinfo import ZoneInfo
 
 from markupsafe import Markup, escape
 
+from app.prices import LEVEL_WORDS, price_level
+
 __all__ = ["PricePoint", "TariffSlot", "forecast_chart", "history_chart"]
 
 UTC = timezone.utc
@@ -282,7 +284,7 @@ class _Iv:
     kind_html: str  # escaped once here: the only free text that reaches the per-interval markup
     spike: bool
     estimate: bool
-    level: str | None = None  # one of LEVEL_WORDS' keys (anything else from Amber is dropped)
+    level: str | None = None  # one of app.prices.LEVELS (anything else from Amber is dropped)
 
     @property
     def seconds(self) -> float:
@@ -314,17 +316,8 @@ def _clean(points: Iterable[PricePoint], a: datetime, b: datetime, kinds: tuple[
     return out
 
 
-# Amber's price descriptors, as words; "negative" is Amber's old name for extremely low.
-LEVEL_WORDS = {
-    "extremelyLow": "extremely low", "negative": "extremely low", "veryLow": "very low", "low": "low",
-    "neutral": "neutral", "high": "high", "spike": "spike",
-}
-
-
 def _level(p: PricePoint) -> str | None:
-    if p.descriptor not in LEVEL_WORDS:
-        return None
-    return "extremelyLow" if p.descriptor == "negative" else p.descriptor
+    return price_level(p.descriptor)
 
 
 def _level_strip(body: Callable[[str], None], ivs: list[_Iv], frame: _Frame) -> bool:

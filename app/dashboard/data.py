@@ -21,6 +21,7 @@ from app.models import (
     ApiCallCount, ControlEvent, ForceSession, ServiceStatus, StoredPrice, SyncRun, SyncState, TariffPush, Household,
 )
 from app.price_sanity import Refusal
+from app.prices import LEVEL_WORDS, LEVELS, price_level
 from app.readings import BatteryView, battery  # noqa: F401 - the dashboard's battery part
 from app.tariff import period_name, tariff_rates
 
@@ -256,12 +257,6 @@ def push_diff(push: TariffPush, previous: TariffPush | None) -> dict[str, SlotDi
     }
 
 
-# Amber's descriptors from cheapest to dearest; a half hour wears the dearest of the intervals it was built from.
-LEVEL_ORDER = ("extremelyLow", "veryLow", "low", "neutral", "high", "spike")
-LEVEL_WORDS = {"extremelyLow": "extremely low", "veryLow": "very low", "low": "low", "neutral": "neutral",
-               "high": "high", "spike": "spike"}
-
-
 def explained_slots(push: TariffPush, tz: ZoneInfo, site_id: str | None = None) -> list[dict[str, Any]]:
     """The push's per-slot explanations, with each Amber interval's start on the site's clock and, when the
     site's stored prices still have them, Amber's level of the slot's buy price (`level`)."""
@@ -277,8 +272,8 @@ def explained_slots(push: TariffPush, tz: ZoneInfo, site_id: str | None = None) 
                 StoredPrice.start_at >= min(starts), StoredPrice.start_at <= max(starts),
             )
         ):
-            level = "extremelyLow" if descriptor == "negative" else descriptor
-            if level in LEVEL_WORDS and (start not in levels or LEVEL_ORDER.index(level) > LEVEL_ORDER.index(levels[start])):
+            level = price_level(descriptor)
+            if level is not None and (start not in levels or LEVELS.index(level) > LEVELS.index(levels[start])):
                 levels[start] = level
     slots = []
     for slot in raw:
@@ -289,7 +284,7 @@ def explained_slots(push: TariffPush, tz: ZoneInfo, site_id: str | None = None) 
             uses.append({**use, "local_time": start.astimezone(tz).strftime("%H:%M")})
             if use.get("channel") == "general" and start in levels:
                 found.append(levels[start])
-        level = max(found, key=LEVEL_ORDER.index) if found else None
+        level = max(found, key=LEVELS.index) if found else None  # the dearest of the intervals it was built from
         slots.append({**slot, "intervals": uses, "level": level, "level_words": LEVEL_WORDS.get(level or "")})
     return slots
 

@@ -7,6 +7,7 @@ from functools import lru_cache
 from zoneinfo import ZoneInfo
 
 from flask import abort, current_app, flash, redirect, render_template, request, url_for
+from flask_login import current_user
 from markupsafe import Markup
 from app.households.service import recent_events
 from app.households.web import actor, current_household, requires
@@ -24,6 +25,7 @@ from app.extensions import db
 from app.form_helpers import ActionForm
 from app.security import is_db_id
 from app.models import SyncRun, TariffPush
+from app.notify.targets import targets_of
 
 PARTS = ("now", "battery", "control", "status", "forecast", "history", "health")
 HISTORY_PAGE_SIZE = 50
@@ -59,21 +61,11 @@ def setup_steps(household, services: dict | None = None) -> list[SetupStep]:
         SetupStep("Choose your Amber site and your Powerwall", bool(settings and settings.amber_site_id and settings.tesla_site_id), "amber-h"),
         SetupStep("Test the connection (both say Connected)", tested, "status-h"),
         SetupStep("Turn the sync on", bool(settings and settings.sync_enabled), "prefs-h"),
-        SetupStep("Optionally, get notifications on your phone (an Apprise URL)", _has_notification_target(), "",
+        SetupStep("Optionally, get notifications on your phone (an Apprise URL)", current_user.is_authenticated and bool(targets_of(current_user)), "",
                   optional=True, href=url_for("notify.index")),
         SetupStep("Optionally, see it in Home Assistant (over MQTT)", bool(current_app.config.get("MQTT_URL")), "",
                   optional=True, href=url_for("notify.index", _anchor="home-assistant")),
     ]
-
-
-def _has_notification_target() -> bool:
-    from flask_login import current_user
-
-    from app.models import NotificationTarget
-
-    if not current_user.is_authenticated:
-        return False
-    return db.session.scalar(select(NotificationTarget.id).where(NotificationTarget.user_id == current_user.id).limit(1)) is not None
 
 
 def dashboard_context(household, now) -> dict:

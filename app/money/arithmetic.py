@@ -7,6 +7,7 @@ the rounded difference of its unrounded import cost and export earnings, as Ambe
 """
 from __future__ import annotations
 
+from bisect import bisect_left, bisect_right
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -279,8 +280,6 @@ class RowSaving:
 
 def _prices_over(slots: Sequence[PriceSlot], starts: list[datetime], start: datetime, end: datetime) -> tuple[Decimal, Decimal] | None:
     """Time-weighted buy and sell prices over [start, end); None if any part of it has no price."""
-    from bisect import bisect_right
-
     i = max(bisect_right(starts, start) - 1, 0)
     covered = 0.0
     buy = sell = ZERO
@@ -370,8 +369,6 @@ def _overlap_fraction(start: datetime, end: datetime, w_start: datetime, w_end: 
 
 def _near(rows: Sequence, starts: list[datetime], window: Window, longest: timedelta) -> Iterable:
     """The rows (sorted by start) that may overlap the window: those starting from `longest` before it."""
-    from bisect import bisect_left
-
     i = bisect_left(starts, window.start - longest)
     while i < len(rows) and rows[i].start < window.end:
         yield rows[i]

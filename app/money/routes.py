@@ -8,6 +8,7 @@ from flask import Blueprint, Response, flash, jsonify, redirect, render_template
 from markupsafe import Markup
 
 from app import clock
+from app.credentials import settings_for
 from app.dashboard.data import site_zone
 from app.extensions import db
 from app.households.service import can
@@ -102,8 +103,6 @@ def _amount(raw: str | None, limit: Decimal, what: str) -> Decimal | None:
 @requires("manage")
 def fixed_costs():
     """Save the daily supply charge (c/day) and Amber's membership ($/month); blank removes one."""
-    from app.credentials import settings_for
-
     household = current_household()
     try:
         supply = _amount(request.form.get("supply_cents_per_day"), MAX_SUPPLY_CENTS, "The supply charge")

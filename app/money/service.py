@@ -23,6 +23,7 @@ from app.money.arithmetic import (
     Window,
     WindowMoney,
     bill_by_day,
+    dollars,
     export_protection_windows,
     from_micro,
     price_slots,
@@ -141,8 +142,6 @@ class MoneyView:
 
 
 def _dollars(cents: Decimal) -> float:
-    from app.money.arithmetic import dollars
-
     return float(dollars(cents))
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 
 from app import clock
@@ -13,6 +13,7 @@ from app.form_helpers import ActionForm
 from app.notify.events import EVENTS
 from app.notify.service import send_test
 from app.notify.targets import TargetError, add_target, remove_target, targets_of
+from config import parse_mqtt_url
 
 bp = Blueprint("notify", __name__)
 TIME = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
@@ -25,17 +26,11 @@ def _minutes(value: str | None) -> int | None:
 
 def _mqtt_where() -> str | None:
     """Where Home Assistant's MQTT broker is (scheme, host, port; never the password), or None when off."""
-    from flask import current_app
-
-    from config import parse_mqtt_url
-
     url = current_app.config.get("MQTT_URL")
     return parse_mqtt_url(url).where if url else None
 
 
 def _page(status: int = 200, error: str | None = None):
-    from flask import current_app
-
     return render_template("notify/index.html", targets=targets_of(current_user), events=EVENTS, error=error,
                            form=ActionForm(), mqtt_where=_mqtt_where(),
                            mqtt_prefix=current_app.config.get("MQTT_DISCOVERY_PREFIX", "homeassistant")), status
