@@ -19,6 +19,7 @@ from app.credentials import SettingsError, apply_settings, rotate_stored_secrets
 from app.crypto import FERNET_KEY_FILE
 from app.db_files import KEEP_UPGRADE_BACKUPS, BackupError, backup_before_upgrade, online_backup, sqlite_file
 from app.extensions import db
+from app.households.cli import account_or_fail, household_or_fail
 from app.households.service import ACTOR_COMMAND_LINE, find_owned, household_of, owned_or_new
 from app.models import User
 
@@ -26,13 +27,6 @@ users_cli = AppGroup("users", help="Create, list and configure accounts.")
 keys_cli = AppGroup("keys", help="Manage the encryption keys of stored credentials.")
 sync_cli = AppGroup("sync", help="Sync tariffs now, outside the scheduler.")
 scheduler_cli = AppGroup("scheduler", help="Run the scheduler in its own process, or see who leads it.")
-
-
-def _user_or_fail(email: str) -> User:
-    user = accounts.find_user(email)
-    if user is None:
-        raise click.ClickException(f"No account with email {email!r}.")
-    return user
 
 
 @users_cli.command("create")
@@ -76,7 +70,7 @@ def list_users() -> None:
 @click.option("--password", prompt=True, hide_input=True, confirmation_prompt=True, help="The new password.")
 def set_password(email: str, password: str) -> None:
     """Set a new password (signs the account out everywhere)."""
-    user = _user_or_fail(email)
+    user = account_or_fail(email)
     try:
         accounts.set_password(user, password)
     except accounts.AccountError as exc:
@@ -98,7 +92,7 @@ def set_password(email: str, password: str) -> None:
 @click.option("--sync/--no-sync", "sync_enabled", default=None, help="Turn the tariff sync on or off.")
 def configure_user(email: str, **options: object) -> None:
     """Set the credentials and preferences of the household EMAIL owns (made on first use)."""
-    user = _user_or_fail(email)
+    user = account_or_fail(email)
     changes = {name: value for name, value in options.items() if value is not None}
     if not changes:
         raise click.UsageError("Nothing to change: give at least one option.")
@@ -177,7 +171,7 @@ def sync_run(email: str | None, all_users: bool, dry_run: bool) -> None:
         raise click.UsageError("Give either --user EMAIL or --all.")
     ids = None
     if email:
-        found = household_of(_user_or_fail(email))
+        found = household_of(account_or_fail(email))
         if found is None:
             raise click.ClickException(f"{email} belongs to no household yet: configure one with 'flask users configure'.")
         ids = [found[0].id]
@@ -204,13 +198,6 @@ def sync_run(email: str | None, all_users: bool, dry_run: bool) -> None:
 force_cli = AppGroup("force", help="Force charge or discharge a household's Powerwall, or cancel it.")
 
 
-def _household_or_fail(email: str):
-    found = household_of(_user_or_fail(email))
-    if found is None:
-        raise click.ClickException(f"{email} belongs to no household yet.")
-    return found[0]
-
-
 @force_cli.command("start")
 @click.argument("email")
 @click.argument("action", type=click.Choice(["force_charge", "force_discharge"]))
@@ -220,7 +207,7 @@ def force_start(email: str, action: str, minutes: int) -> None:
     from app import control
 
     try:
-        session = control.start(_household_or_fail(email), action, minutes, actor=ACTOR_COMMAND_LINE)
+        session = control.start(household_or_fail(email), action, minutes, actor=ACTOR_COMMAND_LINE)
     except control.ControlError as exc:
         raise click.ClickException(str(exc)) from exc
     click.echo(f"{control.ACTION_WORDS[session.action]} {session.state} until {session.ends_at.isoformat()}.")
@@ -232,7 +219,7 @@ def force_cancel(email: str) -> None:
     """Cancel the running force session and put the saved settings back."""
     from app import control
 
-    household = _household_or_fail(email)
+    household = household_or_fail(email)
     try:
         done = control.cancel(household, actor=ACTOR_COMMAND_LINE)
     except control.ControlError as exc:

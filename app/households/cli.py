@@ -12,6 +12,7 @@ from app.households.service import (
     HouseholdError,
     add_member,
     find_owned,
+    household_of,
     members_of,
     remove_member,
 )
@@ -26,6 +27,14 @@ def account_or_fail(email: str) -> User:
     if user is None:
         raise click.ClickException(f"No account with email {email!r}.")
     return user
+
+
+def household_or_fail(email: str) -> Household:
+    """The household this account belongs to (the one it owns first), or a clear error."""
+    found = household_of(account_or_fail(email))
+    if found is None:
+        raise click.ClickException(f"{email} belongs to no household yet.")
+    return found[0]
 
 
 def owned_or_fail(owner_email: str) -> Household:

@@ -6,8 +6,8 @@ import json
 import click
 from flask.cli import AppGroup
 
-from app import accounts, clock
-from app.households.service import household_of
+from app import clock
+from app.households.cli import household_or_fail
 from app.money.arithmetic import dollars, kwh3, nem_date
 from app.money.importer import ImportFailed, import_household
 from app.money.service import money_view, parse_range
@@ -15,22 +15,12 @@ from app.money.service import money_view, parse_range
 money_cli = AppGroup("money", help="What a household paid, earned and saved (Amber usage, Tesla energy history).")
 
 
-def _household(email: str):
-    user = accounts.find_user(email)
-    if user is None:
-        raise click.ClickException(f"No account with email {email!r}.")
-    found = household_of(user)
-    if found is None:
-        raise click.ClickException(f"{email} belongs to no household yet.")
-    return found[0]
-
-
 @money_cli.command("import")
 @click.option("--user", "email", required=True, help="The household this account belongs to (the one it owns first).")
 @click.option("--days", default=7, show_default=True, type=click.IntRange(1, 90), help="Billing days back, today included (Amber keeps 90).")
 def import_command(email: str, days: int) -> None:
     """Import Amber's metered usage (a week a request, within Amber's rate budget) and Tesla's energy history."""
-    household = _household(email)
+    household = household_or_fail(email)
     try:
         result = import_household(household, days, clock.now(), say=click.echo)
     except ImportFailed as exc:
@@ -50,7 +40,7 @@ def import_command(email: str, days: int) -> None:
 @click.option("--json", "as_json", is_flag=True, help="JSON: days and total, money in dollars.")
 def report_command(email: str, first: str | None, last: str | None, as_json: bool) -> None:
     """The bill per Amber billing day: import kWh and cost, export kWh and earnings, net."""
-    household = _household(email)
+    household = household_or_fail(email)
     now = clock.now()
     try:
         start, end = parse_range(first, last, nem_date(now))

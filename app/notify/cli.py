@@ -6,20 +6,14 @@ import re
 import click
 from flask.cli import AppGroup
 
-from app import accounts, clock
+from app import clock
 from app.extensions import db
+from app.households.cli import account_or_fail
 from app.notify.events import EVENTS
 from app.notify.service import send_test
 from app.notify.targets import TargetError, add_target, remove_target, targets_of
 
 notifications_cli = AppGroup("notifications", help="A person's notification targets (Apprise URLs).")
-
-
-def _person(email: str):
-    user = accounts.find_user(email)
-    if user is None:
-        raise click.ClickException(f"No account with email {email!r}.")
-    return user
 
 
 def parse_quiet(text: str | None) -> tuple[int, int] | None:
@@ -40,7 +34,7 @@ def parse_quiet(text: str | None) -> tuple[int, int] | None:
 @click.option("--quiet", help="Quiet hours HH:MM-HH:MM in the household's zone; safety messages still come.")
 def add(email: str, apprise_url: str, events: str | None, quiet: str | None) -> None:
     """Add an Apprise URL for EMAIL (validated by Apprise, stored encrypted)."""
-    user = _person(email)
+    user = account_or_fail(email)
     chosen = [e.strip() for e in events.split(",") if e.strip()] if events else None
     try:
         target = add_target(user, apprise_url, clock.now(), chosen, parse_quiet(quiet))
@@ -55,7 +49,7 @@ def add(email: str, apprise_url: str, events: str | None, quiet: str | None) -> 
 @click.argument("email")
 def list_targets(email: str) -> None:
     """List EMAIL's targets (never the URL: only its service and last characters)."""
-    user = _person(email)
+    user = account_or_fail(email)
     mine = targets_of(user)
     if not mine:
         click.echo(f"{user.email} has no notification targets.")
@@ -72,7 +66,7 @@ def list_targets(email: str) -> None:
 @click.argument("number", type=int)
 def remove(email: str, number: int) -> None:
     """Remove EMAIL's target NUMBER (as `list` numbers them)."""
-    user = _person(email)
+    user = account_or_fail(email)
     try:
         target = remove_target(user, number)
     except TargetError as exc:
@@ -85,7 +79,7 @@ def remove(email: str, number: int) -> None:
 @click.argument("email")
 def test(email: str) -> None:
     """Send a test message to every target of EMAIL now; exits 1 if any could not be delivered."""
-    user = _person(email)
+    user = account_or_fail(email)
     if not targets_of(user):
         raise click.ClickException(f"{user.email} has no notification targets; add one first.")
     failed = send_test(user, clock.now())
