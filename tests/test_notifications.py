@@ -100,6 +100,14 @@ def test_a_failed_delivery_is_retried_with_backoff_and_shown(app, runner, user_i
 # -- problems from the sync ----------------------------------------------------------------------------------
 
 
+def next_tick_delivered(env, app) -> None:
+    """Five minutes on: a tick, then the outbox's delivery job (as the leader runs it)."""
+    SHARED.advance(minutes=5)
+    env.tick()
+    with app.app_context():
+        deliver_due(SHARED.current)
+
+
 def hook_messages(env):
     return [json.loads(c.request.body) for c in env.mock.calls if c.request.url == "http://notify.test/hook"]
 
@@ -110,25 +118,17 @@ def test_a_refused_amber_token_sends_one_message_over_three_ticks_and_one_when_f
     env.tick()
     env.amber.fail_status = 401  # Amber refuses the token
     for _ in range(3):
-        SHARED.advance(minutes=5)
-        env.tick()
-        with app.app_context():
-            deliver_due(SHARED.current)
+        next_tick_delivered(env, app)
     sent = hook_messages(env)
     assert len(sent) == 1 and "Amber refused the saved API token" in sent[0]["message"]
     with app.app_context():
         assert [p.key for p in _db.session.scalars(select(HouseholdProblem))] == ["amber_token"]
     env.amber.fail_status = None  # the owner enters a working token
-    SHARED.advance(minutes=5)
-    env.tick()
-    with app.app_context():
-        deliver_due(SHARED.current)
+    next_tick_delivered(env, app)
     sent = hook_messages(env)
     assert len(sent) == 2 and "Amber accepts the token again" in sent[1]["message"]
-    SHARED.advance(minutes=5)
-    env.tick()
+    next_tick_delivered(env, app)
     with app.app_context():
-        deliver_due(SHARED.current)
         assert _db.session.scalars(select(HouseholdProblem)).all() == []
     assert len(hook_messages(env)) == 2  # nothing more while all is well
 
@@ -141,19 +141,13 @@ def test_a_sync_that_stops_working_for_an_hour_is_told_once_and_its_recovery_onc
     env.tick()
     env.amber.fail_status = 401
     for minutes in range(5, 85, 5):
-        SHARED.advance(minutes=5)
-        env.tick()
-        with app.app_context():
-            deliver_due(SHARED.current)
+        next_tick_delivered(env, app)
         if minutes < 60:
             assert hook_messages(env) == [], minutes  # not yet: under an hour
     sent = hook_messages(env)
     assert len(sent) == 1 and "The sync has stopped working" in sent[0]["message"] and "last attempt:" in sent[0]["message"]
     env.amber.fail_status = None
-    SHARED.advance(minutes=5)
-    env.tick()
-    with app.app_context():
-        deliver_due(SHARED.current)
+    next_tick_delivered(env, app)
     sent = hook_messages(env)
     assert len(sent) == 2 and "The sync works again" in sent[1]["message"]
 
