@@ -54,13 +54,17 @@ def setup_steps(household, services: dict | None = None) -> list[SetupStep]:
     fleet = secret_status(settings, "tesla_access_token")
     services = services if services is not None else statuses(household)
     tested = all(row is not None and row.state == "connected" for row in (services.get("amber"), services.get("tesla")))
-    return [
+    required = [
         SetupStep("Connect Amber (your API token)", amber.state == "saved", "amber-h", amber.state == "unreadable"),
         SetupStep("Connect Tesla (a Teslemetry token or the Tesla Fleet API)", teslemetry.state == "saved" or fleet.state == "saved",
                   "tesla-h", teslemetry.state == "unreadable" or fleet.state == "unreadable"),
         SetupStep("Choose your Amber site and your Powerwall", bool(settings and settings.amber_site_id and settings.tesla_site_id), "amber-h"),
         SetupStep("Test the connection (both say Connected)", tested, "status-h"),
         SetupStep("Turn the sync on", bool(settings and settings.sync_enabled), "prefs-h"),
+    ]
+    if all(step.done for step in required):
+        return required  # the checklist is not shown: the optional steps need no query
+    return required + [
         SetupStep("Optionally, get notifications on your phone (an Apprise URL)", current_user.is_authenticated and bool(targets_of(current_user)), "",
                   optional=True, href=url_for("notify.index")),
         SetupStep("Optionally, see it in Home Assistant (over MQTT)", bool(current_app.config.get("MQTT_URL")), "",
