@@ -156,9 +156,9 @@ def _backfill_money(household: Household, site: str, powerwall: Powerwall, start
                     now: datetime, tz: ZoneInfo, spike_at: datetime) -> int:
     """The week's meter (Amber /usage, five-minute billing) and the Powerwall's energy history, both from
     the model that just lived the week, stored as an import would store them. Returns usage rows written."""
-    from app.models import EnergyInterval, MoneyImport
+    from app.models import MoneyImport
     from app.money.arithmetic import normalise_usage
-    from app.money.importer import store_usage
+    from app.money.importer import parse_energy_rows, store_energy, store_usage
 
     raw = usage_between(
         DEFAULT_SEED, end, tz, first=nem_date(start) + timedelta(days=1), last=nem_date(end), duration=5,
@@ -177,22 +177,9 @@ def _backfill_money(household: Household, site: str, powerwall: Powerwall, start
             billing_date=interval.billing_date,
         ))
     written = store_usage(household.id, site, rows, now)
-    energy = []
-    for bucket, totals in sorted(powerwall.energy_history.items()):
-        begin = bucket.astimezone(UTC)
-        if not start <= begin < end:
-            continue
-        energy.append({
-            "household_id": household.id, "start_at": begin, "end_at": begin + STEP, "imported_at": now,
-            "grid_import_wh": totals["grid_energy_imported"], "grid_export_wh": totals["total_grid_energy_exported"],
-            "battery_from_grid_wh": totals["battery_energy_imported_from_grid"],
-            "battery_from_solar_wh": totals["battery_energy_imported_from_solar"],
-            "battery_to_home_wh": totals["consumer_energy_imported_from_battery"],
-            "battery_to_grid_wh": totals["grid_energy_exported_from_battery"],
-            "home_wh": totals["total_home_usage"], "solar_wh": totals["total_solar_generation"],
-        })
-    for chunk in range(0, len(energy), 1000):
-        db.session.execute(insert(EnergyInterval), energy[chunk:chunk + 1000])
+    # Tesla's day history as the simulator answers it, stored by the import's own parser and writer.
+    energy = parse_energy_rows(powerwall.energy_between(end - timedelta(seconds=1), "day", start))
+    store_energy(household.id, energy, now)
     # The daily import would replace this simulated week with the live simulator's (which has not lived
     # it): it waits a day, as after any import.
     db.session.merge(MoneyImport(household_id=household.id, last_run_at=now, last_success_at=now,
