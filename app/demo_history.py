@@ -157,8 +157,7 @@ def _backfill_money(household: Household, site: str, powerwall: Powerwall, start
     """The week's meter (Amber /usage, five-minute billing) and the Powerwall's energy history, both from
     the model that just lived the week, stored as an import would store them. Returns usage rows written."""
     from app.models import MoneyImport
-    from app.money.arithmetic import normalise_usage
-    from app.money.importer import parse_energy_rows, store_energy, store_usage
+    from app.money.importer import parse_energy_rows, store_energy, store_usage, usage_row
 
     raw = usage_between(
         DEFAULT_SEED, end, tz, first=nem_date(start) + timedelta(days=1), last=nem_date(end), duration=5,
@@ -167,15 +166,10 @@ def _backfill_money(household: Household, site: str, powerwall: Powerwall, start
     rows = []
     for item in raw:
         interval = parse_usage_interval(item)
-        per_kwh, cost = interval.per_kwh, interval.cost
         if spike_at <= interval.start < spike_at + timedelta(minutes=30):  # the evening's spike, as priced above
             per_kwh = SPIKE_C if interval.channel.value == "general" else -SPIKE_C * 0.9
-            cost = round(interval.kwh * per_kwh, 4)
-        rows.append(normalise_usage(
-            channel=interval.channel.value, identifier=interval.channel_identifier, start=interval.start,
-            end=interval.end, kwh=interval.kwh, price=per_kwh, cost=cost, quality=interval.quality,
-            billing_date=interval.billing_date,
-        ))
+            interval = parse_usage_interval({**item, "perKwh": per_kwh, "cost": round(interval.kwh * per_kwh, 4)})
+        rows.append(usage_row(interval))
     written = store_usage(household.id, site, rows, now)
     # Tesla's day history as the simulator answers it, stored by the import's own parser and writer.
     energy = parse_energy_rows(powerwall.energy_between(end - timedelta(seconds=1), "day", start))

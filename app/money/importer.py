@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import or_, select
 
 from app import clock
+from app.clients.amber import UsageInterval
 from app.clients.errors import ClientError, RateLimitedError
 from app.connections import NotConfigured, resolve
 from app.credentials import CredentialUnreadable
@@ -103,6 +104,15 @@ def _fetch_usage(client: Any, site_id: str, first: date, last: date, sleep: Call
         return client.usage(site_id, first, last)
 
 
+def usage_row(interval: UsageInterval) -> UsageRow:
+    """One parsed Amber usage interval as the bill's row (raises MalformedUsage when it cannot be billed)."""
+    return normalise_usage(
+        channel=interval.channel.value, identifier=interval.channel_identifier, start=interval.start, end=interval.end,
+        kwh=interval.kwh, price=interval.per_kwh, cost=interval.cost, quality=interval.quality,
+        billing_date=interval.billing_date,
+    )
+
+
 def store_usage(household_id: int, site_id: str, rows: list[UsageRow], now: datetime) -> int:
     """Write new and changed rows (billable never replaced by estimated); returns how many were written."""
     if not rows:
@@ -169,13 +179,7 @@ def import_usage(
         rows: list[UsageRow] = []
         for interval in answer.intervals:
             try:
-                rows.append(
-                    normalise_usage(
-                        channel=interval.channel.value, identifier=interval.channel_identifier,
-                        start=interval.start, end=interval.end, kwh=interval.kwh, price=interval.per_kwh,
-                        cost=interval.cost, quality=interval.quality, billing_date=interval.billing_date,
-                    )
-                )
+                rows.append(usage_row(interval))
             except MalformedUsage as exc:
                 result.usage_skipped += 1
                 log.warning("Household %s: usage row %s left out (%s)", household.id, interval.start.isoformat(), exc)
