@@ -13,12 +13,15 @@ from __future__ import annotations
 
 import bisect
 import enum
+import functools
+import json
+import marshal
 import math
 import statistics
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import MISSING, dataclass, fields
 from datetime import date, datetime, timedelta, timezone
-from typing import Any
+from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from app.prices import Channel, IntervalKind, PriceInterval
@@ -36,6 +39,7 @@ __all__ = [
     "TariffExplanation",
     "TariffPolicy",
     "build_tariff",
+    "canonical_tariff_json",
     "period_name",
     "tariff_from_rates",
     "tariff_rates",
@@ -96,7 +100,13 @@ class SlotFlag(str, enum.Enum):
     POTENTIAL_SPIKE = "potential_spike"
 
 
-_FLAG_ORDER = {flag: index for index, flag in enumerate(SlotFlag)}
+# Bound once, like the Enum members above: build_tariff reads them for every slot.
+_FILLED, _DST_GAP, _PARTIAL, _NO_FEED_IN = SlotFlag.FILLED, SlotFlag.DST_GAP, SlotFlag.PARTIAL, SlotFlag.NO_FEED_IN
+_BUY_CLAMPED_NEGATIVE, _SELL_CLAMPED_NEGATIVE = SlotFlag.BUY_CLAMPED_NEGATIVE, SlotFlag.SELL_CLAMPED_NEGATIVE
+_EXPORT_COSTS_MONEY, _SELL_LOWERED_TO_BUY = SlotFlag.EXPORT_COSTS_MONEY, SlotFlag.SELL_LOWERED_TO_BUY
+_SPIKE, _POTENTIAL_SPIKE = SlotFlag.SPIKE, SlotFlag.POTENTIAL_SPIKE
+_CHANNEL_VALUES = {channel: channel.value for channel in Channel}
+_KIND_VALUES = {kind: kind.value for kind in IntervalKind}
 
 
 @dataclass(frozen=True)
@@ -267,6 +277,29 @@ class TariffExplanation:
         }
 
 
+def _fast_constructor(cls: type) -> Any:
+    """A keyword-argument constructor for a frozen dataclass that fills the instance's __dict__ in one
+    step instead of running the generated __init__ (one object.__setattr__ per field: 2.5 us for a
+    SlotExplanation, 48 of them per build). The instance is the same as one made by __init__ (==, hash,
+    repr, pickle); only for classes without __post_init__ or defaults, which this checks. Callers must
+    pass every field, in field order."""
+    defaults = any(f.default is not MISSING or f.default_factory is not MISSING for f in fields(cls))
+    if defaults or hasattr(cls, "__post_init__"):
+        raise TypeError(f"{cls.__name__} needs its own __init__")
+    new = object.__new__
+
+    def construct(**values: Any) -> Any:
+        instance = new(cls)
+        instance.__dict__.update(values)
+        return instance
+
+    return construct
+
+
+_new_slot_explanation = _fast_constructor(SlotExplanation)
+_new_interval_use = _fast_constructor(IntervalUse)
+
+
 def period_name(label_minutes: int) -> str:
     """Tesla period name of the half hour starting `label_minutes` after midnight."""
     return f"PERIOD_{label_minutes // 60:02d}_{label_minutes % 60:02d}"
@@ -309,17 +342,10 @@ class _SlotPlan:
     gap_from: int | None  # label of the neighbour a DST-gap slot borrows from
 
 
-@dataclass
-class _Candidate:
-    interval: PriceInterval
-    value: float
-    field: str
-    seconds: float
-
-
-def _runs(now_utc: datetime, tz: ZoneInfo) -> list[_Run]:
-    """The local clock around `now` as consecutive runs of one (date, label, UTC offset)."""
-    origin = now_utc.replace(minute=now_utc.minute // 15 * 15, second=0, microsecond=0) - _WALK_BEFORE
+def _runs(quarter: datetime, tz: ZoneInfo) -> list[_Run]:
+    """The local clock around `quarter` (a UTC quarter hour) as consecutive runs of one (date, label,
+    UTC offset)."""
+    origin = quarter - _WALK_BEFORE
     steps = int((_WALK_BEFORE + _WALK_AFTER) / _WALK_STEP)
     runs: list[_Run] = []
     previous: tuple[date, int, timedelta | None] | None = None
@@ -369,6 +395,82 @@ def _plan_slots(runs: list[_Run], current: int) -> list[_SlotPlan]:
     return plans
 
 
+class _SlotLayout(NamedTuple):
+    """Everything about one of the 48 slots that depends only on the zone and the time, not on prices."""
+
+    run: int | None  # index into _Layout.run_starts of the run whose prices the slot carries
+    dst_gap: bool
+    label: int
+    period: str
+    wall_from: str
+    wall_to: str
+    start: datetime  # UTC
+    end: datetime
+    local_start: str
+    local_end: str
+    run_seconds: float  # length of the run, for the "partial" flag
+    source_period: str | None
+
+
+class _Layout(NamedTuple):
+    run_starts: tuple[datetime, ...]  # UTC start of every run of the walk, for bisect
+    window_start: datetime  # UTC start of the current slot
+    walk_end: datetime
+    wanted: frozenset[int]  # indexes of the runs some slot carries
+    slots: tuple[_SlotLayout, ...]  # current slot first
+
+
+# Cached: the layout depends only on (UTC quarter hour of `now`, zone), and building it (about 115
+# zone conversions in `_runs`, 96 isoformat calls) was a quarter of a build. Everything in it is
+# immutable (tuples, frozensets, datetimes, strings), so sharing it between builds is safe. A ZoneInfo
+# is hashed by identity; ZoneInfo(key) returns the same object for the same key.
+@functools.lru_cache(maxsize=256)
+def _layout(quarter: datetime, tz: ZoneInfo) -> _Layout:
+    runs = _runs(quarter, tz)
+    run_starts = tuple(run.start for run in runs)
+    # Run starts lie on the 15-minute grid through `quarter`, so for any `now` in
+    # [quarter, quarter + 15 min) "run start <= now" is "run start <= quarter": the current run, and
+    # so everything below, is the same for all of them.
+    current = bisect.bisect_right(run_starts, quarter) - 1
+    window_start = runs[current].start
+    index_of = {id(run): index for index, run in enumerate(runs)}
+    slots: list[_SlotLayout] = []
+    for plan in _plan_slots(runs, current):
+        run = plan.run
+        if run is not None:
+            start, end = run.start, run.end
+        else:
+            # Only reachable in zones with an implausibly long DST gap; the slot is filled anyway.
+            start = end = window_start
+        slots.append(
+            _SlotLayout(
+                run=index_of[id(run)] if run is not None else None,
+                dst_gap=plan.gap_from is not None,
+                label=plan.label,
+                period=_PERIOD_NAMES[plan.label // SLOT_MINUTES],
+                wall_from=_wall(plan.label),
+                wall_to=_wall(plan.label + SLOT_MINUTES),
+                start=start,
+                end=end,
+                local_start=start.astimezone(tz).isoformat(),
+                local_end=end.astimezone(tz).isoformat(),
+                run_seconds=(run.end - run.start).total_seconds() if run is not None else 0.0,
+                source_period=(
+                    period_name(plan.gap_from)
+                    if plan.gap_from is not None and plan.gap_from != plan.label
+                    else None
+                ),
+            )
+        )
+    return _Layout(
+        run_starts=run_starts,
+        window_start=window_start,
+        walk_end=runs[-1].end,
+        wanted=frozenset(slot.run for slot in slots if slot.run is not None),
+        slots=tuple(slots),
+    )
+
+
 def _price_of(interval: PriceInterval, estimate: str) -> tuple[float, str] | None:
     """Rule 4: the c/kWh value and the field it came from, or None if unusable."""
     if interval.kind is _FORECAST and interval.advanced_price is not None:
@@ -381,24 +483,35 @@ def _price_of(interval: PriceInterval, estimate: str) -> tuple[float, str] | Non
     return None
 
 
+# A usable interval in a slot: (start, end, seconds, c/kWh value, field read, the interval).
+_Candidate = tuple[datetime, datetime, float, float, str, PriceInterval]
+
+
+def _candidate_start(candidate: _Candidate) -> datetime:
+    return candidate[0]
+
+
 def _choose_non_overlapping(candidates: list[_Candidate]) -> tuple[list[_Candidate], int]:
     """Keep finer and more settled data when intervals overlap; return (kept, dropped count)."""
     if len(candidates) <= 1:
         return candidates, 0
-    by_start = sorted(candidates, key=lambda c: c.interval.start)
-    if all(a.interval.end <= b.interval.start for a, b in zip(by_start, by_start[1:])):
+    by_start = sorted(candidates, key=_candidate_start)
+    if all(a[1] <= b[0] for a, b in zip(by_start, by_start[1:])):
         return by_start, 0  # the usual case: consecutive 5-minute intervals
-    ordered = sorted(
-        candidates,
-        key=lambda c: (c.seconds, _KIND_PRIORITY.get(c.interval.kind, 3), c.interval.start),
-    )
+    ordered = sorted(candidates, key=lambda c: (c[2], _KIND_PRIORITY.get(c[5].kind, 3), c[0]))
     kept: list[_Candidate] = []
     for candidate in ordered:
-        start, end = candidate.interval.start, candidate.interval.end
-        if all(end <= other.interval.start or start >= other.interval.end for other in kept):
+        start, end = candidate[0], candidate[1]
+        if all(end <= other[0] or start >= other[1] for other in kept):
             kept.append(candidate)
-    kept.sort(key=lambda c: c.interval.start)
+    kept.sort(key=_candidate_start)
     return kept, len(candidates) - len(kept)
+
+
+# One channel's prices for one run, what a slot carrying that run reads (a plain tuple: 96 per build):
+# ($/kWh before rule 6: what the user pays (general) or earns (feed-in), seconds of the run with data,
+#  the IntervalUse of each interval kept, their spike statuses).
+_Side = tuple[float, float, tuple[IntervalUse, ...], frozenset[str]]
 
 
 def build_tariff(
@@ -414,214 +527,222 @@ def build_tariff(
         raise ValueError("now must be a timezone-aware datetime")
 
     now_utc = now.astimezone(UTC)
-    runs = _runs(now_utc, tz)
-    run_starts = [run.start for run in runs]
-    current = bisect.bisect_right(run_starts, now_utc) - 1
-    window_start = runs[current].start
-    plans = _plan_slots(runs, current)
-    wanted: set[int] = {id(plan.run) for plan in plans if plan.run is not None}
-    walk_end = runs[-1].end
+    layout = _layout(now_utc.replace(minute=now_utc.minute // 15 * 15, second=0, microsecond=0), tz)
+    run_starts, window_start, walk_end = layout.run_starts, layout.window_start, layout.walk_end
+    wanted = layout.wanted
+    estimate = policy.estimate
+    bisect_right = bisect.bisect_right
 
-    ignored = {"past": 0, "outside_window": 0, "other_channel": 0, "invalid": 0, "overlap": 0}
-    grouped: dict[tuple[int, Channel], list[_Candidate]] = {}
+    past = outside_window = other_channel = invalid = overlap = 0
+    # Usable intervals by run index, one dict per channel.
+    general_groups: dict[int, list[_Candidate]] = {}
+    feed_in_groups: dict[int, list[_Candidate]] = {}
     has_feed_in = False
     for interval in intervals:
-        if interval.start.tzinfo is None or interval.end.tzinfo is None:
+        start = interval.start
+        if start.tzinfo is None or interval.end.tzinfo is None:
             raise ValueError("PriceInterval start and end must be timezone-aware")
         channel = interval.channel
         if channel is _FEED_IN:
             has_feed_in = True
-        elif channel is not _GENERAL:
-            ignored["other_channel"] += 1
+            groups = feed_in_groups
+        elif channel is _GENERAL:
+            groups = general_groups
+        else:
+            other_channel += 1
             continue
-        start = interval.start
         if start < window_start:
-            ignored["past"] += 1
+            past += 1
             continue
         if start >= walk_end:
-            ignored["outside_window"] += 1
+            outside_window += 1
             continue
-        seconds = (interval.end - start).total_seconds()
-        priced = _price_of(interval, policy.estimate)
+        end = interval.end
+        seconds = (end - start).total_seconds()
+        priced = _price_of(interval, estimate)
         if seconds <= 0 or priced is None:
-            ignored["invalid"] += 1
+            invalid += 1
             continue
         # Rule 3: the interval belongs to the local half hour (run) that contains its start.
-        run = runs[bisect.bisect_right(run_starts, start) - 1]
-        if id(run) not in wanted:
+        run = bisect_right(run_starts, start) - 1
+        if run not in wanted:
             # Later than the slot's next occurrence (tomorrow's repeat of today's slot), or the
             # second pass through the repeated hour on the day clocks go back.
-            ignored["outside_window"] += 1
+            outside_window += 1
             continue
-        grouped.setdefault((id(run), channel), []).append(_Candidate(interval, priced[0], priced[1], seconds))
+        candidate = (start, end, seconds, priced[0], priced[1], interval)
+        group = groups.get(run)
+        if group is None:
+            groups[run] = [candidate]
+        else:
+            group.append(candidate)
 
-    # Per-slot raw prices (before rule 6) for each channel, from the slot's own occurrence.
-    chosen: dict[tuple[int, Channel], list[_Candidate]] = {}
-    for group_key, candidates in grouped.items():
-        kept, dropped = _choose_non_overlapping(candidates)
-        ignored["overlap"] += dropped
-        chosen[group_key] = kept
-
-    def mean_of(run: _Run | None, channel: Channel) -> tuple[float, list[_Candidate]] | None:
-        if run is None:
-            return None
-        kept = chosen.get((id(run), channel))
-        if not kept:
-            return None
-        total = sum(c.seconds for c in kept)
-        return sum(c.value * c.seconds for c in kept) / total, kept
+    # Per-run raw prices (before rule 6) for each channel; a DST-gap slot reads its neighbour's.
+    general_sides: dict[int, _Side] = {}
+    feed_in_sides: dict[int, _Side] = {}
+    for groups, sides, negate, channel_value in (
+        (general_groups, general_sides, False, _CHANNEL_VALUES[_GENERAL]),
+        (feed_in_groups, feed_in_sides, True, _CHANNEL_VALUES[_FEED_IN]),
+    ):
+        for run, kept in groups.items():
+            if len(kept) > 1:
+                kept, dropped = _choose_non_overlapping(kept)
+                overlap += dropped
+            covered = sum([c[2] for c in kept])
+            mean = sum([c[3] * c[2] for c in kept]) / covered
+            uses = []
+            for start, _, seconds, value, field, interval in kept:
+                kind = interval.kind
+                uses.append(
+                    _new_interval_use(
+                        channel=channel_value,
+                        kind=_KIND_VALUES[kind] if type(kind) is IntervalKind else kind.value,
+                        start=start.astimezone(UTC),
+                        duration_minutes=seconds / 60,
+                        raw_c_per_kwh=value,
+                        field=field,
+                        spike_status=interval.spike_status,
+                    )
+                )
+            sides[run] = (
+                _dollars(-mean if negate else mean),  # feed-in: Amber's sign is what the user pays
+                covered,
+                tuple(uses),
+                frozenset([use.spike_status for use in uses]),
+            )
 
     buy_known: list[float] = []
     sell_known: list[float] = []
-    raw: list[tuple[tuple[float, list[_Candidate]] | None, tuple[float, list[_Candidate]] | None]] = []
-    for index, plan in enumerate(plans):
-        general = mean_of(plan.run, Channel.GENERAL)
-        feed_in = mean_of(plan.run, Channel.FEED_IN)
+    raw: list[tuple[_Side | None, _Side | None]] = []
+    for index, slot in enumerate(layout.slots):
+        general = general_sides.get(slot.run)  # slot.run is None: no run, no side
+        feed_in = feed_in_sides.get(slot.run)
         raw.append((general, feed_in))
         # Rule 7's basis: forecast slots with their own data, not the current slot (it mixes in
         # actual prices) and not DST-gap slots (they repeat a neighbour and would count it twice).
-        if index > 0 and plan.gap_from is None:
+        if index > 0 and not slot.dst_gap:
             if general is not None:
-                buy_known.append(_dollars(general[0]))
+                buy_known.append(general[0])
             if feed_in is not None:
-                sell_known.append(_dollars(-feed_in[0]))
+                sell_known.append(feed_in[0])
 
     if len(buy_known) < MIN_KNOWN_FORECAST_SLOTS:
         raise TariffBuildError(
             f"Amber's price forecast covers only {len(buy_known)} of the next 47 half hours "
             f"(at least {MIN_KNOWN_FORECAST_SLOTS} are needed); keeping the previous tariff.",
             known_slots=len(buy_known),
-            channel=Channel.GENERAL.value,
+            channel=_CHANNEL_VALUES[_GENERAL],
         )
     if has_feed_in and len(sell_known) < MIN_KNOWN_FORECAST_SLOTS:
         raise TariffBuildError(
             f"Amber's feed-in forecast covers only {len(sell_known)} of the next 47 half hours "
             f"(at least {MIN_KNOWN_FORECAST_SLOTS} are needed); keeping the previous tariff.",
             known_slots=len(sell_known),
-            channel=Channel.FEED_IN.value,
+            channel=_CHANNEL_VALUES[_FEED_IN],
         )
     fill_buy = round(statistics.median(buy_known), DECIMALS) + 0.0
     fill_sell = round(statistics.median(sell_known), DECIMALS) + 0.0 if has_feed_in else None
     buy_fill_used = False
     sell_fill_used = False
+    spike_threshold = policy.spike_threshold
 
     slots: list[SlotExplanation] = []
-    buy_rates: dict[str, float] = {}
-    sell_rates: dict[str, float] = {}
-    for index, (plan, (general, feed_in)) in enumerate(zip(plans, raw)):
-        flags: set[SlotFlag] = set()
-        uses: list[IntervalUse] = []
-        spike_statuses: set[str] = set()
-        covered = 0.0
-        sources_ok = plan.gap_from is None
-        if not sources_ok:
-            flags.add(SlotFlag.DST_GAP)
-
+    buy_rates: list[float] = [0.0] * SLOTS_PER_DAY  # in wall-clock order, indexed by label
+    sell_rates: list[float] = [0.0] * SLOTS_PER_DAY
+    for index, (slot, (general, feed_in)) in enumerate(zip(layout.slots, raw)):
+        # Flags are appended in SlotFlag order, the order the explanation lists them in.
+        flags: list[SlotFlag] = []
+        sources_ok = not slot.dst_gap
         if general is not None:
-            buy_before = _dollars(general[0])
+            buy_before = general[0]
             buy_source = "intervals" if sources_ok else "dst_gap"
-            covered = sum(c.seconds for c in general[1])
         else:
             buy_before = fill_buy
             buy_source = "filled"
             buy_fill_used = True
-            flags.add(SlotFlag.FILLED)
 
         if not has_feed_in:
             sell_before = 0.0
             sell_source = "no_feed_in"
-            flags.add(SlotFlag.NO_FEED_IN)
         elif feed_in is not None:
-            sell_before = _dollars(-feed_in[0])
+            sell_before = feed_in[0]
             sell_source = "intervals" if sources_ok else "dst_gap"
         else:
             assert fill_sell is not None
             sell_before = fill_sell
             sell_source = "filled"
             sell_fill_used = True
-            flags.add(SlotFlag.FILLED)
 
-        for side in (general, feed_in):
-            if side is None:
-                continue
-            for candidate in side[1]:
-                interval = candidate.interval
-                spike_statuses.add(interval.spike_status)
-                uses.append(
-                    IntervalUse(
-                        channel=interval.channel.value,
-                        kind=interval.kind.value,
-                        start=interval.start.astimezone(UTC),
-                        duration_minutes=candidate.seconds / 60,
-                        raw_c_per_kwh=candidate.value,
-                        field=candidate.field,
-                        spike_status=interval.spike_status,
-                    )
-                )
-        if general is not None and plan.run is not None and covered < (plan.run.end - plan.run.start).total_seconds():
-            flags.add(SlotFlag.PARTIAL)
+        if buy_source == "filled" or sell_source == "filled":
+            flags.append(_FILLED)
+        if not sources_ok:
+            flags.append(_DST_GAP)
+        if general is not None and general[1] < slot.run_seconds:
+            flags.append(_PARTIAL)
+        if not has_feed_in:
+            flags.append(_NO_FEED_IN)
 
         # Rule 6, in this order: negative buy, negative sell, then sell above buy.
         adjustments: list[Adjustment] = []
         buy, sell = buy_before, sell_before
         if buy < 0:
-            adjustments.append(Adjustment("buy", SlotFlag.BUY_CLAMPED_NEGATIVE.value, buy, 0.0))
-            flags.add(SlotFlag.BUY_CLAMPED_NEGATIVE)
+            adjustments.append(Adjustment("buy", _BUY_CLAMPED_NEGATIVE.value, buy, 0.0))
+            flags.append(_BUY_CLAMPED_NEGATIVE)
             buy = 0.0
         if sell < 0:
-            adjustments.append(Adjustment("sell", SlotFlag.SELL_CLAMPED_NEGATIVE.value, sell, 0.0))
-            flags.update((SlotFlag.SELL_CLAMPED_NEGATIVE, SlotFlag.EXPORT_COSTS_MONEY))
+            adjustments.append(Adjustment("sell", _SELL_CLAMPED_NEGATIVE.value, sell, 0.0))
+            flags.append(_SELL_CLAMPED_NEGATIVE)
+            flags.append(_EXPORT_COSTS_MONEY)
             sell = 0.0
         if sell > buy:
-            adjustments.append(Adjustment("sell", SlotFlag.SELL_LOWERED_TO_BUY.value, sell, buy))
-            flags.add(SlotFlag.SELL_LOWERED_TO_BUY)
+            adjustments.append(Adjustment("sell", _SELL_LOWERED_TO_BUY.value, sell, buy))
+            flags.append(_SELL_LOWERED_TO_BUY)
             sell = buy
 
-        if "spike" in spike_statuses or buy_before >= policy.spike_threshold:
-            flags.add(SlotFlag.SPIKE)
-        elif "potential" in spike_statuses:
-            flags.add(SlotFlag.POTENTIAL_SPIKE)
-
-        name = period_name(plan.label)
-        buy_rates[name] = buy
-        sell_rates[name] = sell
-        if plan.run is not None:
-            start, end = plan.run.start, plan.run.end
+        # Within a side the uses are in start order (kept intervals never share a start), general
+        # before feed-in: the order the explanation lists them in.
+        if general is None:
+            uses, spike_statuses = (feed_in[2], feed_in[3]) if feed_in is not None else ((), frozenset())
+        elif feed_in is None:
+            uses, spike_statuses = general[2], general[3]
         else:
-            # Only reachable in zones with an implausibly long DST gap; the slot is filled anyway.
-            start = end = window_start
+            uses, spike_statuses = general[2] + feed_in[2], general[3] | feed_in[3]
+        if "spike" in spike_statuses or buy_before >= spike_threshold:
+            flags.append(_SPIKE)
+        elif "potential" in spike_statuses:
+            flags.append(_POTENTIAL_SPIKE)
+
+        position = slot.label // SLOT_MINUTES
+        buy_rates[position] = buy
+        sell_rates[position] = sell
         slots.append(
-            SlotExplanation(
-                period=name,
-                wall_from=_wall(plan.label),
-                wall_to=_wall(plan.label + SLOT_MINUTES),
-                start=start,
-                end=end,
-                local_start=start.astimezone(tz).isoformat(),
-                local_end=end.astimezone(tz).isoformat(),
+            _new_slot_explanation(
+                period=slot.period,
+                wall_from=slot.wall_from,
+                wall_to=slot.wall_to,
+                start=slot.start,
+                end=slot.end,
+                local_start=slot.local_start,
+                local_end=slot.local_end,
                 current=index == 0,
-                intervals=tuple(sorted(uses, key=lambda u: (u.channel != "general", u.start))),
+                intervals=uses,
                 buy_source=buy_source,
                 sell_source=sell_source,
-                source_period=(
-                    period_name(plan.gap_from)
-                    if plan.gap_from is not None and plan.gap_from != plan.label
-                    else None
-                ),
+                source_period=slot.source_period,
                 buy_before=buy_before,
                 sell_before=sell_before,
                 buy=buy,
                 sell=sell,
                 adjustments=tuple(adjustments),
-                flags=tuple(sorted(flags, key=_FLAG_ORDER.__getitem__)),
+                flags=tuple(flags),
             )
         )
 
-    tariff = _tariff_document(policy, buy_rates, sell_rates)
+    tariff = _tariff_document(policy, dict(zip(_PERIOD_NAMES, buy_rates)), dict(zip(_PERIOD_NAMES, sell_rates)))
     explanation = TariffExplanation(
         site_tz=tz_name,
         now=now_utc,
-        estimate=policy.estimate,
+        estimate=estimate,
         window_start=window_start,
         slots=tuple(slots),
         has_feed_in=has_feed_in,
@@ -629,28 +750,41 @@ def build_tariff(
         known_forecast_slots_sell=len(sell_known),
         fill_buy=fill_buy if buy_fill_used else None,
         fill_sell=fill_sell if sell_fill_used else None,
-        ignored_intervals=tuple(ignored.items()),
+        ignored_intervals=(
+            ("past", past),
+            ("outside_window", outside_window),
+            ("other_channel", other_channel),
+            ("invalid", invalid),
+            ("overlap", overlap),
+        ),
     )
     return tariff, explanation
 
 
+# (name, fromHour, fromMinute, toHour, toMinute) of the 48 periods; the last one ends at 0:00, as in
+# Tesla's own sample.
+_TOU_SPANS = tuple(
+    (period_name(label), label // 60, label % 60, (label + SLOT_MINUTES) % 1440 // 60, (label + SLOT_MINUTES) % 60)
+    for label in range(0, 1440, SLOT_MINUTES)
+)
+
+
 def _tou_periods() -> dict[str, Any]:
-    periods: dict[str, Any] = {}
-    for label in range(0, 1440, SLOT_MINUTES):
-        end = (label + SLOT_MINUTES) % 1440  # the last period ends at 0:00, as in Tesla's own sample
-        periods[period_name(label)] = {
+    return {
+        name: {
             "periods": [
                 {
                     "fromDayOfWeek": 0,
                     "toDayOfWeek": 6,
-                    "fromHour": label // 60,
-                    "fromMinute": label % 60,
-                    "toHour": end // 60,
-                    "toMinute": end % 60,
+                    "fromHour": from_hour,
+                    "fromMinute": from_minute,
+                    "toHour": to_hour,
+                    "toMinute": to_minute,
                 }
             ]
         }
-    return periods
+        for name, from_hour, from_minute, to_hour, to_minute in _TOU_SPANS
+    }
 
 
 def _side(rates: Mapping[str, float]) -> dict[str, Any]:
@@ -662,10 +796,12 @@ def _side(rates: Mapping[str, float]) -> dict[str, Any]:
             "ALL": {"rates": {"ALL": 0}},
             SEASON: {"rates": {name: rates[name] for name in _PERIOD_NAMES}},
         },
-        "seasons": {
-            SEASON: {"fromMonth": 1, "fromDay": 1, "toMonth": 12, "toDay": 31, "tou_periods": _tou_periods()}
-        },
+        "seasons": _seasons(),
     }
+
+
+def _seasons() -> dict[str, Any]:
+    return {SEASON: {"fromMonth": 1, "fromDay": 1, "toMonth": 12, "toDay": 31, "tou_periods": _tou_periods()}}
 
 
 def _tariff_document(
@@ -690,6 +826,47 @@ def tariff_from_rates(policy: TariffPolicy, buy: Mapping[str, float], sell: Mapp
     if missing:
         raise ValueError(f"rates missing for {len(missing)} periods, e.g. {missing[0]}")
     return _tariff_document(policy, buy, sell)
+
+
+# canonical_tariff_json: the "seasons" object is the same in every document _tariff_document writes and
+# is 85% of the text. Pasting in its ready-made JSON halves the time to hash a tariff. It is only pasted
+# when the document's object is exactly ours, types included (1, 1.0 and True encode differently): marshal
+# (format 2: no back-references, no interning marks) writes exact built-in types only and refuses
+# subclasses, so equal marshal bytes mean an identical structure.
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"))
+_SEASONS_MARSHAL = marshal.dumps(_seasons(), 2)
+_SEASONS_JSON = _CANONICAL.encode(_seasons())
+
+
+def _is_our_seasons(value: object) -> bool:
+    try:
+        return type(value) is dict and marshal.dumps(value, 2) == _SEASONS_MARSHAL
+    except Exception:  # unmarshallable (a subclass, a foreign object, too deep): not ours
+        return False
+
+
+def _canonical_object(document: dict[Any, Any], top: bool) -> str:
+    if not all(type(key) is str for key in document):
+        return _CANONICAL.encode(document)  # sorting or converting other keys: leave it to json
+    parts = []
+    for key in sorted(document):
+        value = document[key]
+        if key == "seasons" and _is_our_seasons(value):
+            text = _SEASONS_JSON
+        elif key == "sell_tariff" and top and type(value) is dict:
+            text = _canonical_object(value, top=False)
+        else:
+            text = _CANONICAL.encode(value)
+        parts.append(f"{_CANONICAL.encode(key)}:{text}")
+    return "{" + ",".join(parts) + "}"
+
+
+def canonical_tariff_json(tariff: object) -> str:
+    """Exactly `json.dumps(tariff, sort_keys=True, separators=(",", ":"))` (same text, same errors), faster
+    for documents built here; the sync hashes this text to tell tariffs apart."""
+    if type(tariff) is dict:
+        return _canonical_object(tariff, top=True)
+    return _CANONICAL.encode(tariff)
 
 
 def tariff_rates(tariff: Mapping[str, Any]) -> tuple[dict[str, float], dict[str, float]]:
