@@ -44,6 +44,10 @@ def create_app(config: Config | str | None = None) -> Flask:
         "connect_args": database_timeouts(app.config),
     }
     database_file = sqlite_file(make_url(app.config["SQLALCHEMY_DATABASE_URI"]))
+    if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
+        # A SQLite connection is a local file: it never goes stale behind the pool's back, so the ping
+        # before every checkout (a round trip on each of a sync's transactions) buys nothing there.
+        app.config["SQLALCHEMY_ENGINE_OPTIONS"]["pool_pre_ping"] = False
     if database_file is not None:
         secure_sqlite_files(database_file)  # e-mails, password hashes and encrypted tokens: 0600
     db.init_app(app)

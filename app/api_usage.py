@@ -3,12 +3,14 @@ local day, service, kind and HTTP status class; Tesla's billable ones marked. Th
 and /metrics read these."""
 from __future__ import annotations
 
+import functools
 import threading
 from collections import Counter
 from collections.abc import Iterable
 from datetime import date
 
-from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from app.clients.base import CallRecord
 from app.extensions import db
@@ -58,25 +60,29 @@ def status_class(status: int | None) -> str:
 
 
 def record_call_counts(household: Household, counter: CallCounter, day: date) -> None:
-    """Add the counter's calls to the household's counts for `day`. The caller commits."""
+    """Add the counter's calls to the household's counts for `day`. The caller commits.
+
+    One upsert that adds to the counts in the database (no read first): two syncs, a dashboard read and a
+    force session of one household may count at the same moment without losing each other's calls."""
     kinds = counter.by_kind()
     if not kinds:
         return
-    with db.session.no_autoflush:  # read first, so the writes that follow come in one short burst
-        rows = {
-            (row.service, row.kind, row.status_class): row
-            for row in db.session.scalars(
-                select(ApiCallCount).where(ApiCallCount.household_id == household.id, ApiCallCount.day == day)
-            )
+    rows = [
+        {
+            "household_id": household.id, "day": day, "service": service, "kind": kind, "status_class": klass,
+            "calls": count, "billable": count if billable and service in TESLA_SERVICES else 0,
         }
-    for (service, kind, klass, billable), count in kinds.items():
-        key = (service, kind, klass)
-        row = rows.get(key)
-        if row is None:
-            row = rows[key] = ApiCallCount(
-                household_id=household.id, day=day, service=service, kind=kind, status_class=klass, calls=0, billable=0
-            )
-            db.session.add(row)
-        row.calls += count
-        if billable and service in TESLA_SERVICES:
-            row.billable += count
+        for (service, kind, klass, billable), count in kinds.items()
+    ]
+    db.session.execute(_count_upsert(db.engine.dialect.name), rows)
+
+
+@functools.cache
+def _count_upsert(dialect: str):
+    """INSERT ... ON CONFLICT (the count's key) DO UPDATE adding to calls and billable, built once per dialect."""
+    table = ApiCallCount.__table__
+    statement = (pg_insert if dialect == "postgresql" else sqlite_insert)(table)
+    return statement.on_conflict_do_update(
+        index_elements=["household_id", "day", "service", "kind", "status_class"],
+        set_={"calls": table.c.calls + statement.excluded.calls, "billable": table.c.billable + statement.excluded.billable},
+    )

@@ -72,7 +72,7 @@ def serve_simulator() -> None:
     from app.simulator.server import create_simulator_app, start_simulator_thread
 
     sim_app = create_simulator_app(amber_rate_limit=0, teslemetry_rate_limit=0, amber_site_aliases=True)
-    base, stop = start_simulator_thread(app=sim_app)
+    base, stop = start_simulator_thread(app=sim_app, keep_alive=True)
     print(base, flush=True)
     sys.stdin.read()  # returns when the parent exits or closes the pipe
     stop()
@@ -85,7 +85,7 @@ def simulator(mode: str) -> Iterator[tuple[str, int | None]]:
         from app.simulator.server import create_simulator_app, start_simulator_thread
 
         sim_app = create_simulator_app(amber_rate_limit=0, teslemetry_rate_limit=0, amber_site_aliases=True)
-        base, stop = start_simulator_thread(app=sim_app)
+        base, stop = start_simulator_thread(app=sim_app, keep_alive=True)
         try:
             yield base, None
         finally:

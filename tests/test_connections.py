@@ -268,3 +268,25 @@ def test_status_rows_belong_to_their_user(app_urls, user_client, admin_client):
         user_client.post("/settings/test", data={"token": "", "csrf_token": token})
     page = admin_client.get("/settings").get_data(as_text=True)
     assert "Not checked yet" in page
+
+
+def test_the_http_session_reads_proxies_from_the_environment_once_per_host(monkeypatch):
+    """Proxies (and no_proxy) from the environment still apply; they are read once per host, not per call."""
+    import requests
+
+    from app.connections import _Session
+
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.lan:3128")
+    monkeypatch.setenv("NO_PROXY", "amber.lan")
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", "/etc/ssl/our-ca.pem")
+    session = _Session()
+    lookups = []
+    real = requests.utils.get_environ_proxies
+    monkeypatch.setattr(requests.utils, "get_environ_proxies", lambda url, no_proxy=None: lookups.append(url) or real(url, no_proxy))
+    for _ in range(3):
+        far = session.merge_environment_settings("https://api.amber.com.au/v1/sites", {}, None, None, None)
+        near = session.merge_environment_settings("https://amber.lan/v1/sites", {}, None, None, None)
+    assert far["proxies"].get("https") == "http://proxy.lan:3128" and far["verify"] == "/etc/ssl/our-ca.pem"
+    assert "https" not in near["proxies"]
+    assert len(lookups) == 2  # one per host
+    assert session.trust_env is False  # so requests itself neither walks the environment nor adds ~/.netrc

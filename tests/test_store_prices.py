@@ -63,9 +63,9 @@ def five_minute(start, price):
     return PriceInterval(Channel.GENERAL, IntervalKind.ACTUAL, start, start + timedelta(minutes=5), price, descriptor="neutral")
 
 
-def test_a_fetch_amber_repeats_is_not_sent_at_all(app):
-    """The tick's store compares each resolution with the digest of what it stored last: a resolution Amber
-    repeats costs one primary-key read, not a round of row comparisons in the database."""
+def test_a_fetch_sends_only_the_intervals_whose_values_changed(app):
+    """The tick's store compares each interval with the signature of what it stored last: an interval Amber
+    repeats is not sent at all, whatever else in the fetch changed."""
     from app.models import PriceDigest
     from app.sync.engine import store_fetched_prices
 
@@ -77,10 +77,75 @@ def test_a_fetch_amber_repeats_is_not_sent_at_all(app):
         assert store_fetched_prices(SITE, near + far, T + timedelta(minutes=1)) == 0  # the same answer again
         _db.session.commit()
         moved = near[1:] + [five_minute(T + timedelta(minutes=30), 99.0)]  # the 5-minute window moved on
-        assert store_fetched_prices(SITE, moved + far, T + timedelta(minutes=5)) == 6  # the forecast is not sent
+        assert store_fetched_prices(SITE, moved + far, T + timedelta(minutes=5)) == 1  # only the new interval
         _db.session.commit()
-        assert set(_db.session.get(PriceDigest, SITE).digests) == {"5", "30"}
+        changed = moved + far[:3] + [forecast(far[3].start, 77.0)]  # one forecast changed
+        assert store_fetched_prices(SITE, changed, T + timedelta(minutes=6)) == 1
+        _db.session.commit()
+        assert len(_db.session.get(PriceDigest, SITE).digests["rows"]) == 10  # this fetch's intervals
     rows = stored(app)
     assert len(rows) == 11
     assert {updated for start, per_kwh, kind, updated in rows if per_kwh == 99.0} == {T + timedelta(minutes=5)}
-    assert all(updated == T for start, per_kwh, kind, updated in rows if kind == "forecast")  # never rewritten
+    assert {updated for start, per_kwh, kind, updated in rows if per_kwh == 77.0} == {T + timedelta(minutes=6)}
+    assert all(updated == T for start, per_kwh, kind, updated in rows if kind == "forecast" and per_kwh != 77.0)
+
+
+def test_signatures_in_the_older_per_resolution_format_send_every_interval_once(app):
+    """A database upgraded from the per-resolution digests: the first fetch sends every interval (the
+    database still writes only the changed ones) and leaves per-interval signatures."""
+    from app.models import PriceDigest
+    from app.sync.engine import store_fetched_prices
+
+    far = [forecast(T + timedelta(minutes=30 * i), 30.0 + i) for i in range(4)]
+    with app.app_context():
+        store_prices(SITE, far, T)
+        _db.session.add(PriceDigest(amber_site_id=SITE, digests={"30": "0123abcd"}, stored_at=T))
+        _db.session.commit()
+        assert store_fetched_prices(SITE, far, T + timedelta(minutes=5)) == 4
+        _db.session.commit()
+        assert store_fetched_prices(SITE, far, T + timedelta(minutes=10)) == 0
+    assert all(updated == T for *_, updated in stored(app))  # sent, compared, not rewritten
+
+
+def test_a_store_by_someone_else_meanwhile_drops_the_signatures(app):
+    """Two processes whose batches share a site both compare with the signatures they read: the second to
+    write finds them replaced, drops them, and the next fetch sends every interval for the database to compare."""
+    from app.models import PriceDigest
+    from app.sync.engine import price_changes, store_fetched_prices, write_price_changes
+
+    far = [forecast(T + timedelta(minutes=30 * i), 30.0 + i) for i in range(4)]
+    with app.app_context():
+        write_price_changes(price_changes(SITE, far, T, None), T)
+        _db.session.commit()
+        read = _db.session.get(PriceDigest, SITE)
+        # Theirs saw the last forecast move to 50 c; mine, fetched a moment before, saw the first one move to
+        # 40 c and the last still at 33 c (as stored).
+        theirs = price_changes(SITE, far[:3] + [forecast(far[3].start, 50.0)], T + timedelta(minutes=1), read)
+        mine = price_changes(SITE, [forecast(far[0].start, 40.0)] + far[1:], T + timedelta(minutes=2), read)
+        assert (len(theirs.rows), len(mine.rows)) == (1, 1)
+        write_price_changes(theirs, T + timedelta(minutes=1))
+        _db.session.commit()
+        write_price_changes(mine, T + timedelta(minutes=2))
+        _db.session.commit()
+        _db.session.expire_all()
+        assert _db.session.get(PriceDigest, SITE) is None  # mine would have said "33 c is stored"
+        # Amber says 33 c again: with mine's signatures it would not be sent and the 50 c row would stay.
+        assert store_fetched_prices(SITE, far, T + timedelta(minutes=3)) == 4
+        _db.session.commit()
+    assert {per_kwh for _, per_kwh, _, _ in stored(app)} == {30.0, 31.0, 32.0, 33.0}
+
+
+def test_storing_prices_outside_the_tick_drops_the_signatures(app):
+    from app.models import PriceDigest
+    from app.sync.engine import store_fetched_prices
+
+    far = [forecast(T + timedelta(minutes=30 * i), 30.0 + i) for i in range(2)]
+    with app.app_context():
+        store_fetched_prices(SITE, far, T)
+        _db.session.commit()
+        store_prices(SITE, [forecast(far[0].start, 45.0)], T + timedelta(minutes=1))  # e.g. the demo's history
+        _db.session.commit()
+        assert _db.session.get(PriceDigest, SITE) is None
+        assert store_fetched_prices(SITE, far, T + timedelta(minutes=2)) == 2  # compared again in the database
+        _db.session.commit()
+    assert {per_kwh for _, per_kwh, _, _ in stored(app)} == {30.0, 31.0}

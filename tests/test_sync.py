@@ -257,6 +257,83 @@ def test_an_exception_in_one_user_is_recorded_and_others_still_sync(env, app, ho
     assert {r.household_id: r.outcome for r in env.runs()} == {household_id: "failed", other: "pushed"}
 
 
+def test_prices_fetched_by_a_sync_that_then_fails_are_still_stored(env, app, household_id, monkeypatch):
+    """The fetched prices are written with the run, in its one transaction at the end, whatever the outcome."""
+    import app.sync.engine as sync_module
+
+    def explode(self, tariff, explanation):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(sync_module._HouseholdSync, "_decide", explode)
+    [result] = env.tick()
+    assert result.outcome == "failed"
+    with app.app_context():
+        assert _db.session.scalar(select(func.count(StoredPrice.id))) > 0
+
+
+def test_a_run_is_recorded_even_when_its_prices_cannot_be_written(env, app, household_id, monkeypatch, caplog):
+    import app.sync.engine as sync_module
+
+    def broken(changes, now):
+        raise RuntimeError("disk trouble")
+
+    monkeypatch.setattr(sync_module, "write_price_changes", broken)
+    [result] = env.tick()
+    assert result.outcome == "pushed"
+    [run] = env.runs()
+    assert run.outcome == "pushed" and run.tariff_push_id is not None
+    assert "the run is recorded without them" in caplog.text
+    with app.app_context():
+        assert _db.session.scalar(select(func.count(StoredPrice.id))) == 0
+
+
+def test_a_tick_that_sees_the_same_prices_writes_no_price_rows(env, app, household_id):
+    """Amber repeating itself (the same interval polled again) costs no price writes at all."""
+    from sqlalchemy import event
+
+    env.tick()
+    statements: list[str] = []
+
+    def seen(conn, cursor, statement, parameters, context, executemany):
+        statements.append(statement)
+
+    with app.app_context():
+        engine = _db.engine
+    event.listen(engine, "before_cursor_execute", seen)
+    try:
+        SHARED.advance(seconds=20)  # the same 5-minute interval
+        [result] = env.tick()
+    finally:
+        event.remove(engine, "before_cursor_execute", seen)
+    assert result.outcome == "unchanged"
+    assert not [s for s in statements if ("price_intervals" in s or "price_digests" in s) and not s.lstrip().upper().startswith("SELECT")]
+    assert any(s.lstrip().upper().startswith("INSERT INTO SYNC_RUNS") for s in statements)
+
+
+def test_a_tick_sends_only_the_price_intervals_that_changed(env, app, household_id):
+    from sqlalchemy import event
+
+    env.amber.price_fn = flat(30.0, -8.0)
+    env.tick()
+    later = NOW.replace(minute=0, second=0) + timedelta(hours=6)  # a 30-minute interval's start
+    env.amber.price_fn = lambda start, minutes: (45.0 if minutes == 30 and start == later else 30.0, -8.0)
+    sent: list[int] = []
+
+    def seen(conn, cursor, statement, parameters, context, executemany):
+        if "INSERT INTO price_intervals" in statement:
+            sent.append(len(parameters) if executemany else 1)
+
+    with app.app_context():
+        engine = _db.engine
+    event.listen(engine, "before_cursor_execute", seen)
+    try:
+        SHARED.advance(seconds=20)
+        env.tick()
+    finally:
+        event.remove(engine, "before_cursor_execute", seen)
+    assert sum(sent) == 1  # the general price of the one 30-minute interval that moved; not the other 135 rows
+
+
 def test_one_hanging_user_does_not_delay_the_others(env, app, household_id, monkeypatch):
     others = [household_id_for(app, create_user(app, f"h{n}@example.com")) for n in range(3)]
     for n, other in enumerate(others, start=1):
@@ -428,3 +505,15 @@ def test_a_push_whose_answer_is_lost_is_read_back_and_corrected(env, app, househ
     with app.app_context():
         latest = _db.session.scalar(select(TariffPush).where(TariffPush.accepted.is_(True)).order_by(TariffPush.id.desc()))
         assert tariff_rates(latest.tariff)[0]["PERIOD_14_00"] == 0.45
+
+
+def test_call_counts_add_up_across_syncs_and_days(env, app, household_id):
+    """Each sync adds its calls to the day's counts in the database (no read-modify-write to lose calls)."""
+    env.tick()
+    SHARED.advance(minutes=5)
+    env.tick()
+    with app.app_context():
+        counts = {(r.day, r.service, r.kind, r.status_class): (r.calls, r.billable) for r in _db.session.scalars(select(ApiCallCount))}
+    day = NOW.astimezone(timezone(timedelta(hours=11))).date()  # Sydney (AEDT)
+    assert counts[(day, "amber", "prices_current", "2xx")] == (4, 0)
+    assert counts[(day, "teslemetry", "time_of_use_settings", "2xx")][1] >= 1

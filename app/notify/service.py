@@ -7,7 +7,7 @@ import logging
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 
 from app.extensions import db
 from app.models import Household, HouseholdProblem, SyncRun, SyncState
@@ -17,10 +17,18 @@ from app.notify.outbox import deliver_due, enqueue
 log = logging.getLogger(__name__)
 
 
-def observe(household: Household, now: datetime, current: dict[str, str | None], checked: set[str]) -> list[Transition]:
+_PROBLEMS = select(HouseholdProblem).where(HouseholdProblem.household_id == bindparam("household_id"))  # built once: every sync asks
+
+
+def observe(
+    household: Household, now: datetime, current: dict[str, str | None], checked: set[str],
+    rows: dict[str, HouseholdProblem] | None = None,
+) -> list[Transition]:
     """Open and close the household's problem episodes: `current` are the problems seen now (key ->
-    detail), `checked` the keys this look could see at all (others stay as they are). The caller commits."""
-    rows = {p.key: p for p in db.session.scalars(select(HouseholdProblem).where(HouseholdProblem.household_id == household.id))}
+    detail), `checked` the keys this look could see at all (others stay as they are); `rows`, the open
+    episodes when the caller knows them. The caller commits."""
+    if rows is None:
+        rows = {p.key: p for p in db.session.scalars(_PROBLEMS, {"household_id": household.id})}
     visible = {key: row.started_at for key, row in rows.items() if key in checked}
     changes = transitions(visible, {k: v for k, v in current.items() if k in checked}, now)
     for change in changes:
@@ -72,8 +80,9 @@ def _stalled(household_id: int, now: datetime) -> bool:
     return first is not None and now - first >= STALLED_AFTER
 
 
-def after_sync(household_id: int, result: Any, now: datetime) -> None:
-    """Turn one household's sync into problem episodes and events, and commit them."""
+def after_sync(household_id: int, result: Any, now: datetime, problems: dict[str, HouseholdProblem] | None = None) -> None:
+    """Turn one household's sync into problem episodes and events, and commit them. `problems`: the open
+    episodes when the caller knows them (the sync knows when there are none, and spares the query)."""
     try:
         household = db.session.get(Household, household_id)
         if household is None:
@@ -96,7 +105,7 @@ def after_sync(household_id: int, result: Any, now: datetime) -> None:
             checked.add("stalled")
             if result.outcome in ("failed", "skipped") and _stalled(household_id, now):
                 current["stalled"] = f"last attempt: {result.reason}"
-        observe(household, now, current, checked)
+        observe(household, now, current, checked, problems)
         if result.changed_outside:
             event(household, "changed_outside", f"outside:{now.isoformat()}",
                   "The Powerwall's tariff was changed outside this app; the synced tariff was put back.", now)

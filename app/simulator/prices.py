@@ -205,7 +205,9 @@ def _spike_status(spot: float, kind: str) -> str:
 
 
 def _advanced_price(seed: int, start: datetime, channel: str, per_kwh: float, now: datetime) -> dict[str, float]:
-    hours_ahead = max(0.0, (start - now).total_seconds() / 3600)
+    # Amber republishes its forecasts once per 5-minute dispatch interval, not continuously: two polls in
+    # the same interval see the same range.
+    hours_ahead = max(0.0, (start - floor_to(now, 5)).total_seconds() / 3600)
     width = max(abs(per_kwh), 5.0) * (0.05 + 0.1 * min(hours_ahead, 24.0) / 24)
     predicted = per_kwh + width * 0.6 * (unit(seed, "advanced", start.timestamp(), channel) - 0.5)
     if channel == "feedIn":

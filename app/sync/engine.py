@@ -6,11 +6,11 @@ the current 5-minute price is confirmed) -> build the tariff -> compare with the
 push if needed -> record. Every failure keeps the last good tariff on the Powerwall and says why."""
 from __future__ import annotations
 
-import hashlib
 import logging
 import queue
 import threading
 import time
+import zlib
 from collections import Counter
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -20,8 +20,8 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from flask import Flask, current_app
-from sqlalchemy import or_, select
-from sqlalchemy.orm import defer, joinedload
+from sqlalchemy import and_, bindparam, delete, exists, or_, select, update
+from sqlalchemy.orm import aliased, contains_eager, defer
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -48,11 +48,12 @@ from app.connections import (
 )
 from app.credentials import CredentialUnreadable
 from app.extensions import db
-from app.control import ACTION_WORDS
+from app.control import ACTION_WORDS, LIVE_STATES
 from app.control import live_session as live_force_session
 from app.notify.service import after_sync
 from app.models import (
     ForceSession,
+    HouseholdProblem,
     PriceDigest,
     ServiceStatus,
     StoredPrice,
@@ -309,30 +310,36 @@ _UPSERTS: dict[tuple, Any] = {}
 PRICE_KEY = ["amber_site_id", "channel", "start_at", "duration_minutes"]
 
 
+# The stored values of a price interval (besides its key and `updated_at`), in the order _price_values gives them.
+_PRICE_VALUES = (
+    "kind", "per_kwh", "spot_per_kwh", "advanced_low", "advanced_predicted", "advanced_high", "estimate", "spike_status",
+    "descriptor", "renewables",
+)
+
+
+def _price_values(interval: PriceInterval) -> tuple:
+    advanced = interval.advanced_price
+    return (
+        interval.kind.value, interval.per_kwh, interval.spot_per_kwh,
+        advanced.low if advanced else None, advanced.predicted if advanced else None, advanced.high if advanced else None,
+        interval.estimate, interval.spike_status, interval.descriptor, interval.renewables,
+    )
+
+
+def _latest(intervals: list[PriceInterval]) -> dict[tuple, PriceInterval]:
+    """The intervals by (channel, start, duration), the last interval of a key winning."""
+    return {(interval.channel.value, interval.start, interval.duration_minutes): interval for interval in intervals}
+
+
+def _price_row(site_id: str, key: tuple, values: tuple, now: datetime) -> dict[str, Any]:
+    channel, start, minutes = key
+    return {"amber_site_id": site_id, "channel": channel, "start_at": start, "duration_minutes": minutes,
+            **dict(zip(_PRICE_VALUES, values)), "updated_at": now}
+
+
 def _price_rows(site_id: str, intervals: list[PriceInterval], now: datetime) -> dict[tuple, dict[str, Any]]:
     """The rows of `intervals` by (channel, start, duration), the last interval of a key winning."""
-    rows: dict[tuple, dict[str, Any]] = {}
-    for interval in intervals:
-        key = (interval.channel.value, interval.start, interval.duration_minutes)
-        advanced = interval.advanced_price
-        rows[key] = {
-            "amber_site_id": site_id,
-            "channel": interval.channel.value,
-            "start_at": interval.start,
-            "duration_minutes": interval.duration_minutes,
-            "kind": interval.kind.value,
-            "per_kwh": interval.per_kwh,
-            "spot_per_kwh": interval.spot_per_kwh,
-            "advanced_low": advanced.low if advanced else None,
-            "advanced_predicted": advanced.predicted if advanced else None,
-            "advanced_high": advanced.high if advanced else None,
-            "estimate": interval.estimate,
-            "spike_status": interval.spike_status,
-            "descriptor": interval.descriptor,
-            "renewables": interval.renewables,
-            "updated_at": now,
-        }
-    return rows
+    return {key: _price_row(site_id, key, _price_values(interval), now) for key, interval in _latest(intervals).items()}
 
 
 def _write_price_rows(rows: list[dict[str, Any]]) -> None:
@@ -345,39 +352,155 @@ def _write_price_rows(rows: list[dict[str, Any]]) -> None:
 
 def store_prices(site_id: str, intervals: list[PriceInterval], now: datetime) -> None:
     """Upsert the intervals on (site, channel, start, duration): actuals and the latest forecast. Only new
-    or changed intervals are written; one whose values Amber repeats keeps its row (and `updated_at`)."""
+    or changed intervals are written; one whose values Amber repeats keeps its row (and `updated_at`).
+    The site's row signatures (store_fetched_prices) no longer describe what is stored, so they are dropped."""
     _write_price_rows(list(_price_rows(site_id, intervals, now).values()))
+    db.session.execute(delete(PriceDigest).where(PriceDigest.amber_site_id == site_id))
 
 
-def _digest(rows: list[dict[str, Any]]) -> str:
-    """A digest of the rows' keys and stored values (not `updated_at`), stable across processes."""
-    text = repr([
-        (r["channel"], r["start_at"].timestamp(), r["duration_minutes"], r["kind"], r["per_kwh"], r["spot_per_kwh"],
-         r["advanced_low"], r["advanced_predicted"], r["advanced_high"], r["estimate"], r["spike_status"],
-         r["descriptor"], r["renewables"])
-        for r in rows
-    ])
-    return hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
+@dataclass
+class PriceChanges:
+    """What a tick's fetch changes in a site's stored prices: the rows to send, and the signature of every
+    row of the fetch (what the site's PriceDigest row holds once they are written)."""
+
+    site_id: str
+    rows: list[dict[str, Any]]
+    signatures: dict[str, int]
+    read_stored_at: datetime | None  # when the signatures compared with were stored (None: the site had none)
+
+    @property
+    def pending(self) -> bool:
+        """Whether there is anything to write (rows, or the first signatures of a site)."""
+        return bool(self.rows) or self.read_stored_at is None
+
+
+def price_changes(site_id: str, intervals: list[PriceInterval], now: datetime, stored: PriceDigest | None) -> PriceChanges:
+    """Compare each fetched interval with the signature of what was last stored for it (the site's
+    PriceDigest row, `{"rows": {key: checksum}}`): only new or changed intervals are sent. Without signatures
+    (a new site, or a row in an older format) every interval is sent and the database compares them."""
+    known = stored.digests.get("rows") if stored is not None and isinstance(stored.digests, dict) else None
+    if not isinstance(known, dict):
+        known = {}
+    rows: list[dict[str, Any]] = []
+    signatures: dict[str, int] = {}
+    for key, interval in _latest(intervals).items():
+        channel, start, minutes = key
+        values = _price_values(interval)
+        name = f"{channel}@{int(start.timestamp())}/{minutes}"
+        # A checksum of the stored values, stable across processes (hash() of a str or None is not).
+        signature = signatures[name] = zlib.crc32(repr(values).encode())
+        if known.get(name) != signature:
+            rows.append(_price_row(site_id, key, values, now))
+    return PriceChanges(site_id, rows, signatures, stored.stored_at if stored is not None else None)
+
+
+def write_price_changes(changes: PriceChanges, now: datetime) -> None:
+    """Send the changed rows and the fetch's signatures, in the caller's transaction.
+
+    The signatures are replaced only if nobody stored the site's prices since they were read (a compare on
+    `stored_at`): two processes whose batches share a site could otherwise leave signatures that describe
+    the other's rows. When that happens the site's signatures are dropped instead, and its next fetch sends
+    every row for the database to compare."""
+    if not changes.pending:
+        return
+    _write_price_rows(changes.rows)
+    table = PriceDigest.__table__
+    values = {"amber_site_id": changes.site_id, "digests": {"rows": changes.signatures}, "stored_at": now}
+    if changes.read_stored_at is None:
+        insert = pg_insert if db.engine.dialect.name == "postgresql" else sqlite_insert
+        written = db.session.execute(insert(table).values(values).on_conflict_do_nothing(index_elements=["amber_site_id"])).rowcount
+    else:
+        written = db.session.execute(
+            update(table).where(table.c.amber_site_id == changes.site_id, table.c.stored_at == changes.read_stored_at).values(values)
+        ).rowcount
+    if not written:
+        db.session.execute(delete(table).where(table.c.amber_site_id == changes.site_id))
 
 
 def store_fetched_prices(site_id: str, intervals: list[PriceInterval], now: datetime) -> int:
-    """Store a tick's fetch like store_prices, but first compare each resolution's intervals (5-minute,
-    30-minute) with the digest of what was last stored for the site: a resolution Amber repeats exactly is
-    not sent at all (most ticks repeat the 30-minute forecast; the steady state repeats both). Returns how
-    many rows were sent to be upserted. The digest row is written in the caller's transaction, with the rows."""
-    by_duration: dict[int, list[dict[str, Any]]] = {}
-    for row in _price_rows(site_id, intervals, now).values():
-        by_duration.setdefault(row["duration_minutes"], []).append(row)
-    digests = {str(minutes): _digest(rows) for minutes, rows in by_duration.items()}
+    """Store a tick's fetch like store_prices, but send only the intervals whose values differ from what the
+    site's signatures say is stored (most ticks repeat most of the 30-minute forecast; the steady state
+    repeats everything). Returns how many rows were sent. The caller commits."""
     stored = db.session.get(PriceDigest, site_id)
-    known = stored.digests if stored is not None else {}
-    sent = [row for minutes, rows in by_duration.items() if known.get(str(minutes)) != digests[str(minutes)] for row in rows]
-    _write_price_rows(sent)
-    if stored is None or sent:
-        # An upsert: two syncs of a new site at once (a button and the tick) must not collide on its key.
-        _upsert(PriceDigest, [{"amber_site_id": site_id, "digests": {**known, **digests}, "stored_at": now}],
-                ["amber_site_id"], ["digests", "stored_at"])
-    return len(sent)
+    changes = price_changes(site_id, intervals, now, stored)
+    write_price_changes(changes, now)
+    if stored is not None:
+        db.session.expire(stored)  # written around the ORM
+    return len(changes.rows)
+
+
+@dataclass
+class _Loaded:
+    """What a household's sync reads before it starts, in one query: the household with its settings, its
+    sync state, a live force session and the stored price signatures of its Amber site (each may be None)."""
+
+    household: Household
+    state: SyncState | None
+    forced: ForceSession | None
+    digest: PriceDigest | None
+    amber_status: ServiceStatus | None
+    tesla_status: ServiceStatus | None
+    has_problems: bool  # an open problem episode (notifications read them only then)
+
+    @property
+    def statuses(self) -> dict[str, ServiceStatus]:
+        return {row.service: row for row in (self.amber_status, self.tesla_status) if row is not None}
+
+
+# The statements a sync runs for every household are built once, with bound parameters: building a
+# select and working out its cache key cost more than running it.
+def _load_statement():
+    amber, tesla = aliased(ServiceStatus), aliased(ServiceStatus)
+    return (
+        select(
+            Household, SyncState, ForceSession, PriceDigest, amber, tesla,
+            exists().where(HouseholdProblem.household_id == Household.id),
+        )
+        .outerjoin(Household.settings)
+        .options(contains_eager(Household.settings))
+        .outerjoin(SyncState, SyncState.household_id == Household.id)
+        .outerjoin(ForceSession, and_(ForceSession.household_id == Household.id, ForceSession.state.in_(LIVE_STATES)))
+        .outerjoin(PriceDigest, PriceDigest.amber_site_id == HouseholdSettings.amber_site_id)
+        .outerjoin(amber, and_(amber.household_id == Household.id, amber.service == "amber"))
+        .outerjoin(tesla, and_(tesla.household_id == Household.id, tesla.service == "tesla"))
+        .where(Household.id == bindparam("household_id"))
+    )
+
+
+_LOAD = _load_statement()
+
+
+def _load(household_id: int) -> _Loaded | None:
+    row = db.session.execute(_LOAD, {"household_id": household_id}).one_or_none()
+    return None if row is None else _Loaded(*row)
+
+
+def _pushes_statement():
+    mine = (TariffPush.household_id == bindparam("household_id"), TariffPush.tesla_site_id == bindparam("site_id"))
+    last_id = (
+        select(TariffPush.id).where(*mine, TariffPush.accepted.is_(True))
+        .order_by(TariffPush.created_at.desc(), TariffPush.id.desc()).limit(1).scalar_subquery()
+    )
+    return (
+        select(TariffPush)
+        .options(defer(TariffPush.explanation))
+        .where(*mine, or_(TariffPush.id == last_id, and_(TariffPush.answer_lost.is_(True), or_(last_id.is_(None), TariffPush.id > last_id))))
+        .order_by(TariffPush.id.desc())
+    )
+
+
+_PUSHES = _pushes_statement()
+
+
+def _last_pushes(household: Household, site_id: str, with_unconfirmed: bool) -> tuple[TariffPush | None, TariffPush | None]:
+    """last_accepted_push and (with `with_unconfirmed`) unconfirmed_push, in one query: the last accepted push
+    and every push newer than it whose answer was lost."""
+    if not with_unconfirmed:
+        return last_accepted_push(household, site_id), None
+    rows = db.session.scalars(_PUSHES, {"household_id": household.id, "site_id": site_id}).all()
+    last = next((row for row in rows if row.accepted and not row.answer_lost), None)
+    lost = next((row for row in rows if row.answer_lost), None)
+    return last, lost
 
 
 def sync_state(household: Household) -> SyncState:
@@ -412,14 +535,8 @@ def unconfirmed_push(household: Household, site_id: str, last_accepted: TariffPu
     return db.session.scalar(query.order_by(TariffPush.id.desc()).limit(1))
 
 
-def _status_rows(household: Household) -> dict[str, ServiceStatus]:
-    """The household's status rows by service, read once per sync."""
-    with db.session.no_autoflush:
-        return {row.service: row for row in db.session.scalars(select(ServiceStatus).where(ServiceStatus.household_id == household.id))}
-
-
 def _set_status(household: Household, service: str, state: str, message: str, now: datetime, rows: dict[str, ServiceStatus]) -> None:
-    """Record a service's status when it changed; `rows` is every status row of the household (_status_rows)."""
+    """Record a service's status when it changed; `rows` is every status row of the household (read with it)."""
     row = rows.get(service)
     if row is None:
         row = rows[service] = ServiceStatus(household_id=household.id, service=service)
@@ -435,16 +552,20 @@ def _set_status(household: Household, service: str, state: str, message: str, no
 class _HouseholdSync:
     """One run of one household's sync; holds what the steps share."""
 
-    def __init__(self, household: Household, now: datetime, feed: PriceFeed, dry_run: bool, deadline: datetime) -> None:
-        self.household = household
+    def __init__(self, loaded: _Loaded, now: datetime, feed: PriceFeed, dry_run: bool, deadline: datetime) -> None:
+        household = self.household = loaded.household
+        self.loaded = loaded
         self.settings: HouseholdSettings = household.settings
         self.now = now
         self.feed = feed
         self.dry_run = dry_run
         self.deadline = deadline
         self.counter = CallCounter()
-        self.state = sync_state(household)
-        self.statuses = _status_rows(household)
+        self.state = loaded.state
+        self.statuses = loaded.statuses
+        if self.state is None:
+            self.state = SyncState(household_id=household.id)
+            db.session.add(self.state)
         if self.state in db.session.new:
             self._commit()  # a first sync: the new state row is written at once, before any outside call
         self.config = current_app.config
@@ -454,6 +575,8 @@ class _HouseholdSync:
         self.notes: list[str] = []
         self.last_via: str | None = None
         self.forced: ForceSession | None = None
+        self.sites_checked = False  # _ensure_sites asked Amber or Tesla (time passed since the load)
+        self.price_changes: PriceChanges | None = None  # this run's fetch, stored when the run is recorded
 
     def _commit(self) -> None:
         # Never hold a write transaction across an outside call: on SQLite it would block every
@@ -493,7 +616,7 @@ class _HouseholdSync:
         self._ensure_sites()
         tz = effective_timezone(settings)
         # A force charge/discharge owns the Powerwall's settings: record prices, change nothing.
-        self.forced = live_force_session(self.household)
+        self.forced = live_force_session(self.household) if self.sites_checked else self.loaded.forced
         fetch = self._prices()
         if self.forced is not None:
             self.result.forced = True
@@ -554,6 +677,7 @@ class _HouseholdSync:
             raise _Stop("skipped", str(exc)) from exc
         finally:
             if checked:
+                self.sites_checked = True
                 self._commit()  # what the checks found (sites, zone, status), before the next outside call
 
     def _prices(self) -> SiteFetch:
@@ -569,9 +693,10 @@ class _HouseholdSync:
             self._watchdog()
             raise _Stop("failed", f"Amber prices could not be read: {message} The last good tariff stays on the Powerwall.")
         if owner and not self.dry_run:
-            store_fetched_prices(site_id, fetch.intervals, self.now)
+            # Compared with the stored signatures now, written with the run (one short transaction at the end).
+            digest = db.session.get(PriceDigest, site_id) if self.sites_checked else self.loaded.digest
+            self.price_changes = price_changes(site_id, fetch.intervals, self.now, digest)
             _set_status(self.household, "amber", "connected", f"Connected; using site {site_id}.", self.now, self.statuses)
-            self._commit()
         if not fetch.confirmed:
             self.notes.append("(Amber had not confirmed the current 5-minute price yet; its estimate was used.)")
         if fetch.refused:
@@ -594,8 +719,7 @@ class _HouseholdSync:
             raise _Stop("skipped", f"{reason} {note}".strip())
 
     def _decide(self, tariff: dict, explanation: TariffExplanation) -> PushDecision:
-        last = last_accepted_push(self.household, self.settings.tesla_site_id)
-        lost = None if self.dry_run else unconfirmed_push(self.household, self.settings.tesla_site_id, last)
+        last, lost = _last_pushes(self.household, self.settings.tesla_site_id, with_unconfirmed=not self.dry_run)
         if lost is not None:
             # The last push went out but its answer never came back: read what the Powerwall holds before
             # sending anything again (a push is billed and never retried blindly).
@@ -811,11 +935,12 @@ def sync_household(
     sleep = sleep or clock.sleeper()
     now = clock.now()
     feed = feed or PriceFeed(clock.now, sleep, config["AMBER_CONFIRM_POLL_WAITS"])
-    household = db.session.get(Household, household_id, options=[joinedload(Household.settings)])
-    if household is None:
+    loaded = _load(household_id)
+    if loaded is None:
         return SyncResult(household_id, "?", "skipped", "No such household.")
+    household = loaded.household
     deadline = now + timedelta(seconds=config["SYNC_USER_DEADLINE_SECONDS"])
-    run = _HouseholdSync(household, now, feed, dry_run, deadline)
+    run = _HouseholdSync(loaded, now, feed, dry_run, deadline)
     accepted: TariffPush | None = None
     try:
         result = run.run()
@@ -832,8 +957,9 @@ def sync_household(
     if dry_run:
         db.session.rollback()
         return result
-    _record_run(household_id, result, tick_at, now, run.counter, accepted, actor or ("schedule" if tick_at else None), on_record)
-    after_sync(household_id, result, now)
+    actor = actor or ("schedule" if tick_at else None)
+    _record_run(household_id, result, tick_at, now, run.counter, accepted, actor, on_record, run.price_changes)
+    after_sync(household_id, result, now, problems=None if loaded.has_problems else {})
     return result
 
 
@@ -846,7 +972,9 @@ def _record_run(
     accepted: TariffPush | None = None,
     actor: str | None = None,
     on_record: Callable[[int], object] | None = None,
+    prices: PriceChanges | None = None,
 ) -> None:
+    """Write the run, its call counts and the sync state, and the prices its fetch changed, in one transaction."""
     household = db.session.get(Household, household_id)
     state = sync_state(household)
     tz = effective_timezone(household.settings)
@@ -876,6 +1004,13 @@ def _record_run(
     )
     if on_record is not None:
         on_record(household_id)
+    if prices is not None and prices.pending:
+        db.session.flush()  # the run first: prices that cannot be written must not take the run (or a push) with them
+        try:
+            with db.session.begin_nested():
+                write_price_changes(prices, started)
+        except Exception:
+            log.exception("Household %s: storing the fetched prices failed; the run is recorded without them", household_id)
     db.session.commit()
 
 
