@@ -14,8 +14,6 @@ from __future__ import annotations
 import bisect
 import enum
 import functools
-import json
-import marshal
 import math
 import statistics
 from collections.abc import Iterable, Mapping
@@ -39,7 +37,6 @@ __all__ = [
     "TariffExplanation",
     "TariffPolicy",
     "build_tariff",
-    "canonical_tariff_json",
     "period_name",
     "tariff_from_rates",
     "tariff_rates",
@@ -826,47 +823,6 @@ def tariff_from_rates(policy: TariffPolicy, buy: Mapping[str, float], sell: Mapp
     if missing:
         raise ValueError(f"rates missing for {len(missing)} periods, e.g. {missing[0]}")
     return _tariff_document(policy, buy, sell)
-
-
-# canonical_tariff_json: the "seasons" object is the same in every document _tariff_document writes and
-# is 85% of the text. Pasting in its ready-made JSON halves the time to hash a tariff. It is only pasted
-# when the document's object is exactly ours, types included (1, 1.0 and True encode differently): marshal
-# (format 2: no back-references, no interning marks) writes exact built-in types only and refuses
-# subclasses, so equal marshal bytes mean an identical structure.
-_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"))
-_SEASONS_MARSHAL = marshal.dumps(_seasons(), 2)
-_SEASONS_JSON = _CANONICAL.encode(_seasons())
-
-
-def _is_our_seasons(value: object) -> bool:
-    try:
-        return type(value) is dict and marshal.dumps(value, 2) == _SEASONS_MARSHAL
-    except Exception:  # unmarshallable (a subclass, a foreign object, too deep): not ours
-        return False
-
-
-def _canonical_object(document: dict[Any, Any], top: bool) -> str:
-    if not all(type(key) is str for key in document):
-        return _CANONICAL.encode(document)  # sorting or converting other keys: leave it to json
-    parts = []
-    for key in sorted(document):
-        value = document[key]
-        if key == "seasons" and _is_our_seasons(value):
-            text = _SEASONS_JSON
-        elif key == "sell_tariff" and top and type(value) is dict:
-            text = _canonical_object(value, top=False)
-        else:
-            text = _CANONICAL.encode(value)
-        parts.append(f"{_CANONICAL.encode(key)}:{text}")
-    return "{" + ",".join(parts) + "}"
-
-
-def canonical_tariff_json(tariff: object) -> str:
-    """Exactly `json.dumps(tariff, sort_keys=True, separators=(",", ":"))` (same text, same errors), faster
-    for documents built here; the sync hashes this text to tell tariffs apart."""
-    if type(tariff) is dict:
-        return _canonical_object(tariff, top=True)
-    return _CANONICAL.encode(tariff)
 
 
 def tariff_rates(tariff: Mapping[str, Any]) -> tuple[dict[str, float], dict[str, float]]:

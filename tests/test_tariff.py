@@ -174,6 +174,20 @@ def test_golden_fixture_matches_reference_tesla_request_exactly() -> None:
     assert validate_tariff(expected) == []
 
 
+def test_changing_a_built_tariff_does_not_change_the_next_build() -> None:
+    """The builder keeps the local-clock layout of a zone and quarter hour for the next build: what a caller
+    does to a tariff it was given must not reach the next household's."""
+    intervals = fixture_intervals("amber_prices_current.json")
+    first, first_explanation = build(intervals, "Australia/Sydney", FIXTURE_NOW)
+    expected, expected_explanation = copy.deepcopy(first), copy.deepcopy(first_explanation)
+    first["energy_charges"]["Summer"]["rates"].clear()
+    first["seasons"]["Summer"]["tou_periods"].popitem()
+    first["sell_tariff"]["energy_charges"]["Summer"]["rates"]["PERIOD_14_00"] = 99.0
+    again, again_explanation = build(intervals, "Australia/Sydney", FIXTURE_NOW + timedelta(seconds=30))
+    assert again == expected
+    assert again_explanation.to_dict() == {**expected_explanation.to_dict(), "now": again_explanation.to_dict()["now"]}
+
+
 def test_golden_fixture_explanation() -> None:
     _, explanation = build(fixture_intervals("amber_prices_current.json"), "Australia/Sydney", FIXTURE_NOW)
     current = explanation.slots[0]

@@ -255,7 +255,7 @@ class PriceFeed:
             built = self._tariffs.get(key)
             if built is None or built.fetch is not fetch:
                 tariff, explanation = build_tariff(fetch.intervals, ZoneInfo(tz), now, TariffPolicy(estimate=estimate))
-                built = BuiltTariff(fetch, tariff, explanation, tariff_hash(tariff))
+                built = BuiltTariff(fetch, tariff, explanation)
                 self._tariffs[key] = built
                 return built
         return built.for_now(now_utc)
@@ -263,13 +263,12 @@ class PriceFeed:
 
 @dataclass(frozen=True)
 class BuiltTariff:
-    """A tariff with its explanation and hash; shared between households, so read-only. (The explanation
-    becomes a dict only for a push: most syncs push nothing.)"""
+    """A tariff with its explanation; shared between households, so read-only. (The explanation becomes a
+    dict, and the tariff gets its hash, only for a push: most syncs push nothing.)"""
 
     fetch: SiteFetch
     tariff: dict[str, Any]
     explanation: TariffExplanation
-    hash: str
 
     def for_now(self, now_utc: datetime) -> BuiltTariff:
         """The same build as seen by a household whose clock read `now_utc`."""
@@ -800,7 +799,7 @@ class _HouseholdSync:
             created_at=self.now,
             kind=kind,
             tariff=tariff,
-            tariff_hash=built.hash if built else tariff_hash(tariff),
+            tariff_hash=tariff_hash(tariff),  # only for a push: most syncs push nothing
             explanation=built.explanation.to_dict() if built else explanation.to_dict() if explanation else None,
             accepted=False,
         )

@@ -16,12 +16,8 @@ from app.tariff import PERIOD_NAMES, TariffPolicy, tariff_from_rates, tariff_rat
 
 
 def tariff_hash(tariff: Mapping[str, Any]) -> str:
-    """A stable fingerprint of a tariff document: the SHA-256 of json.dumps(tariff, sort_keys=True,
-    separators=(",", ":")), a text that must never change (stored hashes are compared with new ones).
-    canonical_tariff_json produces exactly that text, faster for our own documents."""
-    from app.tariff import canonical_tariff_json  # here, not at the top, to keep this change to one function
-
-    return hashlib.sha256(canonical_tariff_json(tariff).encode()).hexdigest()
+    """A stable fingerprint of a tariff document."""
+    return hashlib.sha256(json.dumps(tariff, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 
 @dataclass(frozen=True)
