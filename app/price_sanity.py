@@ -89,23 +89,45 @@ def _price_problem(interval: PriceInterval, bounds: PriceBounds) -> tuple[float 
     return None
 
 
+def _plain_limits(bounds: PriceBounds, channel: Channel) -> tuple[float, float]:
+    """The channel's bounds for the quick check in `screen_prices`: a float between finite bounds is finite
+    and fine. (PriceBounds refuses infinite bounds; should any reach here, NaN makes every check careful.)"""
+    low, high = bounds.for_channel(channel)
+    return (low, high) if math.isfinite(low) and math.isfinite(high) else (math.nan, math.nan)
+
+
 def screen_prices(intervals: Iterable[PriceInterval], bounds: PriceBounds) -> tuple[list[PriceInterval], list[Refusal]]:
     """Split Amber's intervals into the ones fit to use (in Amber's order, exact repeats once) and the
     refused ones (each with its reason)."""
+    # Runs on every sync for ~140 intervals per site, so the common case is cheap: the bounds are looked up
+    # once per channel, and an interval whose prices are all floats inside them needs no closer look.
+    # Anything else goes through `_price_problem`, which finds and words the reason exactly as before.
+    limits = {channel: _plain_limits(bounds, channel) for channel in Channel}
     candidates: list[PriceInterval] = []
+    keys: list[tuple] = []
     refused: list[Refusal] = []
     prices_by_key: dict[tuple, set[float]] = defaultdict(set)
     for interval in intervals:
-        problem = _price_problem(interval, bounds)
-        if problem is not None:
-            refused.append(Refusal(interval.channel.value, interval.start, interval.end, problem[0], problem[1]))
-            continue
+        channel = interval.channel
+        low, high = limits[channel] if type(channel) is Channel else _plain_limits(bounds, channel)
+        per_kwh = interval.per_kwh
+        advanced = interval.advanced_price
+        plain = type(per_kwh) is float and low <= per_kwh <= high and (
+            advanced is None or (
+                type(advanced.low) is float and type(advanced.predicted) is float and type(advanced.high) is float
+                and low <= advanced.low <= high and low <= advanced.predicted <= high and low <= advanced.high <= high))
+        if not plain:
+            problem = _price_problem(interval, bounds)
+            if problem is not None:
+                refused.append(Refusal(channel.value, interval.start, interval.end, problem[0], problem[1]))
+                continue
+        key = (channel, interval.start, interval.duration_minutes)
         candidates.append(interval)
-        prices_by_key[(interval.channel, interval.start, interval.duration_minutes)].add(interval.per_kwh)
+        keys.append(key)
+        prices_by_key[key].add(per_kwh)
     kept: list[PriceInterval] = []
     seen: set[tuple] = set()
-    for interval in candidates:
-        key = (interval.channel, interval.start, interval.duration_minutes)
+    for interval, key in zip(candidates, keys):
         prices = prices_by_key[key]
         if len(prices) > 1:
             words = " and ".join(_cents(p) for p in sorted(prices))

@@ -3,6 +3,7 @@ and the tariff builder (which consumes them). Pure: no Flask, no I/O."""
 from __future__ import annotations
 
 import enum
+import functools
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -73,7 +74,10 @@ class PriceInterval:
         """Length of the interval."""
         return self.end - self.start
 
-    @property
+    @functools.cached_property
     def duration_minutes(self) -> int:
         """Length of the interval in whole minutes (5 or 30 in practice)."""
+        # Asked for often (screening, storing): worked out once. cached_property keeps it in the instance's
+        # __dict__ beside the fields (the class is frozen but has no __slots__), not as a field, so ==, hash,
+        # repr and replace() are unchanged. The Amber parser fills it in when it builds an interval.
         return int(self.duration.total_seconds() // 60)
