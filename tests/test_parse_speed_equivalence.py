@@ -1,8 +1,8 @@
 """The fast paths of `parse_prices` / `parse_price_interval` (app/clients/amber.py) and `screen_prices`
 (app/price_sanity.py) give exactly what the straightforward implementation gave: the same intervals
 (values and types), the same MalformedInterval messages, skipped counts and log lines, and the same
-refusals. The reference below is a verbatim copy of that implementation as it was before the fast paths;
-many generated inputs, common and odd, go through both."""
+refusals. The reference is the careful path each fast path falls back to; many generated inputs, common
+and odd, go through both."""
 from __future__ import annotations
 
 import copy
@@ -19,18 +19,16 @@ from typing import Any
 
 import pytest
 
-from app.clients.amber import MalformedInterval, parse_price_interval, parse_prices
-from app.price_sanity import CHANNEL_WORDS, PriceBounds, Refusal, screen_prices
+from app.clients.amber import MalformedInterval, _parse_price_careful, parse_price_interval, parse_prices
+from app.price_sanity import CHANNEL_WORDS, PriceBounds, Refusal, _cents, _price_problem, screen_prices
 from app.prices import AdvancedPrice, Channel, IntervalKind, PriceInterval
 
-# -- reference: the implementation before the fast paths, copied unchanged -------------------------------
+# -- reference: the careful paths, which the fast paths must agree with ------------------------------------
+# Parsing: `_parse_price_careful` is the implementation from before the fast path, kept in the app for every
+# item the fast path does not take. Screening: the loop from before, around the app's `_price_problem`.
 
-_KIND_BY_TYPE: dict[str, IntervalKind] = {
-    "ActualInterval": IntervalKind.ACTUAL,
-    "CurrentInterval": IntervalKind.CURRENT,
-    "ForecastInterval": IntervalKind.FORECAST,
-}
 ref_logger = logging.getLogger("reference.amber")
+ref_parse_price_interval = _parse_price_careful
 
 
 def ref_parse_prices(items: list[Any]) -> tuple[list[PriceInterval], int]:
@@ -43,107 +41,6 @@ def ref_parse_prices(items: list[Any]) -> tuple[list[PriceInterval], int]:
             skipped += 1
             ref_logger.warning("amber: skipped malformed %s interval #%d: %s", "price", index, exc)
     return parsed, skipped
-
-
-def ref_parse_price_interval(raw: Any) -> PriceInterval:
-    if not isinstance(raw, Mapping):
-        raise MalformedInterval(f"not an object ({type(raw).__name__})")
-    kind = _KIND_BY_TYPE.get(raw.get("type"))  # type: ignore[arg-type]
-    if kind is None:
-        raise MalformedInterval(f"unknown type {raw.get('type')!r}")
-    channel = _channel(raw)
-    start, end = _span(raw)
-    per_kwh = _price(raw, "perKwh")
-    estimate = raw.get("estimate")
-    return PriceInterval(
-        channel=channel,
-        kind=kind,
-        start=start,
-        end=end,
-        per_kwh=per_kwh,
-        spot_per_kwh=_opt_number(raw.get("spotPerKwh")),
-        advanced_price=_advanced_price(raw.get("advancedPrice")),
-        # `estimate` is required on CurrentInterval; if it is ever missing there, assume not final.
-        estimate=estimate if isinstance(estimate, bool) else kind is IntervalKind.CURRENT,
-        spike_status=_opt_str(raw.get("spikeStatus")) or "none",
-        descriptor=_opt_str(raw.get("descriptor")),
-        renewables=_opt_number(raw.get("renewables")),
-        tariff_information=dict(raw["tariffInformation"]) if isinstance(raw.get("tariffInformation"), Mapping) else {},
-    )
-
-
-def _channel(raw: Mapping[str, Any]) -> Channel:
-    try:
-        return Channel(raw.get("channelType"))
-    except ValueError:
-        raise MalformedInterval(f"unknown channelType {raw.get('channelType')!r}") from None
-
-
-def _span(raw: Mapping[str, Any]) -> tuple[datetime, datetime]:
-    end_text = raw.get("endTime")
-    if not isinstance(end_text, str):
-        raise MalformedInterval("missing endTime")
-    try:
-        end = datetime.fromisoformat(end_text)
-    except ValueError:
-        raise MalformedInterval(f"unparseable endTime {end_text!r}") from None
-    if end.tzinfo is None:
-        raise MalformedInterval("endTime has no time zone")
-    duration = raw.get("duration")
-    if not _is_number(duration) or duration <= 0 or duration != int(duration):
-        raise MalformedInterval(f"bad duration {duration!r}")
-    end = end.astimezone(timezone.utc)
-    return end - timedelta(minutes=int(duration)), end
-
-
-def _advanced_price(raw: Any) -> AdvancedPrice | None:
-    if not isinstance(raw, Mapping):
-        return None
-    values = [raw.get(k) for k in ("low", "predicted", "high")]
-    if not all(_is_number(v) for v in values):
-        return None
-    return AdvancedPrice(low=float(values[0]), predicted=float(values[1]), high=float(values[2]))
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
-
-
-def _price(raw: Mapping[str, Any], key: str) -> float:
-    value = raw.get(key)
-    if not isinstance(value, int | float) or isinstance(value, bool):
-        raise MalformedInterval(f"missing or non-numeric {key}")
-    return float(value)
-
-
-def _opt_number(value: Any) -> float | None:
-    return float(value) if _is_number(value) else None
-
-
-def _opt_str(value: Any) -> str | None:
-    return value if isinstance(value, str) else None
-
-
-def _cents(value: float) -> str:
-    return f"{value:,.1f} c/kWh"
-
-
-def _price_problem(interval: PriceInterval, bounds: PriceBounds) -> tuple[float | None, str] | None:
-    low, high = bounds.for_channel(interval.channel)
-    advanced = interval.advanced_price
-    fields = [("price", interval.per_kwh)]
-    if advanced is not None:
-        fields += [("low forecast", advanced.low), ("predicted forecast", advanced.predicted), ("high forecast", advanced.high)]
-    for name, value in fields:
-        if value is None:
-            continue
-        if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
-            return None, f"the {name} is not a finite number ({value!r})"
-        if value > high:
-            return float(value), f"{_cents(value)} ({name}) is above the limit of {_cents(high)}"
-        if value < low:
-            return float(value), f"{_cents(value)} ({name}) is below the limit of {_cents(low)}"
-    return None
 
 
 def ref_screen_prices(intervals: Iterable[PriceInterval], bounds: PriceBounds) -> tuple[list[PriceInterval], list[Refusal]]:
