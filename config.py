@@ -200,7 +200,7 @@ class Config:
         self.SYNC_CLAIM_TTL_SECONDS = _number("SYNC_CLAIM_TTL_SECONDS", 150, minimum=1, maximum=3600)
         self.SYNC_WORKER_POLL_SECONDS = _number("SYNC_WORKER_POLL_SECONDS", 5, minimum=0.05, maximum=300)
         self.SYNC_WORKER_BATCH_JOB = _env("SYNC_WORKER_BATCH_JOB")  # tests only: "module:function"
-        self.SQLALCHEMY_ENGINE_OPTIONS = {"pool_pre_ping": True}
+        self.SQLALCHEMY_ENGINE_OPTIONS = {}  # stale connections: app.ping_idle_connections
         # Database trouble fails fast instead of hanging a page or a sync: connecting gives up after
         # DB_CONNECT_TIMEOUT_SECONDS, a PostgreSQL statement after DB_STATEMENT_TIMEOUT_SECONDS, and a
         # SQLite writer waits DB_BUSY_TIMEOUT_SECONDS for another writer to finish.

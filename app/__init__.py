@@ -2,12 +2,14 @@
 from __future__ import annotations
 
 import logging
+import time
 from pathlib import Path
 
 from flask import Flask, jsonify, redirect, request, url_for
 from flask_login import current_user
 from sqlalchemy import event
 from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.exc import DisconnectionError
 
 from app import clock
 from app.crypto import init_app_keys
@@ -44,13 +46,15 @@ def create_app(config: Config | str | None = None) -> Flask:
         "connect_args": database_timeouts(app.config),
     }
     database_file = sqlite_file(make_url(app.config["SQLALCHEMY_DATABASE_URI"]))
-    if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
-        # A SQLite connection is a local file: it never goes stale behind the pool's back, so the ping
-        # before every checkout (a round trip on each of a sync's transactions) buys nothing there.
-        app.config["SQLALCHEMY_ENGINE_OPTIONS"]["pool_pre_ping"] = False
+    # No ping before every checkout (a round trip on each of a sync's transactions): a SQLite connection is
+    # a local file that never goes stale, and a PostgreSQL one is pinged only after it sat idle (below).
+    app.config["SQLALCHEMY_ENGINE_OPTIONS"]["pool_pre_ping"] = False
     if database_file is not None:
         secure_sqlite_files(database_file)  # e-mails, password hashes and encrypted tokens: 0600
     db.init_app(app)
+    if not app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
+        with app.app_context():
+            ping_idle_connections(db.engine, IDLE_PING_SECONDS)
     migrate.init_app(app, db, directory=str(BASE_DIR / "migrations"))
     csrf.init_app(app)
     _configure_login(app)
@@ -115,6 +119,34 @@ def database_timeouts(config) -> dict[str, object]:
             "keepalives_count": 3,
         }
     return {}
+
+
+# A pooled connection unused for this long is pinged before it is handed out again.
+IDLE_PING_SECONDS = 10.0
+
+
+def ping_idle_connections(engine: Engine, idle_seconds: float) -> None:
+    """Check a pooled connection before handing it out only if it sat in the pool for `idle_seconds`: one
+    that went stale (the server restarted, a firewall dropped it) is replaced, as pool_pre_ping would, but
+    a busy sync tick, which checks connections out and back in every few milliseconds, pays no round trip.
+    (A connection dropped while in steady use fails its next statement once; the pool then replaces it
+    and every connection as old.)"""
+
+    @event.listens_for(engine, "checkin")
+    def _checked_in(dbapi_connection, record) -> None:
+        record.info["idle_since"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _checked_out(dbapi_connection, record, proxy) -> None:
+        since = record.info.pop("idle_since", None)
+        if since is None or time.monotonic() - since < idle_seconds:
+            return
+        try:
+            alive = engine.dialect.do_ping(dbapi_connection)
+        except Exception:  # whatever went wrong with SELECT 1, this connection is no good
+            alive = False
+        if not alive:
+            raise DisconnectionError("the pooled connection went stale")  # the pool discards it and connects anew
 
 
 @event.listens_for(Engine, "do_connect")

@@ -308,3 +308,31 @@ def test_a_sqlite_writer_waits_the_busy_timeout_and_no_longer(tmp_path):
     assert client.get("/healthz").status_code == 200  # and writes again once the lock is gone
     with app.app_context():
         db.engine.dispose()
+
+
+@pytest.mark.skipif(not POSTGRES_URL, reason="PostgreSQL only (TEST_DATABASE_URL)")
+def test_a_connection_that_went_stale_in_the_pool_is_replaced_without_an_error(tmp_path, monkeypatch):
+    """A pooled connection that sat idle is pinged before use: one the server dropped is replaced quietly.
+    One in steady use (checked out again within IDLE_PING_SECONDS) is not pinged at all."""
+    import app as app_module
+
+    with fresh_database("postgresql", tmp_path) as url:
+        app = migrated(tmp_path, url)
+        pings = []
+        with app.app_context():
+            engine = db.engine
+            real_ping = engine.dialect.do_ping
+            monkeypatch.setattr(engine.dialect, "do_ping", lambda conn: pings.append(1) or real_ping(conn))
+            for _ in range(3):  # a busy pool: back in the pool a moment ago, so no ping
+                assert db.session.execute(text("SELECT 1")).scalar() == 1
+                db.session.remove()
+            assert pings == []
+        name = url.rsplit("/", 1)[1]
+        with _admin_connect() as admin:  # the server drops the idle connection (a restart, a firewall)
+            admin.execute(f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'")
+        monkeypatch.setattr(time, "monotonic", lambda real=time.monotonic: real() + app_module.IDLE_PING_SECONDS)
+        with app.app_context():
+            assert db.session.execute(text("SELECT 1")).scalar() == 1  # pinged, replaced, no error
+            assert pings == [1]
+            db.session.remove()
+            db.engine.dispose()

@@ -439,7 +439,9 @@ class _Loaded:
     digest: PriceDigest | None
     amber_status: ServiceStatus | None
     tesla_status: ServiceStatus | None
+    last_push: TariffPush | None  # the last push Tesla accepted for the household's Powerwall (no explanation)
     has_problems: bool  # an open problem episode (notifications read them only then)
+    has_unconfirmed: bool  # a push whose answer was lost (the sync then reads the pushes again, exactly)
 
     @property
     def statuses(self) -> dict[str, ServiceStatus]:
@@ -449,11 +451,18 @@ class _Loaded:
 # The statements a sync runs for every household are built once, with bound parameters: building a
 # select and working out its cache key cost more than running it.
 def _load_statement():
-    amber, tesla = aliased(ServiceStatus), aliased(ServiceStatus)
+    amber, tesla, last_push = aliased(ServiceStatus), aliased(ServiceStatus), aliased(TariffPush)
+    pushes_here = (TariffPush.household_id == Household.id, TariffPush.tesla_site_id == HouseholdSettings.tesla_site_id)
+    last_push_id = (  # as last_accepted_push orders them
+        select(TariffPush.id).where(*pushes_here, TariffPush.accepted.is_(True))
+        .order_by(TariffPush.created_at.desc(), TariffPush.id.desc()).limit(1)
+        .correlate(Household, HouseholdSettings).scalar_subquery()
+    )
     return (
         select(
-            Household, SyncState, ForceSession, PriceDigest, amber, tesla,
+            Household, SyncState, ForceSession, PriceDigest, amber, tesla, last_push,
             exists().where(HouseholdProblem.household_id == Household.id),
+            exists().where(*pushes_here, TariffPush.answer_lost.is_(True)),
         )
         .outerjoin(Household.settings)
         .options(contains_eager(Household.settings))
@@ -462,6 +471,8 @@ def _load_statement():
         .outerjoin(PriceDigest, PriceDigest.amber_site_id == HouseholdSettings.amber_site_id)
         .outerjoin(amber, and_(amber.household_id == Household.id, amber.service == "amber"))
         .outerjoin(tesla, and_(tesla.household_id == Household.id, tesla.service == "tesla"))
+        .outerjoin(last_push, last_push.id == last_push_id)
+        .options(defer(last_push.explanation))  # the decision needs the tariff, not its explanation
         .where(Household.id == bindparam("household_id"))
     )
 
@@ -718,7 +729,10 @@ class _HouseholdSync:
             raise _Stop("skipped", f"{reason} {note}".strip())
 
     def _decide(self, tariff: dict, explanation: TariffExplanation) -> PushDecision:
-        last, lost = _last_pushes(self.household, self.settings.tesla_site_id, with_unconfirmed=not self.dry_run)
+        if self.sites_checked or self.loaded.has_unconfirmed:
+            last, lost = _last_pushes(self.household, self.settings.tesla_site_id, with_unconfirmed=not self.dry_run)
+        else:
+            last, lost = self.loaded.last_push, None  # read with the household
         if lost is not None:
             # The last push went out but its answer never came back: read what the Powerwall holds before
             # sending anything again (a push is billed and never retried blindly).
