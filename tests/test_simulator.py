@@ -192,6 +192,24 @@ def test_estimate_flips_at_the_configured_second(sim, sim_clock, estimate_second
     assert abs(after["perKwh"] - before["perKwh"]) < 0.1 * abs(after["perKwh"]) + 1.1
 
 
+@pytest.mark.parametrize("estimate_seconds", [0, 40, 299, 300, 900])
+def test_current_prices_are_what_the_price_model_says_at_every_second(sim, sim_clock, estimate_seconds):
+    """The route keeps each answer for the stretch in which it cannot change (a 5-minute interval, split
+    where its price is confirmed): at any second it equals the price model's own answer for that second."""
+    sim.post("/_sim/config", json={"estimate_seconds": estimate_seconds})
+    start = datetime(2025, 11, 20, 13, 55, tzinfo=timezone.utc)  # the NEM day turns over at 14:00 UTC
+    offsets = [0, 1, 39, 40, 41, 150, 298, 299, 300, 301, 339, 340, 599, 600, 900, 1799, 1800, 1801]
+    for seconds in offsets:
+        sim_clock.now = start + timedelta(seconds=seconds)
+        for query, previous, next_, duration in (("previous=6&next=12&resolution=5", 6, 12, 5), ("next=48&resolution=30", 0, 48, 30)):
+            served = sim.get(f"{SITE}/prices/current?{query}", headers=AMBER).get_json()
+            expected = prices.current_prices(
+                7, sim_clock.now, ZoneInfo("Australia/Sydney"), previous=previous, next_=next_, duration=duration,
+                estimate_seconds=estimate_seconds, five_minute_horizon_minutes=60,
+            )
+            assert served == expected, (seconds, query)
+
+
 def test_resolutions_agree_while_the_current_price_is_an_estimate(sim, sim_clock):
     sim_clock.now = datetime(2025, 11, 20, 3, 10, 5, tzinfo=timezone.utc)
     half_hour = by_channel(sim.get(f"{SITE}/prices/current?resolution=30", headers=AMBER).get_json())

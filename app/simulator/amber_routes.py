@@ -1,8 +1,9 @@
 """The Amber API under /amber/v1: sites, prices, usage, renewables; bearer auth and the 50/300 s budget."""
 from __future__ import annotations
 
+import functools
 import re
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 
 from flask import Blueprint, Response, current_app, g, jsonify, request
 
@@ -173,18 +174,27 @@ def prices_current(site_id: str) -> Response:
     sim = _sim()
     previous, next_ = _int_arg("previous", 0), _int_arg("next", 0)
     duration = _resolution(sim)
-    return jsonify(
-        prices.current_prices(
-            sim.seed,
-            sim.now(),
-            sim.tz,
-            previous=previous,
-            next_=next_,
-            duration=duration,
-            estimate_seconds=sim.config.estimate_seconds,
-            five_minute_horizon_minutes=sim.config.five_minute_horizon_minutes,
-        )
+    # The answer changes only at 5-minute boundaries and when the current 5-minute price is confirmed
+    # (estimate_seconds into it): work it out once per such stretch, not for every household of a benchmark.
+    now = sim.now()
+    window = prices.floor_to(now, 5)
+    confirmed_at = window + timedelta(seconds=sim.config.estimate_seconds)
+    body = _current_prices_json(
+        sim.seed, sim.tz, previous, next_, duration, sim.config.estimate_seconds, sim.config.five_minute_horizon_minutes,
+        confirmed_at if now >= confirmed_at and confirmed_at < window + timedelta(minutes=5) else window,
     )
+    return current_app.response_class(body, mimetype="application/json")
+
+
+@functools.lru_cache(maxsize=32)
+def _current_prices_json(
+    seed: int, tz, previous: int, next_: int, duration: int, estimate_seconds: float, horizon: int, now: datetime
+) -> str:
+    """`/prices/current` as JSON text, seen at `now` (the start of a stretch in which it does not change)."""
+    return current_app.json.dumps(prices.current_prices(
+        seed, now, tz, previous=previous, next_=next_, duration=duration, estimate_seconds=estimate_seconds,
+        five_minute_horizon_minutes=horizon,
+    )) + "\n"
 
 
 @amber.get("/sites/<site_id>/prices")
