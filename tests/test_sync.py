@@ -517,3 +517,22 @@ def test_call_counts_add_up_across_syncs_and_days(env, app, household_id):
     day = NOW.astimezone(timezone(timedelta(hours=11))).date()  # Sydney (AEDT)
     assert counts[(day, "amber", "prices_current", "2xx")] == (4, 0)
     assert counts[(day, "teslemetry", "time_of_use_settings", "2xx")][1] >= 1
+
+
+def test_the_tick_builds_a_sites_tariff_once_and_lets_it_go_after_its_last_household():
+    from collections import Counter
+
+    from app.price_sanity import PriceBounds
+    from app.sync.engine import PriceFeed, SiteFetch
+    from tests.test_tariff import FIXTURE_NOW, fixture_intervals
+
+    feed = PriceFeed(lambda: FIXTURE_NOW, lambda s: None, (), Counter({"a": 2, "b": 1}), bounds=PriceBounds())
+    fetches = {site: SiteFetch(fixture_intervals("amber_prices_current.json"), True) for site in ("a", "b")}
+    first = feed.tariff("a", fetches["a"], "Australia/Sydney", "predicted", FIXTURE_NOW)
+    second = feed.tariff("a", fetches["a"], "Australia/Sydney", "predicted", FIXTURE_NOW + timedelta(seconds=5))
+    assert second.tariff is first.tariff and second.explanation.now == FIXTURE_NOW + timedelta(seconds=5)  # one build
+    feed.tariff("b", fetches["b"], "Australia/Sydney", "predicted", FIXTURE_NOW)
+    feed.done("a")
+    assert set(feed._tariffs) == {"a", "b"}  # a's second household has not finished
+    feed.done("a")
+    assert set(feed._tariffs) == {"b"}

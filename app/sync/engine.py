@@ -205,7 +205,7 @@ class PriceFeed:
         self._site_locks: dict[str, threading.Lock] = {}
         self._fetched: dict[str, SiteFetch] = {}
         self._tariff_locks: dict[tuple, threading.Lock] = {}
-        self._tariffs: dict[tuple, BuiltTariff] = {}
+        self._tariffs: dict[str, dict[tuple, BuiltTariff]] = {}  # by site: dropped with the site's data
 
     def get(self, site_id: str, client_factory: Callable[[], AmberClient]) -> tuple[SiteFetch, bool]:
         """The site's data and whether this caller fetched it (and so owns storing and counting it)."""
@@ -236,8 +236,7 @@ class PriceFeed:
             if self._remaining[site_id] > 0:
                 return
             self._fetched.pop(site_id, None)
-            for key in [key for key in self._tariffs if key[0] == site_id]:
-                del self._tariffs[key]
+            self._tariffs.pop(site_id, None)
 
     def tariff(self, site_id: str, fetch: SiteFetch, tz: str, estimate: str, now: datetime) -> BuiltTariff:
         """The tariff built from the site's prices for one zone and estimate, built once per tick.
@@ -248,15 +247,16 @@ class PriceFeed:
         explanation. Failures are not kept: each household rebuilds and gets the error."""
         now_utc = now.astimezone(timezone.utc)
         step = now_utc.replace(minute=now_utc.minute // 15 * 15, second=0, microsecond=0)
-        key = (site_id, tz, estimate, step)
+        key = (tz, estimate, step)
         with self._lock:
-            key_lock = self._tariff_locks.setdefault(key, threading.Lock())
+            key_lock = self._tariff_locks.setdefault((site_id, *key), threading.Lock())
         with key_lock:
-            built = self._tariffs.get(key)
+            built = self._tariffs.get(site_id, {}).get(key)
             if built is None or built.fetch is not fetch:
                 tariff, explanation = build_tariff(fetch.intervals, ZoneInfo(tz), now, TariffPolicy(estimate=estimate))
                 built = BuiltTariff(fetch, tariff, explanation)
-                self._tariffs[key] = built
+                with self._lock:
+                    self._tariffs.setdefault(site_id, {})[key] = built
                 return built
         return built.for_now(now_utc)
 
