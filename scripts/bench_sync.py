@@ -22,8 +22,9 @@ first sync (state rows created, a first push each), the second comes five simula
 moved: the previous push is read, compared and replaced), and every later one runs the same interval
 again, both clocks set back to a few seconds after the pushing tick, so nothing is pushed; the
 third reads each Powerwall back once (due every SYNC_READBACK_HOURS), the fourth on are the steady state
-(what most ticks of a household look like; the simulator's forecasts drift a little with its clock, so
-their rows are still rewritten, as Amber's are when it updates its forecast). The summary at the end gives the issue-15 figures:
+(what most ticks of a household look like: Amber repeats itself within an interval, as the simulator does, so
+nothing is written but the run). The simulator answers over HTTP/1.1 with kept-open connections, as Amber and
+Tesla do. The summary at the end gives the issue-15 figures:
 app CPU per household in the steady state, tick wall time, p95 from the tick's start to a household
 synced (and, in the pushing tick, to the push Tesla accepted: the confirmed price is already out when the
 tick starts, 40 s into the interval), and peak RSS. `--cprofile` profiles the last tick's syncs.

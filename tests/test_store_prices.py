@@ -59,6 +59,19 @@ def test_a_change_in_any_stored_value_counts(app):
         assert (row.kind, row.advanced_high, row.updated_at) == ("actual", None, T + timedelta(minutes=35))
 
 
+def store_fetched_prices(site, intervals, now):
+    """What a sync does with its fetch: compare with the site's signatures, send the changed intervals."""
+    from app.models import PriceDigest
+    from app.sync.engine import price_changes, write_price_changes
+
+    stored = _db.session.get(PriceDigest, site)
+    changes = price_changes(site, intervals, now, stored)
+    write_price_changes(changes, now)
+    if stored is not None:
+        _db.session.expire(stored)  # written around the ORM
+    return len(changes.rows)
+
+
 def five_minute(start, price):
     return PriceInterval(Channel.GENERAL, IntervalKind.ACTUAL, start, start + timedelta(minutes=5), price, descriptor="neutral")
 
@@ -67,7 +80,6 @@ def test_a_fetch_sends_only_the_intervals_whose_values_changed(app):
     """The tick's store compares each interval with the signature of what it stored last: an interval Amber
     repeats is not sent at all, whatever else in the fetch changed."""
     from app.models import PriceDigest
-    from app.sync.engine import store_fetched_prices
 
     near = [five_minute(T + timedelta(minutes=5 * i), 20.0 + i) for i in range(6)]
     far = [forecast(T + timedelta(minutes=30 * i), 30.0 + i) for i in range(4)]
@@ -94,7 +106,6 @@ def test_signatures_in_the_older_per_resolution_format_send_every_interval_once(
     """A database upgraded from the per-resolution digests: the first fetch sends every interval (the
     database still writes only the changed ones) and leaves per-interval signatures."""
     from app.models import PriceDigest
-    from app.sync.engine import store_fetched_prices
 
     far = [forecast(T + timedelta(minutes=30 * i), 30.0 + i) for i in range(4)]
     with app.app_context():
@@ -111,7 +122,7 @@ def test_a_store_by_someone_else_meanwhile_drops_the_signatures(app):
     """Two processes whose batches share a site both compare with the signatures they read: the second to
     write finds them replaced, drops them, and the next fetch sends every interval for the database to compare."""
     from app.models import PriceDigest
-    from app.sync.engine import price_changes, store_fetched_prices, write_price_changes
+    from app.sync.engine import price_changes, write_price_changes
 
     far = [forecast(T + timedelta(minutes=30 * i), 30.0 + i) for i in range(4)]
     with app.app_context():
@@ -137,7 +148,6 @@ def test_a_store_by_someone_else_meanwhile_drops_the_signatures(app):
 
 def test_storing_prices_outside_the_tick_drops_the_signatures(app):
     from app.models import PriceDigest
-    from app.sync.engine import store_fetched_prices
 
     far = [forecast(T + timedelta(minutes=30 * i), 30.0 + i) for i in range(2)]
     with app.app_context():

@@ -352,7 +352,7 @@ def _write_price_rows(rows: list[dict[str, Any]]) -> None:
 def store_prices(site_id: str, intervals: list[PriceInterval], now: datetime) -> None:
     """Upsert the intervals on (site, channel, start, duration): actuals and the latest forecast. Only new
     or changed intervals are written; one whose values Amber repeats keeps its row (and `updated_at`).
-    The site's row signatures (store_fetched_prices) no longer describe what is stored, so they are dropped."""
+    The site's price signatures (price_changes) no longer describe what is stored, so they are dropped."""
     _write_price_rows(list(_price_rows(site_id, intervals, now).values()))
     db.session.execute(delete(PriceDigest).where(PriceDigest.amber_site_id == site_id))
 
@@ -414,18 +414,6 @@ def write_price_changes(changes: PriceChanges, now: datetime) -> None:
         ).rowcount
     if not written:
         db.session.execute(delete(table).where(table.c.amber_site_id == changes.site_id))
-
-
-def store_fetched_prices(site_id: str, intervals: list[PriceInterval], now: datetime) -> int:
-    """Store a tick's fetch like store_prices, but send only the intervals whose values differ from what the
-    site's signatures say is stored (most ticks repeat most of the 30-minute forecast; the steady state
-    repeats everything). Returns how many rows were sent. The caller commits."""
-    stored = db.session.get(PriceDigest, site_id)
-    changes = price_changes(site_id, intervals, now, stored)
-    write_price_changes(changes, now)
-    if stored is not None:
-        db.session.expire(stored)  # written around the ORM
-    return len(changes.rows)
 
 
 @dataclass
