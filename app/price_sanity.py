@@ -125,6 +125,14 @@ def screen_prices(intervals: Iterable[PriceInterval], bounds: PriceBounds) -> tu
         candidates.append(interval)
         keys.append(key)
         prices_by_key[key].add(per_kwh)
+    return _without_conflicts(candidates, keys, prices_by_key, refused)
+
+
+def _without_conflicts(
+    candidates: list[PriceInterval], keys: list[tuple], prices_by_key: dict[tuple, set[float]], refused: list[Refusal]
+) -> tuple[list[PriceInterval], list[Refusal]]:
+    """The usable intervals (each key `(channel, start, duration)` once) and every refusal in time order:
+    a key Amber gave different prices for is refused, every copy of it."""
     kept: list[PriceInterval] = []
     seen: set[tuple] = set()
     for interval, key in zip(candidates, keys):

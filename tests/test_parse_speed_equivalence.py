@@ -19,32 +19,25 @@ from typing import Any
 
 import pytest
 
-from app.clients.amber import MalformedInterval, _parse_price_careful, parse_price_interval, parse_prices
-from app.price_sanity import CHANNEL_WORDS, PriceBounds, Refusal, _cents, _price_problem, screen_prices
+from app.clients.amber import _parse_each, _parse_price_careful, parse_price_interval, parse_prices
+from app.price_sanity import PriceBounds, Refusal, _price_problem, _without_conflicts, screen_prices
 from app.prices import AdvancedPrice, Channel, IntervalKind, PriceInterval
 
 # -- reference: the careful paths, which the fast paths must agree with ------------------------------------
 # Parsing: `_parse_price_careful` is the implementation from before the fast path, kept in the app for every
 # item the fast path does not take. Screening: the loop from before, around the app's `_price_problem`.
 
-ref_logger = logging.getLogger("reference.amber")
 ref_parse_price_interval = _parse_price_careful
 
 
 def ref_parse_prices(items: list[Any]) -> tuple[list[PriceInterval], int]:
-    parsed: list[PriceInterval] = []
-    skipped = 0
-    for index, raw in enumerate(items):
-        try:
-            parsed.append(ref_parse_price_interval(raw))
-        except MalformedInterval as exc:
-            skipped += 1
-            ref_logger.warning("amber: skipped malformed %s interval #%d: %s", "price", index, exc)
-    return parsed, skipped
+    return _parse_each(items, _parse_price_careful, "price")  # every item through the careful path
 
 
 def ref_screen_prices(intervals: Iterable[PriceInterval], bounds: PriceBounds) -> tuple[list[PriceInterval], list[Refusal]]:
+    """Every interval through `_price_problem` (no fast path), then the app's own conflict stage."""
     candidates: list[PriceInterval] = []
+    keys: list[tuple] = []
     refused: list[Refusal] = []
     prices_by_key: dict[tuple, set[float]] = defaultdict(set)
     for interval in intervals:
@@ -52,25 +45,11 @@ def ref_screen_prices(intervals: Iterable[PriceInterval], bounds: PriceBounds) -
         if problem is not None:
             refused.append(Refusal(interval.channel.value, interval.start, interval.end, problem[0], problem[1]))
             continue
-        candidates.append(interval)
-        prices_by_key[(interval.channel, interval.start, interval.duration_minutes)].add(interval.per_kwh)
-    kept: list[PriceInterval] = []
-    seen: set[tuple] = set()
-    for interval in candidates:
         key = (interval.channel, interval.start, interval.duration_minutes)
-        prices = prices_by_key[key]
-        if len(prices) > 1:
-            words = " and ".join(_cents(p) for p in sorted(prices))
-            refused.append(Refusal(
-                interval.channel.value, interval.start, interval.end, interval.per_kwh,
-                f"Amber sent {len(prices)} different {CHANNEL_WORDS[interval.channel]} prices for this interval ({words}); "
-                "another channel's prices may be labelled as this one",
-            ))
-        elif key not in seen:
-            seen.add(key)
-            kept.append(interval)
-    refused.sort(key=lambda r: (r.start, r.channel))
-    return kept, refused
+        candidates.append(interval)
+        keys.append(key)
+        prices_by_key[key].add(interval.per_kwh)
+    return _without_conflicts(candidates, keys, prices_by_key, refused)
 
 
 # -- generated inputs -------------------------------------------------------------------------------------
@@ -240,7 +219,7 @@ def test_parse_prices_matches_the_reference(odd: float, caplog: pytest.LogCaptur
         new_log = [(r.name, r.levelno, r.getMessage()) for r in caplog.records]
         caplog.clear()
         intervals, skipped = ref_parse_prices(items)
-        old_log = [("app.clients.amber", r.levelno, r.getMessage()) for r in caplog.records]
+        old_log = [(r.name, r.levelno, r.getMessage()) for r in caplog.records]
         assert result.skipped == skipped and new_log == old_log
         assert len(result.intervals) == len(intervals)
         for raw, new, old in zip([r for r in items if outcome(ref_parse_price_interval, r)[0] == "ok"], result.intervals, intervals):
