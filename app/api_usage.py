@@ -3,17 +3,14 @@ local day, service, kind and HTTP status class; Tesla's billable ones marked. Th
 and /metrics read these."""
 from __future__ import annotations
 
-import functools
 import threading
 from collections import Counter
 from collections.abc import Iterable
 from datetime import date
 
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from app.clients.base import CallRecord
-from app.extensions import db
+from app.upserts import upsert
 from app.models import ApiCallCount, Household
 
 TESLA_SERVICES = ("tesla", "teslemetry", "tesla_auth")
@@ -74,15 +71,4 @@ def record_call_counts(household: Household, counter: CallCounter, day: date) ->
         }
         for (service, kind, klass, billable), count in kinds.items()
     ]
-    db.session.execute(_count_upsert(db.engine.dialect.name), rows)
-
-
-@functools.cache
-def _count_upsert(dialect: str):
-    """INSERT ... ON CONFLICT (the count's key) DO UPDATE adding to calls and billable, built once per dialect."""
-    table = ApiCallCount.__table__
-    statement = (pg_insert if dialect == "postgresql" else sqlite_insert)(table)
-    return statement.on_conflict_do_update(
-        index_elements=["household_id", "day", "service", "kind", "status_class"],
-        set_={"calls": table.c.calls + statement.excluded.calls, "billable": table.c.billable + statement.excluded.billable},
-    )
+    upsert(ApiCallCount, rows, ["household_id", "day", "service", "kind", "status_class"], add=["calls", "billable"])

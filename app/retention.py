@@ -32,12 +32,11 @@ from typing import Any
 
 from flask import current_app
 from sqlalchemy import delete, select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from app.control import LIVE_STATES
 from app.extensions import db
 from app.models import EnergyInterval, ForceSession, MeteredUsage, StoredPrice, SyncRun, SyncRunTotal, TariffPush
+from app.upserts import upsert
 
 log = logging.getLogger(__name__)
 
@@ -152,12 +151,7 @@ def _purge_sync_runs(cutoff: datetime, batch_size: int, result: PurgeResult) -> 
 def _add_to_totals(counts: Counter[str]) -> None:
     if not counts:
         return
-    insert = pg_insert if db.engine.dialect.name == "postgresql" else sqlite_insert
-    statement = insert(SyncRunTotal.__table__)
-    statement = statement.on_conflict_do_update(
-        index_elements=["outcome"], set_={"purged": SyncRunTotal.__table__.c.purged + statement.excluded.purged}
-    )
-    db.session.execute(statement, [{"outcome": outcome, "purged": n} for outcome, n in sorted(counts.items())])
+    upsert(SyncRunTotal, [{"outcome": outcome, "purged": n} for outcome, n in sorted(counts.items())], ["outcome"], add=["purged"])
 
 
 # -- tariff pushes --------------------------------------------------------------------------------------------

@@ -22,8 +22,6 @@ from zoneinfo import ZoneInfo
 from flask import Flask, current_app
 from sqlalchemy import and_, bindparam, delete, exists, or_, select, update
 from sqlalchemy.orm import aliased, contains_eager, defer
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from app import clock
 from app.api_usage import TESLA_SERVICES, CallCounter, record_call_counts
@@ -48,6 +46,7 @@ from app.connections import (
 )
 from app.credentials import CredentialUnreadable
 from app.extensions import db
+from app.upserts import conflict_insert, upsert
 from app.control import ACTION_WORDS, LIVE_STATES
 from app.control import live_session as live_force_session
 from app.notify.service import after_sync
@@ -280,32 +279,6 @@ class BuiltTariff:
 # -- storage helpers --------------------------------------------------------------------------------------
 
 
-def _upsert(model, rows: list[dict[str, Any]], key: list[str], update: list[str], *, compare: list[str] | None = None) -> None:
-    """Insert rows, or update the existing row with the same `key`; with `compare`, an existing row is
-    rewritten only when one of those columns differs (an unchanged row costs no write at all)."""
-    if not rows:
-        return
-    dialect = db.engine.dialect.name
-    cache_key = (model.__table__.name, dialect, tuple(key), tuple(update), tuple(compare or ()))
-    statement = _UPSERTS.get(cache_key)
-    if statement is None:
-        insert = pg_insert if dialect == "postgresql" else sqlite_insert
-        # On the table, not the mapped class: the same statement, sent as one executemany without the
-        # ORM's per-row bulk-insert bookkeeping (most of the cost of storing a site's prices).
-        table = model.__table__
-        statement = insert(table)
-        changed = or_(*(table.c[name].is_distinct_from(statement.excluded[name]) for name in compare)) if compare else None
-        statement = _UPSERTS[cache_key] = statement.on_conflict_do_update(
-            index_elements=key, set_={name: getattr(statement.excluded, name) for name in update}, where=changed
-        )
-    db.session.execute(statement, rows)
-
-
-# Built once per table, dialect and column lists: building the statement (its `excluded` columns, its
-# cache key) cost more than sending a site's 136 unchanged rows.
-_UPSERTS: dict[tuple, Any] = {}
-
-
 PRICE_KEY = ["amber_site_id", "channel", "start_at", "duration_minutes"]
 
 
@@ -346,7 +319,7 @@ def _write_price_rows(rows: list[dict[str, Any]]) -> None:
         return
     columns = [c for c in rows[0] if c not in PRICE_KEY]
     values = [c for c in columns if c != "updated_at"]
-    _upsert(StoredPrice, rows, PRICE_KEY, columns, compare=values)
+    upsert(StoredPrice, rows, PRICE_KEY, columns, compare=values)
 
 
 def store_prices(site_id: str, intervals: list[PriceInterval], now: datetime) -> None:
@@ -406,8 +379,7 @@ def write_price_changes(changes: PriceChanges, now: datetime) -> None:
     table = PriceDigest.__table__
     values = {"amber_site_id": changes.site_id, "digests": {"rows": changes.signatures}, "stored_at": now}
     if changes.read_stored_at is None:
-        insert = pg_insert if db.engine.dialect.name == "postgresql" else sqlite_insert
-        written = db.session.execute(insert(table).values(values).on_conflict_do_nothing(index_elements=["amber_site_id"])).rowcount
+        written = db.session.execute(conflict_insert(table).values(values).on_conflict_do_nothing(index_elements=["amber_site_id"])).rowcount
     else:
         written = db.session.execute(
             update(table).where(table.c.amber_site_id == changes.site_id, table.c.stored_at == changes.read_stored_at).values(values)
