@@ -20,7 +20,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from flask import Flask, current_app
-from sqlalchemy import and_, bindparam, delete, exists, or_, select, update
+from sqlalchemy import and_, bindparam, delete, exists, select, update
 from sqlalchemy.orm import aliased, contains_eager, defer
 
 from app import clock
@@ -46,9 +46,7 @@ from app.connections import (
 )
 from app.credentials import CredentialUnreadable
 from app.extensions import db
-from app.upserts import conflict_insert, upsert
 from app.control import ACTION_WORDS, LIVE_STATES
-from app.control import live_session as live_force_session
 from app.notify.service import after_sync
 from app.models import (
     ForceSession,
@@ -77,6 +75,7 @@ from app.sync.rules import (
     tesla_wait,
 )
 from app.tariff import SlotFlag, TariffBuildError, TariffExplanation, TariffPolicy, build_tariff
+from app.upserts import conflict_insert, upsert
 
 log = logging.getLogger(__name__)
 
@@ -445,34 +444,6 @@ def _load(household_id: int) -> _Loaded | None:
     return None if row is None else _Loaded(*row)
 
 
-def _pushes_statement():
-    mine = (TariffPush.household_id == bindparam("household_id"), TariffPush.tesla_site_id == bindparam("site_id"))
-    last_id = (
-        select(TariffPush.id).where(*mine, TariffPush.accepted.is_(True))
-        .order_by(TariffPush.created_at.desc(), TariffPush.id.desc()).limit(1).scalar_subquery()
-    )
-    return (
-        select(TariffPush)
-        .options(defer(TariffPush.explanation))
-        .where(*mine, or_(TariffPush.id == last_id, and_(TariffPush.answer_lost.is_(True), or_(last_id.is_(None), TariffPush.id > last_id))))
-        .order_by(TariffPush.id.desc())
-    )
-
-
-_PUSHES = _pushes_statement()
-
-
-def _last_pushes(household: Household, site_id: str, with_unconfirmed: bool) -> tuple[TariffPush | None, TariffPush | None]:
-    """last_accepted_push and (with `with_unconfirmed`) unconfirmed_push, in one query: the last accepted push
-    and every push newer than it whose answer was lost."""
-    if not with_unconfirmed:
-        return last_accepted_push(household, site_id), None
-    rows = db.session.scalars(_PUSHES, {"household_id": household.id, "site_id": site_id}).all()
-    last = next((row for row in rows if row.accepted and not row.answer_lost), None)
-    lost = next((row for row in rows if row.answer_lost), None)
-    return last, lost
-
-
 def sync_state(household: Household) -> SyncState:
     """The household's sync state row, created on first use."""
     state = db.session.get(SyncState, household.id)
@@ -545,7 +516,6 @@ class _HouseholdSync:
         self.notes: list[str] = []
         self.last_via: str | None = None
         self.forced: ForceSession | None = None
-        self.sites_checked = False  # _ensure_sites asked Amber or Tesla (time passed since the load)
         self.price_changes: PriceChanges | None = None  # this run's fetch, stored when the run is recorded
 
     def _commit(self) -> None:
@@ -586,7 +556,7 @@ class _HouseholdSync:
         self._ensure_sites()
         tz = effective_timezone(settings)
         # A force charge/discharge owns the Powerwall's settings: record prices, change nothing.
-        self.forced = live_force_session(self.household) if self.sites_checked else self.loaded.forced
+        self.forced = self.loaded.forced
         fetch = self._prices()
         if self.forced is not None:
             self.result.forced = True
@@ -647,8 +617,10 @@ class _HouseholdSync:
             raise _Stop("skipped", str(exc)) from exc
         finally:
             if checked:
-                self.sites_checked = True
                 self._commit()  # what the checks found (sites, zone, status), before the next outside call
+                # Read again what depends on the sites just chosen (their price signatures and pushes), and
+                # whether a force session started meanwhile.
+                self.loaded = _load(self.household.id) or self.loaded
 
     def _prices(self) -> SiteFetch:
         self._check_deadline()
@@ -664,8 +636,7 @@ class _HouseholdSync:
             raise _Stop("failed", f"Amber prices could not be read: {message} The last good tariff stays on the Powerwall.")
         if owner and not self.dry_run:
             # Compared with the stored signatures now, written with the run (one short transaction at the end).
-            digest = db.session.get(PriceDigest, site_id) if self.sites_checked else self.loaded.digest
-            self.price_changes = price_changes(site_id, fetch.intervals, self.now, digest)
+            self.price_changes = price_changes(site_id, fetch.intervals, self.now, self.loaded.digest)
             _set_status(self.household, "amber", "connected", f"Connected; using site {site_id}.", self.now, self.statuses)
         if not fetch.confirmed:
             self.notes.append("(Amber had not confirmed the current 5-minute price yet; its estimate was used.)")
@@ -689,10 +660,9 @@ class _HouseholdSync:
             raise _Stop("skipped", f"{reason} {note}".strip())
 
     def _decide(self, tariff: dict, explanation: TariffExplanation) -> PushDecision:
-        if self.sites_checked or self.loaded.has_unconfirmed:
-            last, lost = _last_pushes(self.household, self.settings.tesla_site_id, with_unconfirmed=not self.dry_run)
-        else:
-            last, lost = self.loaded.last_push, None  # read with the household
+        last, lost = self.loaded.last_push, None  # read with the household
+        if self.loaded.has_unconfirmed and not self.dry_run:
+            lost = unconfirmed_push(self.household, self.settings.tesla_site_id, last)
         if lost is not None:
             # The last push went out but its answer never came back: read what the Powerwall holds before
             # sending anything again (a push is billed and never retried blindly).
