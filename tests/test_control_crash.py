@@ -18,12 +18,11 @@ from app import control, create_app
 from app.clients.tesla import teslemetry_client
 from app.credentials import apply_settings
 from app.extensions import db
-from app.households import owned_or_new
 from app.models import ControlEvent, ForceSession
 from app.simulator import identity
 from app.simulator.server import create_simulator_app, start_simulator_thread
 from config import BASE_DIR
-from tests.conftest import FakeClock, create_user, make_config
+from tests.conftest import FakeClock, create_user, make_config, owned_household
 from tests.db_backends import BACKENDS, fresh_database
 from tests.process_support import flask_env, run_flask
 
@@ -67,9 +66,7 @@ def home(request, tmp_path, simulator):
             db.create_all()
         uid = create_user(app, EMAIL)
         with app.app_context():
-            from app.models import User
-
-            household = owned_or_new(db.session.get(User, uid), datetime.now(timezone.utc))
+            household = owned_household(uid)
             apply_settings(household, teslemetry_token=identity.TESLEMETRY_TOKEN, tesla_site_id=POWERWALL,
                            site_timezone="Australia/Sydney")
             db.session.commit()

@@ -13,12 +13,11 @@ from sqlalchemy import func, select
 from app import create_app
 from app.credentials import apply_settings
 from app.extensions import db
-from app.households import owned_or_new
-from app.models import MeteredUsage, MoneyImport, User
+from app.models import MeteredUsage, MoneyImport
 from app.money.importer import chunks, households_due
 from app.simulator import identity
 from app.simulator.server import create_simulator_app, start_simulator_thread
-from tests.conftest import create_user, make_config
+from tests.conftest import create_user, make_config, owned_household
 from tests.db_backends import BACKENDS, fresh_database
 from tests.process_support import flask_env, run_flask
 
@@ -41,7 +40,7 @@ def home(request, tmp_path, simulator):
             db.create_all()
         uid = create_user(app, EMAIL)
         with app.app_context():
-            household = owned_or_new(db.session.get(User, uid), datetime.now(timezone.utc))
+            household = owned_household(uid)
             apply_settings(household, amber_token=identity.AMBER_TOKEN, amber_site_id=identity.AMBER_SITE_ID,
                            site_timezone="Australia/Sydney")
             db.session.commit()
