@@ -27,7 +27,6 @@ transaction that records the run without reaching into their internals. One tabl
 from __future__ import annotations
 
 import logging
-import os
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -67,27 +66,21 @@ class ClaimSettings:
 
     @classmethod
     def from_config(cls, config) -> ClaimSettings:
-        """From the app's config (defaults: a batch of SYNC_MAX_WORKERS, a TTL of the household deadline + 60 s)."""
+        """From the app's config (config.py reads and checks SYNC_CLAIM_BATCH, SYNC_CLAIM_TTL_SECONDS and
+        SYNC_WORKER_POLL_SECONDS from the environment, with their defaults)."""
         return cls(
-            batch=int(setting(config, "SYNC_CLAIM_BATCH") or config.get("SYNC_MAX_WORKERS", 32)),
-            ttl=timedelta(seconds=float(setting(config, "SYNC_CLAIM_TTL_SECONDS") or config["SYNC_USER_DEADLINE_SECONDS"] + 60)),
-            poll_seconds=float(setting(config, "SYNC_WORKER_POLL_SECONDS") or 5.0),
+            batch=int(config["SYNC_CLAIM_BATCH"]),
+            ttl=timedelta(seconds=float(config["SYNC_CLAIM_TTL_SECONDS"])),
+            poll_seconds=float(config["SYNC_WORKER_POLL_SECONDS"]),
             period=timedelta(seconds=config["SCHEDULER_TICK_SECONDS"]),
             delay=timedelta(seconds=config["SCHEDULER_TICK_DELAY_SECONDS"]),
         )
 
 
-def setting(config, name: str) -> str | None:
-    """A claims setting from the app's config, else from the environment (SYNC_MODE, SYNC_CLAIM_BATCH,
-    SYNC_CLAIM_TTL_SECONDS, SYNC_WORKER_POLL_SECONDS)."""
-    value = config.get(name)
-    return value if value not in (None, "") else (os.environ.get(name) or None)
-
-
 def enabled(app: Flask | None = None) -> bool:
     """Whether workers claim households (SYNC_MODE=claims on PostgreSQL); never on SQLite."""
     app = app or current_app
-    if (setting(app.config, "SYNC_MODE") or "leader") != "claims":
+    if app.config["SYNC_MODE"] != "claims":
         return False
     if not app.config["SQLALCHEMY_DATABASE_URI"].startswith("postgresql"):
         log.warning("SYNC_MODE=claims needs PostgreSQL; on SQLite the scheduler's leader syncs every household")
@@ -230,7 +223,7 @@ def sync_batch(tick_at: datetime, household_ids: list[int], complete: Callable[[
 
 def batch_job_from_config(config) -> BatchJob:
     """SYNC_WORKER_BATCH_JOB ("module:function", tests only), else the sync."""
-    target = setting(config, "SYNC_WORKER_BATCH_JOB")
+    target = config["SYNC_WORKER_BATCH_JOB"]
     return import_string(target) if target else sync_batch
 
 
