@@ -14,17 +14,16 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from sqlalchemy import select
 
-from app import control, create_app
+from app import control
 from app.clients.tesla import teslemetry_client
-from app.credentials import apply_settings
 from app.extensions import db
 from app.models import ControlEvent, ForceSession
 from app.simulator import identity
 from app.simulator.server import create_simulator_app, start_simulator_thread
 from config import BASE_DIR
-from tests.conftest import FakeClock, create_user, make_config, owned_household
-from tests.db_backends import BACKENDS, fresh_database
-from tests.process_support import flask_env, run_flask
+from tests.conftest import FakeClock
+from tests.db_backends import BACKENDS
+from tests.process_support import household_on_simulator, run_flask
 
 EMAIL = "owner@example.com"
 POWERWALL = str(identity.TESLA_ENERGY_SITE_ID)
@@ -59,22 +58,9 @@ def home(request, tmp_path, simulator):
     tesla.set_backup_reserve(POWERWALL, 20)
     tesla.set_operation_mode(POWERWALL, "self_consumption")
     tesla.set_grid_import_export(POWERWALL, export_rule="pv_only", allow_grid_charging=False)
-    with fresh_database(request.param, tmp_path) as url:
-        settings = identity.app_settings(simulator)
-        app = create_app(make_config(tmp_path, url, **settings))
-        with app.app_context():
-            db.create_all()
-        uid = create_user(app, EMAIL)
-        with app.app_context():
-            household = owned_household(uid)
-            apply_settings(household, teslemetry_token=identity.TESLEMETRY_TOKEN, tesla_site_id=POWERWALL,
-                           site_timezone="Australia/Sydney")
-            db.session.commit()
-        env = flask_env(url, tmp_path / "data", **settings)
+    with household_on_simulator(request.param, tmp_path, simulator, EMAIL, teslemetry_token=identity.TESLEMETRY_TOKEN,
+                                tesla_site_id=POWERWALL) as (app, env, _):
         yield app, env, powerwall(simulator)
-        with app.app_context():
-            db.session.remove()
-            db.engine.dispose()
 
 
 def wait_until_stopped(child: subprocess.Popen, seconds: float = 30) -> None:

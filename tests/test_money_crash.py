@@ -10,16 +10,13 @@ import pytest
 import requests
 from sqlalchemy import func, select
 
-from app import create_app
-from app.credentials import apply_settings
 from app.extensions import db
 from app.models import MeteredUsage, MoneyImport
 from app.money.importer import chunks, households_due
 from app.simulator import identity
 from app.simulator.server import create_simulator_app, start_simulator_thread
-from tests.conftest import create_user, make_config, owned_household
-from tests.db_backends import BACKENDS, fresh_database
-from tests.process_support import flask_env, run_flask
+from tests.db_backends import BACKENDS
+from tests.process_support import household_on_simulator, run_flask
 
 EMAIL = "owner@example.com"
 
@@ -33,22 +30,9 @@ def simulator():
 
 @pytest.fixture(params=BACKENDS)
 def home(request, tmp_path, simulator):
-    with fresh_database(request.param, tmp_path) as url:
-        settings = identity.app_settings(simulator)
-        app = create_app(make_config(tmp_path, url, **settings))
-        with app.app_context():
-            db.create_all()
-        uid = create_user(app, EMAIL)
-        with app.app_context():
-            household = owned_household(uid)
-            apply_settings(household, amber_token=identity.AMBER_TOKEN, amber_site_id=identity.AMBER_SITE_ID,
-                           site_timezone="Australia/Sydney")
-            db.session.commit()
-            household_id = household.id
-        yield app, flask_env(url, tmp_path / "data", **settings), household_id
-        with app.app_context():
-            db.session.remove()
-            db.engine.dispose()
+    with household_on_simulator(request.param, tmp_path, simulator, EMAIL, amber_token=identity.AMBER_TOKEN,
+                                amber_site_id=identity.AMBER_SITE_ID) as home:
+        yield home
 
 
 def money_import(env: dict, kill_at: str | None = None) -> subprocess.CompletedProcess:
