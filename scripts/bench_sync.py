@@ -69,24 +69,63 @@ CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 
 
 def serve_simulator() -> None:
-    """Child process: serve a simulator on an ephemeral port, print its URL, stop when stdin closes."""
-    from app.simulator.server import create_simulator_app, start_simulator_thread
+    """Child process: serve a simulator under gunicorn's threaded worker on an ephemeral port, print its URL
+    and the worker's pid, stop when stdin closes.
 
+    Gunicorn (already the app's server) keeps HTTP/1.1 connections open between requests, as Amber's and
+    Tesla's servers do, so the app is measured reusing its connections as it does in production. Werkzeug's
+    development server cannot stand in: it closes every connection after one answer."""
+    import signal
+    import socket
+
+    from gunicorn.app.base import BaseApplication
+
+    from app.simulator.server import create_simulator_app
+
+    listener = socket.create_server(("127.0.0.1", 0), backlog=1024)
+    listener.set_inheritable(True)
+    base = f"http://127.0.0.1:{listener.getsockname()[1]}"
     sim_app = create_simulator_app(amber_rate_limit=0, teslemetry_rate_limit=0, amber_site_aliases=True)
-    base, stop = start_simulator_thread(app=sim_app, keep_alive=True)
-    print(base, flush=True)
-    sys.stdin.read()  # returns when the parent exits or closes the pipe
-    stop()
+    options = {
+        "bind": [f"fd://{listener.fileno()}"],
+        "workers": 1,  # one process: the simulator's state (clock, Powerwalls, faults) lives in it
+        "worker_class": "gthread",
+        "threads": 128,  # every app thread's call can be waiting out the added latency at once
+        "keepalive": 300,
+        "worker_connections": 4096,
+        "loglevel": "warning",
+        "accesslog": None,
+        "post_worker_init": lambda worker: print(base, os.getpid(), flush=True),
+    }
+
+    class Server(BaseApplication):
+        def load_config(self) -> None:
+            for key, value in options.items():
+                self.cfg.set(key, value)
+
+        def load(self):
+            return sim_app
+
+    master = os.getpid()
+
+    def stop_when_stdin_closes() -> None:
+        sys.stdin.read()  # returns when the parent exits or closes the pipe
+        os.kill(master, signal.SIGTERM)
+
+    threading.Thread(target=stop_when_stdin_closes, daemon=True).start()
+    Server().run()
 
 
 @contextmanager
 def simulator(mode: str) -> Iterator[tuple[str, int | None]]:
-    """(base URL, child pid or None) of a simulator with rate limits off and site aliases on."""
+    """(base URL, pid of the process that answers or None) of a simulator with rate limits off and site
+    aliases on: a subprocess under gunicorn (connections kept open), or a thread of this process (werkzeug's
+    server, a new connection per call)."""
     if mode == "thread":
         from app.simulator.server import create_simulator_app, start_simulator_thread
 
         sim_app = create_simulator_app(amber_rate_limit=0, teslemetry_rate_limit=0, amber_site_aliases=True)
-        base, stop = start_simulator_thread(app=sim_app, keep_alive=True)
+        base, stop = start_simulator_thread(app=sim_app)
         try:
             yield base, None
         finally:
@@ -101,10 +140,10 @@ def simulator(mode: str) -> Iterator[tuple[str, int | None]]:
     )
     try:
         assert child.stdout is not None
-        base = child.stdout.readline().strip()
-        if not base.startswith("http"):
+        base, _, worker_pid = child.stdout.readline().strip().partition(" ")
+        if not base.startswith("http") or not worker_pid.isdigit():
             raise SystemExit("the simulator subprocess did not start")
-        yield base, child.pid
+        yield base, int(worker_pid)  # the process that answers (its CPU and memory are the simulator's)
     finally:
         if child.stdin:
             child.stdin.close()

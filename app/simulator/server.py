@@ -151,13 +151,6 @@ class QuietRequestHandler(WSGIRequestHandler):
         return None
 
 
-class KeepAliveRequestHandler(QuietRequestHandler):
-    """HTTP/1.1 with kept-open connections, as Amber's and Tesla's servers answer (the benchmarks: a client
-    that reuses its connections is measured as it runs in production, not reconnecting for every call)."""
-
-    protocol_version = "HTTP/1.1"
-
-
 def run_simulator(
     host: str = "127.0.0.1",
     port: int = 5055,
@@ -179,14 +172,13 @@ def start_simulator_thread(
     clock: Callable[[], datetime] | None = None,
     seed: int = DEFAULT_SEED,
     log_requests: bool = False,
-    keep_alive: bool = False,
     **config: object,
 ) -> tuple[str, Callable[[], None]]:
     """Serve a simulator (the given `app`, or a new one) in a daemon thread; returns (base_url, stop).
 
     Port 0 picks a free ephemeral port. Reach the state in-process via `app.extensions["simulator"]`."""
     app = app or create_simulator_app(clock, seed, **config)
-    handler = RedactingRequestHandler if log_requests else KeepAliveRequestHandler if keep_alive else QuietRequestHandler
+    handler = RedactingRequestHandler if log_requests else QuietRequestHandler
     server = make_server(host, port, app, threaded=True, request_handler=handler)
     thread = threading.Thread(target=server.serve_forever, name="tesla-amber-simulator", daemon=True)
     thread.start()
