@@ -188,6 +188,12 @@ class Config:
         self.LOGIN_MAX_FAILURES_PER_ACCOUNT = 5
         self.LOGIN_MAX_FAILURES_PER_IP = 20
 
+        # Python's cyclic garbage collector: collect the youngest generation after this many new container
+        # objects (Python's default is 700). A sync allocates tens of thousands per household, so the default
+        # ran a full collection over the whole heap every few dozen households (about 14 % of a tick's CPU in
+        # scripts/bench_sync.py); reference counting still frees almost everything at once. 0 keeps Python's.
+        self.GC_THRESHOLD = int(_number("GC_THRESHOLD", 50_000, minimum=0, maximum=10_000_000, integer=True))
+
         # The sync (app/sync/engine.py).
         # I/O-bound (each user waits on Amber and Tesla): measured, PostgreSQL needs 32 for 1,000 users a tick.
         self.SYNC_MAX_WORKERS = int(_number("SYNC_MAX_WORKERS", 32, minimum=1, integer=True))

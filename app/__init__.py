@@ -1,6 +1,7 @@
 """Tesla-Amber-Sync: the Flask application factory."""
 from __future__ import annotations
 
+import gc
 import logging
 import time
 from pathlib import Path
@@ -29,6 +30,7 @@ def create_app(config: Config | str | None = None) -> Flask:
 
     observability.init_app(app)  # logging first; request id before every other before_request hook
 
+    tune_garbage_collector(app.config["GC_THRESHOLD"])
     Path(app.config["DATA_DIR"]).mkdir(parents=True, exist_ok=True)
     app.extensions["crypto"] = init_app_keys(app.config)
     clock.init_app(app)
@@ -123,6 +125,16 @@ def database_timeouts(config) -> dict[str, object]:
 
 # A pooled connection unused for this long is pinged before it is handed out again.
 IDLE_PING_SECONDS = 10.0
+
+
+def tune_garbage_collector(threshold: int) -> None:
+    """Let the youngest generation grow to `threshold` new container objects before a collection (0: leave
+    Python's thresholds alone). Process-wide: every process of the app runs syncs or pages that allocate in
+    bursts, and with Python's default of 700 the full collections (each a walk over every object in the
+    heap) came every few dozen households of a tick. The older generations keep Python's ratios."""
+    if threshold:
+        _, older, oldest = gc.get_threshold()
+        gc.set_threshold(threshold, older, oldest)
 
 
 def ping_idle_connections(engine: Engine, idle_seconds: float) -> None:
