@@ -422,8 +422,8 @@ class StoredPrice(db.Model):
 
 
 class PriceDigest(db.Model):
-    """A digest of the price intervals last stored for an Amber site, per resolution (minutes -> digest): a
-    sync whose fetch has the same digest writes nothing, without sending the site's rows to be compared."""
+    """Signatures of the price intervals last stored for an Amber site (`{"rows": {interval: checksum}}`): a
+    sync sends only the intervals whose signature changed, without the database comparing the site's rows."""
 
     __tablename__ = "price_digests"
 

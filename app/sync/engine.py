@@ -75,7 +75,7 @@ from app.sync.rules import (
     tesla_wait,
 )
 from app.tariff import SlotFlag, TariffBuildError, TariffExplanation, TariffPolicy, build_tariff
-from app.upserts import conflict_insert, upsert
+from app.upserts import upsert
 
 log = logging.getLogger(__name__)
 
@@ -378,7 +378,7 @@ def write_price_changes(changes: PriceChanges, now: datetime) -> None:
     table = PriceDigest.__table__
     values = {"amber_site_id": changes.site_id, "digests": {"rows": changes.signatures}, "stored_at": now}
     if changes.read_stored_at is None:
-        written = db.session.execute(conflict_insert(table).values(values).on_conflict_do_nothing(index_elements=["amber_site_id"])).rowcount
+        written = upsert(PriceDigest, [values], ["amber_site_id"])  # unless another sync stored some first
     else:
         written = db.session.execute(
             update(table).where(table.c.amber_site_id == changes.site_id, table.c.stored_at == changes.read_stored_at).values(values)
