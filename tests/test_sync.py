@@ -6,6 +6,7 @@ import threading
 import time
 from datetime import datetime, timedelta, timezone
 
+import pytest
 import requests
 from sqlalchemy import func, select
 
@@ -308,6 +309,35 @@ def test_a_tick_that_sees_the_same_prices_writes_no_price_rows(env, app, househo
     assert result.outcome == "unchanged"
     assert not [s for s in statements if ("price_intervals" in s or "price_digests" in s) and not s.lstrip().upper().startswith("SELECT")]
     assert any(s.lstrip().upper().startswith("INSERT INTO SYNC_RUNS") for s in statements)
+
+
+def test_on_postgresql_the_read_goes_without_a_transaction_and_the_writes_in_one(env, app, household_id):
+    """A sync's first read is one SELECT in autocommit (a transaction of its own would cost a BEGIN and a
+    COMMIT round trip); what the run writes still goes in one transaction."""
+    from sqlalchemy import event
+
+    with app.app_context():
+        engine = _db.engine
+    if engine.dialect.name != "postgresql":
+        pytest.skip("SQLite's driver begins a transaction only before a write")
+    env.tick()
+    seen: list[tuple[str, bool]] = []
+
+    def record(conn, cursor, statement, parameters, context, executemany):
+        if threading.current_thread().name.startswith("sync"):  # the household's sync, not the tick's own list
+            seen.append((statement.lstrip().split()[0].upper(), conn.connection.dbapi_connection.autocommit))
+
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        SHARED.advance(seconds=20)
+        [result] = env.tick()
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+    assert result.outcome == "unchanged"
+    reads = [autocommit for kind, autocommit in seen if kind == "SELECT"]
+    writes = [autocommit for kind, autocommit in seen if kind in ("INSERT", "UPDATE", "DELETE")]
+    assert reads and all(reads)
+    assert writes and not any(writes)
 
 
 def test_a_tick_sends_only_the_price_intervals_that_changed(env, app, household_id):

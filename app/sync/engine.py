@@ -440,7 +440,18 @@ _LOAD = _load_statement()
 
 
 def _load(household_id: int) -> _Loaded | None:
-    row = db.session.execute(_LOAD, {"household_id": household_id}).one_or_none()
+    """Everything a sync reads first, in one statement. Outside a transaction on PostgreSQL it is read in
+    autocommit and the session's transaction ends with it: a read in a transaction of its own costs a BEGIN
+    and a COMMIT round trip besides the SELECT (SQLite's driver begins transactions only before writes)."""
+    session = db.session()
+    if session.in_transaction() or db.engine.dialect.name != "postgresql":
+        row = session.execute(_LOAD, {"household_id": household_id}).one_or_none()
+    else:
+        session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+        try:
+            row = session.execute(_LOAD, {"household_id": household_id}).one_or_none()
+        finally:
+            session.commit()  # nothing to commit: gives the connection back (to its usual isolation level)
     return None if row is None else _Loaded(*row)
 
 
