@@ -133,6 +133,36 @@ def test_a_refused_amber_token_sends_one_message_over_three_ticks_and_one_when_f
     assert len(hook_messages(env)) == 2  # nothing more while all is well
 
 
+def test_a_sync_reads_the_open_episodes_only_when_one_opens_or_closes(env, app):  # noqa: F811
+    # The sync reads the open episodes' keys with the household; the rows only when one must open or close.
+    from sqlalchemy import event
+
+    env.tick()
+    with app.app_context():
+        engine = _db.engine
+    reads: list[str] = []
+
+    def seen(conn, cursor, statement, parameters, context, executemany):
+        if statement.lstrip().upper().startswith("SELECT HOUSEHOLD_PROBLEMS."):
+            reads.append(statement)
+
+    counts = []
+    event.listen(engine, "before_cursor_execute", seen)
+    try:
+        env.amber.fail_status = 401
+        for _ in range(3):  # opens, stays open, stays open
+            next_tick_delivered(env, app)
+            counts.append(len(reads))
+        env.amber.fail_status = None
+        next_tick_delivered(env, app)  # closes
+        counts.append(len(reads))
+    finally:
+        event.remove(engine, "before_cursor_execute", seen)
+    assert counts == [1, 1, 1, 2]
+    with app.app_context():
+        assert _db.session.scalars(select(HouseholdProblem)).all() == []
+
+
 def test_a_sync_that_stops_working_for_an_hour_is_told_once_and_its_recovery_once(env, app, runner):  # noqa: F811
     """Amber refuses the token for 80 minutes: the token message comes at once; the "sync stopped working"
     message comes once, after an hour without a successful sync; both clear together when it works again."""

@@ -4,6 +4,7 @@ Every function here swallows its own failures (logged): a notification problem n
 from __future__ import annotations
 
 import logging
+from collections.abc import Collection
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -22,15 +23,18 @@ _PROBLEMS = select(HouseholdProblem).where(HouseholdProblem.household_id == bind
 
 def observe(
     household: Household, now: datetime, current: dict[str, str | None], checked: set[str],
-    rows: dict[str, HouseholdProblem] | None = None,
+    open_keys: Collection[str] | None = None,
 ) -> list[Transition]:
     """Open and close the household's problem episodes: `current` are the problems seen now (key ->
-    detail), `checked` the keys this look could see at all (others stay as they are); `rows`, the open
-    episodes when the caller knows them. The caller commits."""
-    if rows is None:
-        rows = {p.key: p for p in db.session.scalars(_PROBLEMS, {"household_id": household.id})}
+    detail), `checked` the keys this look could see at all (others stay as they are); `open_keys`, the keys
+    of the open episodes when the caller knows them: the episodes are then read only if one opens or closes
+    (most syncs change none). The caller commits."""
+    seen = {k: v for k, v in current.items() if k in checked}
+    if open_keys is not None and not transitions({key: now for key in open_keys if key in checked}, seen, now):
+        return []
+    rows = {p.key: p for p in db.session.scalars(_PROBLEMS, {"household_id": household.id})}
     visible = {key: row.started_at for key, row in rows.items() if key in checked}
-    changes = transitions(visible, {k: v for k, v in current.items() if k in checked}, now)
+    changes = transitions(visible, seen, now)
     for change in changes:
         event = PROBLEM_EVENTS[change.key]
         if change.started:
@@ -80,9 +84,10 @@ def _stalled(household_id: int, now: datetime) -> bool:
     return first is not None and now - first >= STALLED_AFTER
 
 
-def after_sync(household_id: int, result: Any, now: datetime, problems: dict[str, HouseholdProblem] | None = None) -> None:
-    """Turn one household's sync into problem episodes and events, and commit them. `problems`: the open
-    episodes when the caller knows them (the sync knows when there are none, and spares the query)."""
+def after_sync(household_id: int, result: Any, now: datetime, open_problems: Collection[str] | None = None) -> None:
+    """Turn one household's sync into problem episodes and events, and commit them. `open_problems`: the keys
+    of the open episodes when the caller knows them (the sync reads them with the household, and spares the
+    query unless one opens or closes)."""
     try:
         household = db.session.get(Household, household_id)
         if household is None:
@@ -105,7 +110,7 @@ def after_sync(household_id: int, result: Any, now: datetime, problems: dict[str
             checked.add("stalled")
             if result.outcome in ("failed", "skipped") and _stalled(household_id, now):
                 current["stalled"] = f"last attempt: {result.reason}"
-        observe(household, now, current, checked, problems)
+        observe(household, now, current, checked, open_problems)
         if result.changed_outside:
             event(household, "changed_outside", f"outside:{now.isoformat()}",
                   "The Powerwall's tariff was changed outside this app; the synced tariff was put back.", now)

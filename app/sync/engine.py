@@ -20,7 +20,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from flask import Flask, current_app
-from sqlalchemy import and_, bindparam, delete, exists, select, update
+from sqlalchemy import and_, bindparam, delete, exists, func, select, update
 from sqlalchemy.orm import aliased, contains_eager, defer
 
 from app import clock
@@ -399,7 +399,7 @@ class _Loaded:
     amber_status: ServiceStatus | None
     tesla_status: ServiceStatus | None
     last_push: TariffPush | None  # the last push Tesla accepted for the household's Powerwall (no explanation)
-    has_problems: bool  # an open problem episode (notifications read them only then)
+    problem_keys: str | None  # the open problem episodes' keys, comma-separated (notifications read the rows only if one changes)
     has_unconfirmed: bool  # a push whose answer was lost (the sync then reads the pushes again, exactly)
 
     @property
@@ -420,7 +420,8 @@ def _load_statement():
     return (
         select(
             Household, SyncState, ForceSession, PriceDigest, amber, tesla, last_push,
-            exists().where(HouseholdProblem.household_id == Household.id),
+            select(func.aggregate_strings(HouseholdProblem.key, ",")).where(HouseholdProblem.household_id == Household.id)
+            .scalar_subquery(),
             exists().where(*pushes_here, TariffPush.answer_lost.is_(True)),
         )
         .outerjoin(Household.settings)
@@ -913,7 +914,7 @@ def sync_household(
         return result
     actor = actor or ("schedule" if tick_at else None)
     _record_run(household_id, result, tick_at, now, run.counter, accepted, actor, on_record, run.price_changes)
-    after_sync(household_id, result, now, problems=None if loaded.has_problems else {})
+    after_sync(household_id, result, now, open_problems=frozenset(loaded.problem_keys.split(",")) if loaded.problem_keys else frozenset())
     return result
 
 
