@@ -12,7 +12,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import DisconnectionError
 
-from app import clock
+from app import clock, json_codec
 from app.crypto import init_app_keys
 from app.db_files import create_private, secure_sqlite_files, sqlite_file
 from app.extensions import csrf, db, login_manager, migrate
@@ -46,6 +46,9 @@ def create_app(config: Config | str | None = None) -> Flask:
     app.config["SQLALCHEMY_ENGINE_OPTIONS"] = {
         **app.config["SQLALCHEMY_ENGINE_OPTIONS"],
         "connect_args": database_timeouts(app.config),
+        # The JSON columns (a push's tariff and explanation, price signatures) through orjson.
+        "json_serializer": json_codec.dumps,
+        "json_deserializer": json_codec.loads,
     }
     database_file = sqlite_file(make_url(app.config["SQLALCHEMY_DATABASE_URI"]))
     # No ping before every checkout (a round trip on each of a sync's transactions): a SQLite connection is

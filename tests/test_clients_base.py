@@ -1,7 +1,9 @@
 """Tests for the shared HTTP chokepoint (app/clients/base.py): status mapping, retries, timeouts, redaction."""
 from __future__ import annotations
 
+import json
 import logging
+import math
 from collections.abc import Iterator
 
 import pytest
@@ -381,3 +383,20 @@ def test_no_token_in_any_log_record_or_error(
         assert TOKEN not in str(error)
         assert TOKEN not in error.user_message
         assert TOKEN not in (error.code or "")
+
+
+def test_a_json_body_is_sent_as_json_and_a_nan_in_an_answer_is_read(mocked: responses.RequestsMock, client: HttpClient) -> None:
+    # Bodies go out through orjson (app/json_codec.py); an answer with NaN, which is not JSON but which
+    # Python writes and Amber could send, is still read (the price sanity check then refuses that price).
+    mocked.add(responses.POST, f"{BASE}/command", body=b'{"perKwh": NaN, "ok": true}', content_type="application/json")
+    answer = client.request("POST", "/command", json={"tou_settings": {"rate": 0.25, 3: "three"}})
+    sent = mocked.calls[0].request
+    assert sent.headers["Content-Type"] == "application/json"
+    assert json.loads(sent.body) == {"tou_settings": {"rate": 0.25, "3": "three"}}
+    assert math.isnan(answer.body["perKwh"]) and answer.body["ok"] is True
+
+
+def test_an_answer_that_is_not_json_is_a_bad_response(mocked: responses.RequestsMock, client: HttpClient) -> None:
+    mocked.add(responses.GET, f"{BASE}/x", body=b"<html>busy</html>", content_type="text/html")
+    with pytest.raises(BadResponseError):
+        client.request("GET", "/x")

@@ -18,6 +18,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import requests
 
+from app import json_codec
 from app.clients.errors import (
     AppNotRegisteredError,
     AuthenticationError,
@@ -221,6 +222,12 @@ class HttpClient:
         if form:
             secrets += [v for k, v in form.items() if k.lower() in SENSITIVE_KEYS]
         headers = {"Accept": "application/json", "User-Agent": self._user_agent}
+        body = None
+        if json is not None:
+            body = json_codec.dumps_bytes(json)
+            headers["Content-Type"] = "application/json"
+        elif form is not None:
+            body = dict(form)
         if self.token:
             headers["Authorization"] = f"Bearer {self.token}"
         clean_params = {k: v for k, v in (params or {}).items() if v is not None}
@@ -234,8 +241,7 @@ class HttpClient:
                     method,
                     url,
                     params=clean_params or None,
-                    json=json,
-                    data=dict(form) if form is not None else None,
+                    data=body,
                     headers=headers,
                     timeout=self.timeout,
                 )
@@ -329,7 +335,7 @@ class HttpClient:
 
     def _parse_body(self, response: requests.Response, expect_json: bool, secrets: list[str | None]) -> Any:
         try:
-            return response.json()
+            return json_codec.loads(response.content)
         except ValueError:
             if not expect_json:
                 return None
