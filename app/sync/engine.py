@@ -20,7 +20,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from flask import Flask, current_app
-from sqlalchemy import and_, bindparam, delete, exists, func, select, update
+from sqlalchemy import and_, bindparam, delete, exists, func, insert, select, update
 from sqlalchemy.orm import aliased, contains_eager, defer
 
 from app import clock
@@ -918,6 +918,9 @@ def sync_household(
     return result
 
 
+_INSERT_RUN = insert(SyncRun.__table__)
+
+
 def _record_run(
     household_id: int,
     result: SyncResult,
@@ -940,27 +943,29 @@ def _record_run(
         if accepted.id is None:
             db.session.flush()  # the run refers to the push
         result.tariff_push_id = accepted.id
-    db.session.add(
-        SyncRun(
-            household_id=household_id,
-            tick_at=tick_at,
-            started_at=started,
-            finished_at=clock.now(),
-            outcome=result.outcome,
-            reason=result.reason[:4000],
-            amber_calls=result.amber_calls,
-            tesla_calls=result.tesla_calls,
-            pushed=result.pushed,
-            push_latency_ms=result.push_latency_ms,
-            tariff_push_id=result.tariff_push_id,
-            refused_prices=result.refused_prices or None,
-            triggered_by=actor,
-        )
+    # A plain INSERT (the run is never read back in this session): the unit of work costs more than the row.
+    db.session.execute(
+        _INSERT_RUN,
+        {
+            "household_id": household_id,
+            "tick_at": tick_at,
+            "started_at": started,
+            "finished_at": clock.now(),
+            "outcome": result.outcome,
+            "reason": result.reason[:4000],
+            "amber_calls": result.amber_calls,
+            "tesla_calls": result.tesla_calls,
+            "pushed": result.pushed,
+            "push_latency_ms": result.push_latency_ms,
+            "tariff_push_id": result.tariff_push_id,
+            "refused_prices": result.refused_prices or None,
+            "triggered_by": actor,
+        },
     )
     if on_record is not None:
         on_record(household_id)
     if prices is not None and prices.pending:
-        db.session.flush()  # the run first: prices that cannot be written must not take the run (or a push) with them
+        db.session.flush()  # the state and a push first: prices that cannot be written must not take them with them
         try:
             with db.session.begin_nested():
                 write_price_changes(prices, started)
