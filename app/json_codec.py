@@ -14,14 +14,14 @@ from typing import Any
 import orjson
 
 
-def dumps(value: Any) -> str:
-    """`value` as compact JSON text (keys that are not strings written as strings, as Python's json does)."""
-    return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
-
-
 def dumps_bytes(value: Any) -> bytes:
-    """`value` as compact UTF-8 JSON, for a request body."""
+    """`value` as compact UTF-8 JSON (keys that are not strings written as strings, as Python's json does)."""
     return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS)
+
+
+def dumps(value: Any) -> str:
+    """`value` as compact JSON text, as `dumps_bytes` writes it."""
+    return dumps_bytes(value).decode()
 
 
 def loads(text: str | bytes) -> Any:

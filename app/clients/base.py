@@ -348,7 +348,7 @@ class HttpClient:
         """Pull a short error code and a redacted detail string out of an error body."""
         code: str | None = None
         try:
-            body = response.json()
+            body = json_codec.loads(response.content)  # as _parse_body reads an answer
         except ValueError:
             body = None
         if isinstance(body, Mapping):

@@ -406,6 +406,10 @@ class _Loaded:
     def statuses(self) -> dict[str, ServiceStatus]:
         return {row.service: row for row in (self.amber_status, self.tesla_status) if row is not None}
 
+    @property
+    def open_problems(self) -> frozenset[str]:
+        return frozenset(self.problem_keys.split(",")) if self.problem_keys else frozenset()
+
 
 # The statements a sync runs for every household are built once, with bound parameters: building a
 # select and working out its cache key cost more than running it.
@@ -914,7 +918,7 @@ def sync_household(
         return result
     actor = actor or ("schedule" if tick_at else None)
     _record_run(household_id, result, tick_at, now, run.counter, accepted, actor, on_record, run.price_changes)
-    after_sync(household_id, result, now, open_problems=frozenset(loaded.problem_keys.split(",")) if loaded.problem_keys else frozenset())
+    after_sync(household_id, result, now, open_problems=loaded.open_problems)
     return result
 
 
