@@ -9,14 +9,24 @@ reaches the price sanity check, and a row stored by an older version still reads
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 import orjson
 
 
-def dumps_bytes(value: Any) -> bytes:
-    """`value` as compact UTF-8 JSON (keys that are not strings written as strings, as Python's json does)."""
-    return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS)
+def dumps_bytes(value: Any, *, default: Callable[[Any], Any] | None = None, passthrough_datetime: bool = False) -> bytes:
+    """`value` as compact UTF-8 JSON (keys that are not strings written as strings, as Python's json does);
+    `default` turns what orjson cannot write into what it can, and with `passthrough_datetime` it is given the
+    datetimes, dates and times too (orjson writes them as ISO 8601 itself otherwise). What `default` raises
+    reaches the caller as itself (orjson would wrap it in a TypeError of its own)."""
+    option = orjson.OPT_NON_STR_KEYS | (orjson.OPT_PASSTHROUGH_DATETIME if passthrough_datetime else 0)
+    try:
+        return orjson.dumps(value, default=default, option=option)
+    except orjson.JSONEncodeError as error:
+        if default is not None and error.__cause__ is not None:
+            raise error.__cause__ from None
+        raise
 
 
 def dumps(value: Any) -> str:

@@ -5,18 +5,30 @@ SQLAlchemy never caches the compiled form of those constructs (their Insert says
 ON CONFLICT clauses have no cache key), so each execution compiled the statement anew, about half a
 millisecond each, twice a household a tick. Here each statement (per table, dialect, columns) is compiled once
 into a `text()` with typed parameters, which SQLAlchemy does cache, and whose parameters still go through each
-column's type (the UTC datetimes, for one)."""
+column's type (the UTC datetimes, for one).
+
+Many rows on PostgreSQL (a pushing sync sends a site's changed price intervals, about 120) go as one parameter:
+the rows as a JSON array that `json_to_recordset` turns back into typed columns inside the same INSERT .. ON
+CONFLICT. psycopg's executemany adapts every value of every row in Python and pipelines one statement per row;
+one JSON text written by orjson is several times cheaper, and PostgreSQL parses it in C. Only where that
+cannot change what is stored: columns of plain types (text, integers, floats, booleans, dates, UTC datetimes),
+finite floats (JSON has no NaN), and no key twice (one INSERT may not update a row twice; executemany would
+apply both rows one after the other). Anything else goes the executemany way."""
 from __future__ import annotations
 
 import functools
+import math
 from collections.abc import Sequence
+from datetime import date, datetime, timezone
 from typing import Any
 
-from sqlalchemy import Table, bindparam, or_, text
+from sqlalchemy import Boolean, Date, Float, Integer, String, Table, bindparam, literal_column, or_, select, text
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.sql.elements import TextClause
+from sqlalchemy.sql.elements import BindParameter, TextClause
 
+from app import json_codec
 from app.extensions import db
+from app.models import UTCDateTime
 
 _DIALECTS = {"postgresql": postgresql, "sqlite": sqlite}
 
@@ -29,32 +41,102 @@ def upsert(
     the new values (with `compare`, only when one of those columns differs, so an unchanged row costs no
     write), and add the new values of the `add` columns to the stored ones (counters); with neither, leave
     the stored row alone. In the caller's transaction; sent on the table, not the mapped class, as one
-    executemany without the ORM's per-row bookkeeping. Returns the number of rows inserted or changed (as
+    statement (an executemany, or on PostgreSQL the rows as one JSON parameter) without the ORM's per-row
+    bookkeeping. Every row gives the same columns. Returns the number of rows inserted or changed (as
     the database counts them)."""
     if not rows:
         return 0
-    statement = _statement(
-        model.__table__, db.engine.dialect.name, tuple(rows[0]), tuple(key), tuple(update), tuple(compare), tuple(add)
-    )
-    return db.session.execute(statement, rows).rowcount
+    table, dialect_name, columns = model.__table__, db.engine.dialect.name, tuple(rows[0])
+    shape = (tuple(key), tuple(update), tuple(compare), tuple(add))
+    if len(rows) > 1 and dialect_name == "postgresql" and _as_json_rows(table, columns):
+        encoded = _json_rows(table, rows, columns, key)
+        if encoded is not None:
+            return db.session.execute(_recordset_statement(table, columns, *shape), {"rows": encoded}).rowcount
+    return db.session.execute(_statement(table, dialect_name, columns, *shape), rows).rowcount
 
 
 @functools.cache
 def _statement(
     table: Table, dialect_name: str, columns: tuple, key: tuple, update: tuple, compare: tuple, add: tuple
 ) -> TextClause:
-    dialect = _DIALECTS[dialect_name]
-    statement = dialect.insert(table)
+    statement = _on_conflict(_DIALECTS[dialect_name].insert(table), table, key, update, compare, add)
+    return _compiled_text(statement, table, dialect_name, columns, [bindparam(name, type_=table.c[name].type) for name in columns])
+
+
+def _on_conflict(statement: Any, table: Table, key: tuple, update: tuple, compare: tuple, add: tuple) -> Any:
     if update or add:
         changed = or_(*(table.c[name].is_distinct_from(statement.excluded[name]) for name in compare)) if compare else None
         values = {name: statement.excluded[name] for name in update}
         values.update({name: table.c[name] + statement.excluded[name] for name in add})
-        statement = statement.on_conflict_do_update(index_elements=list(key), set_=values, where=changed)
-    else:
-        statement = statement.on_conflict_do_nothing(index_elements=list(key))
+        return statement.on_conflict_do_update(index_elements=list(key), set_=values, where=changed)
+    return statement.on_conflict_do_nothing(index_elements=list(key))
+
+
+def _compiled_text(statement: Any, table: Table, dialect_name: str, columns: tuple, binds: list[BindParameter]) -> TextClause:
     # Named parameters (":column") whatever the driver's style: text() translates them when it runs.
-    compiled = statement.compile(dialect=dialect.dialect(paramstyle="named"), column_keys=list(columns), for_executemany=True)
-    if set(compiled.bind_names.values()) != set(columns):  # e.g. a column with a default the rows leave out
+    compiled = statement.compile(dialect=_DIALECTS[dialect_name].dialect(paramstyle="named"), column_keys=list(columns),
+                                 for_executemany=True)
+    # E.g. a column with a default the rows leave out (in an INSERT .. SELECT too: the default becomes a parameter).
+    if set(compiled.bind_names.values()) != {bind.key for bind in binds}:
         raise ValueError(f"upsert into {table.name}: the rows must give exactly the columns {sorted(compiled.bind_names.values())}")
     sql = str(compiled).replace("::", r"\:\:")  # a PostgreSQL cast (":digests::JSON"), not a parameter
-    return text(sql).bindparams(*(bindparam(name, type_=table.c[name].type) for name in columns))
+    return text(sql).bindparams(*binds)
+
+
+# -- many rows on PostgreSQL: one JSON parameter ------------------------------------------------------------
+
+# Column types whose values orjson writes as PostgreSQL reads them back unchanged (floats in their shortest
+# exact form; UTC datetimes through `_utc_text`, as UTCDateTime would bind them).
+_JSON_SAFE_TYPES = (String, Integer, Float, Boolean, Date, UTCDateTime)
+
+
+@functools.cache
+def _as_json_rows(table: Table, columns: tuple) -> bool:
+    return all(isinstance(table.c[name].type, _JSON_SAFE_TYPES) for name in columns)
+
+
+@functools.cache
+def _float_columns(table: Table, columns: tuple) -> tuple:
+    return tuple(name for name in columns if isinstance(table.c[name].type, Float))
+
+
+def _utc_text(value: Any) -> str:
+    """orjson's hook for datetimes (OPT_PASSTHROUGH_DATETIME): what UTCDateTime binds, naive UTC, as text."""
+    if isinstance(value, datetime):
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        return value.astimezone(timezone.utc).replace(tzinfo=None).isoformat()
+    if isinstance(value, date):
+        return value.isoformat()
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
+def _json_rows(table: Table, rows: list[dict[str, Any]], columns: tuple, key: Sequence[str]) -> str | None:
+    """The rows as one JSON array, or None where that could store something else than executemany would: a
+    float that is not finite, a key given twice, a row with other columns than the first."""
+    floats = _float_columns(table, columns)
+    names = rows[0].keys()
+    keys = set()
+    for row in rows:
+        if row.keys() != names:
+            return None
+        for name in floats:
+            value = row[name]
+            if value is not None and not math.isfinite(value):
+                return None
+        keys.add(tuple(row[name] for name in key))
+    if len(keys) != len(rows):
+        return None
+    return json_codec.dumps_bytes(rows, default=_utc_text, passthrough_datetime=True).decode()
+
+
+@functools.cache
+def _recordset_statement(table: Table, columns: tuple, key: tuple, update: tuple, compare: tuple, add: tuple) -> TextClause:
+    dialect = postgresql.dialect()
+    quote = dialect.identifier_preparer.quote
+    definitions = ", ".join(f"{quote(name)} {table.c[name].type.compile(dialect=dialect)}" for name in columns)
+    source = select(*(literal_column(f"r.{quote(name)}") for name in columns)).select_from(
+        text(f"json_to_recordset(CAST(:rows AS JSON)) AS r({definitions})")
+    )
+    statement = _on_conflict(postgresql.insert(table).from_select(list(columns), source), table, key, update, compare, add)
+    return _compiled_text(statement, table, "postgresql", columns, [bindparam("rows", type_=String())])
