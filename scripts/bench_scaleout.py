@@ -6,12 +6,11 @@ Run from the repository root:
     .venv/bin/python scripts/bench_scaleout.py --households 2000 --workers 4 --threads 8 --kill-after 0.3 --database-url ...
 
 Creates a fresh PostgreSQL database with N households (default 10,000), each on its own Amber site and
-its own Powerwall of the simulator (a subprocess, 100 ms added to every call, rate limits off, its clock
-on real time), opens one interval for all of them (their sync claims, as the scheduler's leader does),
-then starts `--workers` real `python -m app.sync.worker` processes (SYNC_MODE=claims) at once: that
-moment is the interval's start. When `--kill-after` of the households are synced, one worker is
-SIGKILLed in the middle of its batch. The script waits until every household has a run for the interval
-(or `--timeout`), stops the workers with SIGTERM and prints:
+its own Powerwall of the simulator (a subprocess, 100 ms added to every call, rate limits off), opens one
+interval for all of them (their sync claims, as the scheduler's leader does), then starts `--workers`
+real worker processes (SYNC_MODE=claims) at once: that moment is the interval's start. The script waits
+until every household has a run for the interval (or `--timeout`), stops the workers with SIGTERM and
+prints, per interval:
 
 - every household synced exactly once (runs per household for the interval: missing, duplicates);
 - p50 / p95 / max from the interval's start to a household synced (its run recorded), the target being a
@@ -19,6 +18,16 @@ SIGKILLed in the middle of its batch. The script waits until every household has
   SYNC_CLAIM_TTL_SECONDS, default 150 s, inside the 5-minute tick);
 - Amber calls per site (each fetched once), households per worker, the workers' CPU per household and
   peak RSS.
+
+`--intervals` (default 3) runs the same interval again with new workers, as `bench_sync.py` runs its ticks:
+the first is every household's first sync (each one pushes: the heaviest kind of interval, which a
+deployment sees once), the second reads every Powerwall back once (due every SYNC_READBACK_HOURS), the
+third on are the steady state, what most intervals look like (Amber repeats itself within an interval, as
+the simulator does, so nothing is pushed). Before each, the claims are due again and both clocks are set
+back to a second after the previous interval's instant. The worker processes are `app.sync.worker`'s
+`run_worker` on the app of `create_app()`, started through this script (`--run-worker`) only to give them
+the simulator's clock (a chosen instant that runs on in real time from their start); `--kill-after` of the
+households synced in the LAST interval, one of them is SIGKILLed in the middle of its batch.
 
 The interval is an hour long here (SCHEDULER_TICK_SECONDS=3600) so that a slow run on a small machine
 does not roll into the next interval and sync everyone again; the claiming is the same. Not a test: it
@@ -34,7 +43,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -42,10 +51,24 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "scripts"))
 
 import bench_sync  # noqa: E402
-from bench_sync import child_cpu_seconds, child_peak_rss_mb, create_users, fresh_database, percentile, sim_post, site_ids  # noqa: E402
+from bench_sync import DEFAULT_AT, child_cpu_seconds, child_peak_rss_mb, create_users, fresh_database, percentile, sim_post, site_ids  # noqa: E402
 
 UTC = timezone.utc
 PERIOD_SECONDS = 3600
+KINDS = ("first", "readback", "steady")
+
+
+def run_worker_on_simulated_clock() -> int:
+    """Child process (`--run-worker`): the app from the environment with the clock BENCH_CLOCK gives
+    ("instant|epoch": that instant at that wall-clock moment, running on in real time), one claiming loop."""
+    from app import create_app
+    from app.sync.worker import run_worker
+
+    instant, epoch = os.environ["BENCH_CLOCK"].split("|")
+    start, origin = datetime.fromisoformat(instant), float(epoch)
+    app = create_app()
+    app.extensions["clock"] = lambda: start + timedelta(seconds=time.time() - origin)
+    return run_worker(app)
 
 
 def worker_env(database_url: str, data_dir: Path, base: str, secret: str, fernet: str, args) -> dict[str, str]:
@@ -74,32 +97,39 @@ def main() -> int:
     parser.add_argument("--batch", type=int, default=0, help="SYNC_CLAIM_BATCH (default: --threads)")
     parser.add_argument("--ttl", type=float, default=0, help="SYNC_CLAIM_TTL_SECONDS (default: the app's, 150 s)")
     parser.add_argument("--latency-ms", type=int, default=100)
-    parser.add_argument("--kill-after", type=float, default=0.3, help="share of households synced when one worker is killed (0: none)")
-    parser.add_argument("--timeout", type=float, default=1800)
-    parser.add_argument("--database-url", required=True, help="PostgreSQL server to create a fresh database on")
+    parser.add_argument("--intervals", type=int, default=3,
+                        help="1 = every household's first sync, 2 = then each Powerwall read back, 3+ = then the steady state")
+    parser.add_argument("--kill-after", type=float, default=0.3,
+                        help="share of households synced in the last interval when one worker is killed (0: none)")
+    parser.add_argument("--at", default=DEFAULT_AT, help="simulated instant of the interval (ISO 8601 with offset)")
+    parser.add_argument("--timeout", type=float, default=1800, help="seconds to wait for an interval")
+    parser.add_argument("--database-url", help="PostgreSQL server to create a fresh database on (required)")
     parser.add_argument("--log-level", default="WARNING")
+    parser.add_argument("--run-worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.run_worker:
+        return run_worker_on_simulated_clock()
+    if not args.database_url:
+        parser.error("--database-url is required")
 
-    from sqlalchemy import create_engine, func, select, text
+    from sqlalchemy import create_engine, text
 
+    at = datetime.fromisoformat(args.at).astimezone(UTC)
     with tempfile.TemporaryDirectory(prefix="bench-scaleout-") as tmp_name, bench_sync.simulator("subprocess") as (base, sim_pid):
         tmp = Path(tmp_name)
         with fresh_database(args.database_url, tmp) as database_url:
-            sim_post(base, "clock", {"set": datetime.now(UTC).isoformat()})
             if args.latency_ms:
                 sim_post(base, "faults", {"endpoint": "*", "latency_ms": args.latency_ms})
-            app = bench_sync.make_app(database_url, tmp, base, lambda: datetime.now(UTC), log_level=args.log_level)
+            app = bench_sync.make_app(database_url, tmp, base, lambda: at, log_level=args.log_level)
             # The workers decrypt the households' tokens with the same keys.
             secret, fernet = app.config["SECRET_KEY"], app.config["FERNET_ENCRYPTION_KEY"]
             started = time.perf_counter()
             create_users(app, args.households, site_ids(args.households))
             from app.extensions import db
-            from app.models import SyncRun
             from app.sync import claims
             from app.sync.scheduler import tick_for
-            from datetime import timedelta
 
-            tick_at = tick_for(datetime.now(UTC), timedelta(seconds=PERIOD_SECONDS), timedelta(0))
+            tick_at = tick_for(at, timedelta(seconds=PERIOD_SECONDS), timedelta(0))
             with app.app_context():
                 claims.open_interval(tick_at)
                 db.engine.dispose()
@@ -108,94 +138,135 @@ def main() -> int:
                   f"{args.latency_ms} ms per outside call; {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}")
             engine = create_engine(app.config["SQLALCHEMY_DATABASE_URI"])
             env = worker_env(database_url, tmp / "data", base, secret, fernet, args)
-            logs = [tmp / f"worker-{n}.log" for n in range(args.workers)]
-            interval_start = datetime.now(UTC)
-            t0 = time.monotonic()
-            procs = []
-            for log_path in logs:
-                with log_path.open("w") as out:
-                    procs.append(subprocess.Popen([sys.executable, "-m", "app.sync.worker"], cwd=ROOT, env=env,
-                                                  stdout=out, stderr=subprocess.STDOUT))
-
-            def synced() -> int:
-                with engine.connect() as conn:
-                    return conn.execute(select(func.count(func.distinct(SyncRun.household_id))).where(SyncRun.tick_at == tick_at)).scalar()
-
-            try:
-                victim = None
-                killed_at = None
-                orphaned: set[int] = set()
-                cpu: dict[int, float] = {}
-                rss: dict[int, float] = {}
-                done = 0
-                while time.monotonic() - t0 < args.timeout:
-                    done = synced()
-                    if done >= args.households:
-                        break
-                    if victim is None and args.kill_after and done >= args.kill_after * args.households:
-                        victim = procs[0]
-                        cpu[victim.pid], rss[victim.pid] = child_cpu_seconds(victim.pid) or 0.0, child_peak_rss_mb(victim.pid) or 0.0
-                        victim.send_signal(signal.SIGKILL)
-                        victim.wait()
-                        killed_at = datetime.now(UTC)
-                        with engine.connect() as conn:
-                            orphaned = set(conn.execute(text("SELECT household_id FROM sync_claims WHERE claimed_by LIKE :who"),
-                                                        {"who": f"%:{victim.pid}:%"}).scalars())
-                        print(f"  killed worker {victim.pid} at {(killed_at - interval_start).total_seconds():.1f} s "
-                              f"({done} synced); it held {len(orphaned)} unfinished claim(s)")
-                    time.sleep(0.5)
-                wall = time.monotonic() - t0
-                for proc in procs:
-                    if proc.poll() is None:
-                        cpu[proc.pid], rss[proc.pid] = child_cpu_seconds(proc.pid) or 0.0, child_peak_rss_mb(proc.pid) or 0.0
-                        proc.send_signal(signal.SIGTERM)
-                for proc in procs:
-                    try:
-                        proc.wait(timeout=120)
-                    except subprocess.TimeoutExpired:
-                        proc.kill()
-            finally:
-                for proc in procs:  # also when this script is interrupted: no worker outlives it
-                    if proc.poll() is None:
-                        proc.kill()
-                        proc.wait()
-            with engine.connect() as conn:
-                runs = conn.execute(
-                    select(SyncRun.household_id, SyncRun.finished_at, SyncRun.outcome, SyncRun.amber_calls, SyncRun.reason)
-                    .where(SyncRun.tick_at == tick_at)
-                ).all()
-                by_worker = Counter()
-            per_household = Counter(r.household_id for r in runs)
-            duplicates = [h for h, n in per_household.items() if n > 1]
-            missing = args.households - len(per_household)
-            to_synced = [(r.finished_at - interval_start).total_seconds() for r in runs]
-            taken_over = [(r.finished_at - killed_at).total_seconds() for r in runs if r.household_id in orphaned] if killed_at else []
-            for log_path in logs:
-                by_worker[log_path.name] = sum(int(line.split("claimed ")[1].split(" ")[0])
-                                               for line in log_path.read_text().splitlines() if "msg=\"Worker" in line and " claimed " in line)
-            outcomes = Counter(r.outcome for r in runs)
-            reasons = Counter(r.reason[:140] for r in runs if r.outcome in ("failed", "skipped"))
-            amber = sum(r.amber_calls for r in runs)
-            print(f"all {len(per_household)} of {args.households} households synced in {wall:.1f} s" if not missing
-                  else f"{missing} household(s) NOT synced after {wall:.1f} s")
-            print(f"  exactly once: {'yes' if not duplicates and not missing else 'NO'} ({len(runs)} runs, "
-                  f"{len(duplicates)} household(s) twice, {missing} never); outcomes {dict(outcomes)}")
-            for reason, count in reasons.most_common(3):
-                print(f"    {count} x {reason}")
-            print(f"  interval start -> synced: p50 {percentile(to_synced, 0.5):.1f} s, p95 {percentile(to_synced, 0.95):.1f} s, "
-                  f"max {max(to_synced, default=float('nan')):.1f} s (target p95 <= 60 s)")
-            if killed_at:
-                print(f"  the killed worker's {len(orphaned)} unfinished household(s) were synced by the others "
-                      f"{min(taken_over, default=float('nan')):.1f}-{max(taken_over, default=float('nan')):.1f} s after the kill "
-                      f"(claims expire after SYNC_CLAIM_TTL_SECONDS)")
-            print(f"  Amber calls {amber} for {args.households} sites ({amber / max(args.households, 1):.2f} per site)")
-            print(f"  households claimed per worker log: {dict(by_worker)}")
-            total_cpu = sum(cpu.values())
-            print(f"  workers' CPU {total_cpu:.1f} s = {total_cpu / max(len(runs), 1) * 1000:.1f} ms per household; "
-                  f"peak RSS per worker {', '.join(f'{v:.0f}' for v in rss.values())} MB; "
-                  f"simulator CPU {child_cpu_seconds(sim_pid) or 0:.1f} s")
+            failed = False
+            summary = []
+            for number in range(1, args.intervals + 1):
+                kind = KINDS[min(number, len(KINDS)) - 1]
+                if number > 1:  # the same interval again: due again, both clocks a second after the last one's instant
+                    with engine.begin() as conn:
+                        conn.execute(text("UPDATE sync_claims SET due_at = :tick, claimed_by = NULL, claimed_until = NULL"),
+                                     {"tick": tick_at.replace(tzinfo=None)})
+                instant = at + timedelta(seconds=number - 1)
+                sim_post(base, "clock", {"set": instant.isoformat()})
+                kill_after = args.kill_after if number == args.intervals else 0
+                result = run_interval(engine, env, args, tmp, number, kind, instant, tick_at, kill_after, sim_pid)
+                failed = failed or result["failed"]
+                summary.append(result["line"])
+            print(f"summary ({args.households} households, {args.workers} workers x {args.threads} threads, PostgreSQL, "
+                  f"{args.latency_ms} ms per call):")
+            for line in summary:
+                print(f"  {line}")
             engine.dispose()
-            return 1 if duplicates or missing else 0
+            return 1 if failed else 0
+
+
+def run_interval(engine, env: dict[str, str], args, tmp: Path, number: int, kind: str, instant: datetime,
+                 tick_at: datetime, kill_after: float, sim_pid: int | None) -> dict:
+    """Start the workers on the simulator's clock at `instant`, kill one when `kill_after` are synced, wait
+    until every household has a run of this interval, stop them; print and return the interval's figures."""
+    from sqlalchemy import func, select, text
+
+    from app.models import SyncRun
+
+    with engine.connect() as conn:
+        before = conn.execute(select(func.coalesce(func.max(SyncRun.id), 0))).scalar()
+    this_interval = (SyncRun.tick_at == tick_at, SyncRun.id > before)
+    logs = [tmp / f"interval-{number}-worker-{n}.log" for n in range(args.workers)]
+    sim_cpu_before = child_cpu_seconds(sim_pid) or 0.0
+    print(f"interval {number} ({kind}): starting {args.workers} workers, load {os.getloadavg()[0]:.1f}")
+    interval_start = instant
+    t0 = time.monotonic()
+    interval_env = {**env, "BENCH_CLOCK": f"{instant.isoformat()}|{time.time()}"}
+    procs = []
+    for log_path in logs:
+        with log_path.open("w") as out:
+            procs.append(subprocess.Popen([sys.executable, str(Path(__file__).resolve()), "--run-worker"], cwd=ROOT,
+                                          env=interval_env, stdout=out, stderr=subprocess.STDOUT))
+
+    def synced() -> int:
+        with engine.connect() as conn:
+            return conn.execute(select(func.count(func.distinct(SyncRun.household_id))).where(*this_interval)).scalar()
+
+    try:
+        victim = None
+        killed_after = None
+        orphaned: set[int] = set()
+        cpu: dict[int, float] = {}
+        rss: dict[int, float] = {}
+        while time.monotonic() - t0 < args.timeout:
+            done = synced()
+            if done >= args.households:
+                break
+            if victim is None and kill_after and done >= kill_after * args.households:
+                victim = procs[0]
+                cpu[victim.pid], rss[victim.pid] = child_cpu_seconds(victim.pid) or 0.0, child_peak_rss_mb(victim.pid) or 0.0
+                victim.send_signal(signal.SIGKILL)
+                victim.wait()
+                killed_after = time.monotonic() - t0
+                with engine.connect() as conn:
+                    orphaned = set(conn.execute(text("SELECT household_id FROM sync_claims WHERE claimed_by LIKE :who"),
+                                                {"who": f"%:{victim.pid}:%"}).scalars())
+                print(f"  killed worker {victim.pid} at {killed_after:.1f} s ({done} synced); it held {len(orphaned)} "
+                      "unfinished claim(s)")
+            time.sleep(0.5)
+        wall = time.monotonic() - t0
+        for proc in procs:
+            if proc.poll() is None:
+                cpu[proc.pid], rss[proc.pid] = child_cpu_seconds(proc.pid) or 0.0, child_peak_rss_mb(proc.pid) or 0.0
+                proc.send_signal(signal.SIGTERM)
+        for proc in procs:
+            try:
+                proc.wait(timeout=120)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+    finally:
+        for proc in procs:  # also when this script is interrupted: no worker outlives it
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    with engine.connect() as conn:
+        runs = conn.execute(
+            select(SyncRun.household_id, SyncRun.finished_at, SyncRun.outcome, SyncRun.amber_calls, SyncRun.tesla_calls,
+                   SyncRun.reason).where(*this_interval)
+        ).all()
+    per_household = Counter(r.household_id for r in runs)
+    duplicates = [h for h, n in per_household.items() if n > 1]
+    missing = args.households - len(per_household)
+    to_synced = [(r.finished_at - interval_start).total_seconds() for r in runs]
+    killed_at = interval_start + timedelta(seconds=killed_after) if killed_after is not None else None
+    taken_over = [(r.finished_at - killed_at).total_seconds() for r in runs if r.household_id in orphaned] if killed_at else []
+    by_worker = Counter()
+    for log_path in logs:
+        by_worker[log_path.name.split("-", 2)[2]] = sum(int(line.split("claimed ")[1].split(" ")[0])
+                                                        for line in log_path.read_text().splitlines() if "msg=\"Worker" in line and " claimed " in line)
+    outcomes = Counter(r.outcome for r in runs)
+    reasons = Counter(r.reason[:140] for r in runs if r.outcome in ("failed", "skipped"))
+    amber, tesla = sum(r.amber_calls for r in runs), sum(r.tesla_calls for r in runs)
+    p50, p95 = percentile(to_synced, 0.5), percentile(to_synced, 0.95)
+    print(f"  all {len(per_household)} of {args.households} households synced in {wall:.1f} s" if not missing
+          else f"  {missing} household(s) NOT synced after {wall:.1f} s")
+    print(f"  exactly once: {'yes' if not duplicates and not missing else 'NO'} ({len(runs)} runs, "
+          f"{len(duplicates)} household(s) twice, {missing} never); outcomes {dict(outcomes)}")
+    for reason, count in reasons.most_common(3):
+        print(f"    {count} x {reason}")
+    print(f"  interval start -> synced: p50 {p50:.1f} s, p95 {p95:.1f} s, "
+          f"max {max(to_synced, default=float('nan')):.1f} s (target p95 <= 60 s)")
+    if killed_at:
+        print(f"  the killed worker's {len(orphaned)} unfinished household(s) were synced by the others "
+              f"{min(taken_over, default=float('nan')):.1f}-{max(taken_over, default=float('nan')):.1f} s after the kill "
+              f"(claims expire after SYNC_CLAIM_TTL_SECONDS)")
+    print(f"  Amber calls {amber} for {args.households} sites ({amber / max(args.households, 1):.2f} per site), Tesla calls {tesla}")
+    print(f"  households claimed per worker log: {dict(by_worker)}")
+    total_cpu = sum(cpu.values())
+    per = total_cpu / max(len(runs), 1) * 1000
+    print(f"  workers' CPU {total_cpu:.1f} s = {per:.1f} ms per household; "
+          f"peak RSS per worker {', '.join(f'{v:.0f}' for v in rss.values())} MB; "
+          f"simulator CPU {(child_cpu_seconds(sim_pid) or 0.0) - sim_cpu_before:.1f} s")
+    line = (f"{kind:8} interval: {len(runs)} runs, exactly once {'yes' if not duplicates and not missing else 'NO'}, "
+            f"p95 interval start -> synced {p95:.1f} s (p50 {p50:.1f}, max {max(to_synced, default=float('nan')):.1f}), "
+            f"workers' CPU {per:.1f} ms per household" + (f", {len(orphaned)} claims of the killed worker taken over "
+                                                           f"{min(taken_over, default=float('nan')):.1f} s after the kill" if killed_at else ""))
+    return {"failed": bool(duplicates or missing), "line": line}
 
 
 if __name__ == "__main__":
