@@ -198,3 +198,31 @@ def test_the_notifications_page_adds_tests_and_removes_a_target(app, user_client
     assert "Test message sent to every target" in sent.get_data(as_text=True) and len(responses.calls) == 1
     user_client.post("/settings/notifications/1/remove", data={"csrf_token": token})
     assert "No notification targets yet" in user_client.get("/settings/notifications").get_data(as_text=True)
+
+
+def test_a_household_message_reaches_each_members_chosen_targets_once_and_nobody_else(app, household_id):
+    from app.households.service import add_member
+    from app.models import Household, User
+    from app.notify.outbox import enqueue
+    from app.notify.targets import add_target
+    from tests.conftest import create_user, household_id_for
+
+    bob_id, eve_id = create_user(app, "bob@example.com"), create_user(app, "eve@example.com")
+    household_id_for(app, eve_id)  # eve has a household of her own
+    with app.app_context():
+        household = _db.session.get(Household, household_id)
+        alice = _db.session.scalar(select(User).where(User.email == "alice@example.com"))
+        bob, eve = _db.session.get(User, bob_id), _db.session.get(User, eve_id)
+        add_member(household, bob, "viewer", "alice@example.com", T)
+        alice_all = add_target(alice, "json://alice.test/all", T)
+        alice_force = add_target(alice, "json://alice.test/force", T, events=["force"])
+        bob_alerts = add_target(bob, "json://bob.test/alerts", T, events=["price_alert"])
+        add_target(eve, "json://eve.test/all", T)  # not a member of this one
+        _db.session.commit()
+        for _ in range(2):  # asked twice: queued once
+            added = enqueue(household, "price_alert", f"h{household.id}:spike", "Spike", "A spike at 18:00", T)
+            _db.session.commit()
+        assert added == 0
+        queued = sorted(_db.session.scalars(select(OutboxMessage.target_id)))
+        assert queued == sorted([alice_all.id, bob_alerts.id])
+        assert alice_force.id not in queued

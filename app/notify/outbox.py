@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import apprise
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.exc import IntegrityError
 
 from app.crypto import get_crypto
@@ -34,6 +34,17 @@ def apprise_send(url: str, title: str, body: str) -> None:
         raise RuntimeError("the service did not accept the message")
 
 
+# Built once (a sync may queue a message at every push): the targets of a household's members, or of users.
+_TARGETS_IN_ORDER = (NotificationTarget.user_id, NotificationTarget.id)
+_HOUSEHOLD_TARGETS = (
+    select(NotificationTarget).join(HouseholdMember, HouseholdMember.user_id == NotificationTarget.user_id)
+    .where(HouseholdMember.household_id == bindparam("household_id")).order_by(*_TARGETS_IN_ORDER)
+)
+_USERS_TARGETS = (
+    select(NotificationTarget).where(NotificationTarget.user_id.in_(bindparam("user_ids", expanding=True))).order_by(*_TARGETS_IN_ORDER)
+)
+
+
 def enqueue(household: Household | None, event: str, key: str, title: str, body: str, now: datetime,
             users: list[User] | None = None) -> int:
     """Queue a message for every target (of the household's members, or of `users`) that wants `event`.
@@ -41,27 +52,26 @@ def enqueue(household: Household | None, event: str, key: str, title: str, body:
     `key` names the occurrence (e.g. "7:amber_token:start:2026-12-04T01:00"): queued once per target however
     often it is asked. Returns how many rows were added. The caller commits."""
     if users is None:
-        users = list(db.session.scalars(
-            select(User).join(HouseholdMember, HouseholdMember.user_id == User.id).where(HouseholdMember.household_id == household.id)
-        ))
+        targets = db.session.scalars(_HOUSEHOLD_TARGETS, {"household_id": household.id})
+    else:
+        targets = db.session.scalars(_USERS_TARGETS, {"user_ids": [user.id for user in users]})
     safety = EVENTS[event][1]
     added = 0
-    for user in users:
-        for target in db.session.scalars(select(NotificationTarget).where(NotificationTarget.user_id == user.id)):
-            if not wants(target, event):
-                continue
-            dedupe = f"{key}:t{target.id}"[:255]
-            if db.session.scalar(select(OutboxMessage.id).where(OutboxMessage.dedupe_key == dedupe)) is not None:
-                continue
-            row = OutboxMessage(household_id=household.id if household else None, target_id=target.id, event=event,
-                                dedupe_key=dedupe, title=title[:200], body=body, safety=safety, created_at=now,
-                                next_attempt_at=now, attempts=0)
-            try:
-                with db.session.begin_nested():
-                    db.session.add(row)
-            except IntegrityError:  # another process queued the same occurrence a moment ago
-                continue
-            added += 1
+    for target in targets.all():
+        if not wants(target, event):
+            continue
+        dedupe = f"{key}:t{target.id}"[:255]
+        if db.session.scalar(select(OutboxMessage.id).where(OutboxMessage.dedupe_key == dedupe)) is not None:
+            continue
+        row = OutboxMessage(household_id=household.id if household else None, target_id=target.id, event=event,
+                            dedupe_key=dedupe, title=title[:200], body=body, safety=safety, created_at=now,
+                            next_attempt_at=now, attempts=0)
+        try:
+            with db.session.begin_nested():
+                db.session.add(row)
+        except IntegrityError:  # another process queued the same occurrence a moment ago
+            continue
+        added += 1
     return added
 
 
