@@ -48,8 +48,9 @@ def upsert(
         return 0
     table, dialect_name, columns = model.__table__, db.engine.dialect.name, tuple(rows[0])
     shape = (tuple(key), tuple(update), tuple(compare), tuple(add))
-    if len(rows) > 1 and dialect_name == "postgresql" and _as_json_rows(table, columns):
-        encoded = _json_rows(table, rows, columns, key)
+    allowed = _json_columns(table, columns) if len(rows) > 1 and dialect_name == "postgresql" else None
+    if allowed is not None:
+        encoded = _json_rows(rows, allowed, key)
         if encoded is not None:
             return db.session.execute(_recordset_statement(table, columns, *shape), {"rows": encoded}).rowcount
     return db.session.execute(_statement(table, dialect_name, columns, *shape), rows).rowcount
@@ -85,19 +86,32 @@ def _compiled_text(statement: Any, table: Table, dialect_name: str, columns: tup
 
 # -- many rows on PostgreSQL: one JSON parameter ------------------------------------------------------------
 
-# Column types whose values orjson writes as PostgreSQL reads them back unchanged (floats in their shortest
-# exact form; UTC datetimes through `_utc_text`, as UTCDateTime would bind them).
-_JSON_SAFE_TYPES = (String, Integer, Float, Boolean, Date, UTCDateTime)
+# Column types whose values orjson writes as PostgreSQL reads them back unchanged, with the Python types
+# taken as they are (floats in their shortest exact form; UTC datetimes through `_utc_text`, as UTCDateTime
+# binds them). Anything else, e.g. 2.0 for an integer column (which executemany would cast and JSON's
+# integer input refuses), sends the rows the executemany way. Checked in this order: Boolean before Integer.
+_JSON_TYPES = (
+    (UTCDateTime, frozenset({datetime})),
+    (Boolean, frozenset({bool})),
+    (Float, frozenset({float, int})),
+    (Integer, frozenset({int})),
+    (String, frozenset({str})),
+    (Date, frozenset({date})),
+)
+_NONE = type(None)
 
 
 @functools.cache
-def _as_json_rows(table: Table, columns: tuple) -> bool:
-    return all(isinstance(table.c[name].type, _JSON_SAFE_TYPES) for name in columns)
-
-
-@functools.cache
-def _float_columns(table: Table, columns: tuple) -> tuple:
-    return tuple(name for name in columns if isinstance(table.c[name].type, Float))
+def _json_columns(table: Table, columns: tuple) -> tuple[tuple[str, frozenset], ...] | None:
+    """Per column, the Python types its values may have to go as JSON; None if a column's type cannot."""
+    allowed = []
+    for name in columns:
+        column_type = table.c[name].type
+        types = next((kinds for sql_type, kinds in _JSON_TYPES if isinstance(column_type, sql_type)), None)
+        if types is None:
+            return None
+        allowed.append((name, types | {_NONE}))
+    return tuple(allowed)
 
 
 def _utc_text(value: Any) -> str:
@@ -111,18 +125,18 @@ def _utc_text(value: Any) -> str:
     raise TypeError(f"{type(value).__name__} is not JSON serialisable")
 
 
-def _json_rows(table: Table, rows: list[dict[str, Any]], columns: tuple, key: Sequence[str]) -> str | None:
+def _json_rows(rows: list[dict[str, Any]], allowed: tuple[tuple[str, frozenset], ...], key: Sequence[str]) -> str | None:
     """The rows as one JSON array, or None where that could store something else than executemany would: a
-    float that is not finite, a key given twice, a row with other columns than the first."""
-    floats = _float_columns(table, columns)
+    value of another Python type than its column takes as it is, a float that is not finite, a key given
+    twice, a row with other columns than the first."""
     names = rows[0].keys()
     keys = set()
     for row in rows:
         if row.keys() != names:
             return None
-        for name in floats:
+        for name, types in allowed:
             value = row[name]
-            if value is not None and not math.isfinite(value):
+            if type(value) not in types or (type(value) is float and not math.isfinite(value)):
                 return None
         keys.add(tuple(row[name] for name in key))
     if len(keys) != len(rows):

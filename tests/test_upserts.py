@@ -181,3 +181,16 @@ def test_a_naive_datetime_is_refused_on_every_path(app):
             upsert_prices(rows)
         _db.session.rollback()
         assert stored_prices("site") == []
+
+
+def test_a_value_of_another_type_than_its_column_is_stored_as_before(app):
+    # 30.0 for an integer column: PostgreSQL casts it when it comes as a parameter, but refuses "30.0" as an
+    # integer read from JSON, so such rows go the executemany way.
+    with app.app_context():
+        engine = _db.engine
+        rows = price_rows("site")
+        rows[3]["duration_minutes"] = 30.0
+        sent = statements_of(engine, lambda: upsert_prices(rows))
+        _db.session.commit()
+        assert [row[2] for row in stored_prices("site")] == [30] * 7
+        assert sent == [("INSERT", True)]
