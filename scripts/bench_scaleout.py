@@ -160,6 +160,17 @@ def main() -> int:
             return 1 if failed else 0
 
 
+def machine_cpu() -> tuple[float, float] | None:
+    """(busy, total) CPU seconds of the whole machine since boot, from /proc/stat (None elsewhere)."""
+    try:
+        fields = [float(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    except (OSError, ValueError, IndexError):
+        return None
+    tick = os.sysconf("SC_CLK_TCK")
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0.0)  # idle + iowait
+    return (sum(fields) - idle) / tick, sum(fields) / tick
+
+
 def run_interval(engine, env: dict[str, str], args, tmp: Path, number: int, kind: str, instant: datetime,
                  tick_at: datetime, kill_after: float, sim_pid: int | None) -> dict:
     """Start the workers on the simulator's clock at `instant`, kill one when `kill_after` are synced, wait
@@ -173,6 +184,7 @@ def run_interval(engine, env: dict[str, str], args, tmp: Path, number: int, kind
     this_interval = (SyncRun.tick_at == tick_at, SyncRun.id > before)
     logs = [tmp / f"interval-{number}-worker-{n}.log" for n in range(args.workers)]
     sim_cpu_before = child_cpu_seconds(sim_pid) or 0.0
+    machine_before = machine_cpu()
     print(f"interval {number} ({kind}): starting {args.workers} workers, load {os.getloadavg()[0]:.1f}")
     interval_start = instant
     t0 = time.monotonic()
@@ -193,8 +205,11 @@ def run_interval(engine, env: dict[str, str], args, tmp: Path, number: int, kind
         orphaned: set[int] = set()
         cpu: dict[int, float] = {}
         rss: dict[int, float] = {}
+        bulk = None  # the machine's CPU and the time when all but the killed worker's claims are synced
         while time.monotonic() - t0 < args.timeout:
             done = synced()
+            if bulk is None and done >= args.households - len(orphaned):
+                bulk = machine_cpu(), time.monotonic() - t0
             if done >= args.households:
                 break
             if victim is None and kill_after and done >= kill_after * args.households:
@@ -259,9 +274,14 @@ def run_interval(engine, env: dict[str, str], args, tmp: Path, number: int, kind
     print(f"  households claimed per worker log: {dict(by_worker)}")
     total_cpu = sum(cpu.values())
     per = total_cpu / max(len(runs), 1) * 1000
+    sim_cpu = (child_cpu_seconds(sim_pid) or 0.0) - sim_cpu_before
     print(f"  workers' CPU {total_cpu:.1f} s = {per:.1f} ms per household; "
-          f"peak RSS per worker {', '.join(f'{v:.0f}' for v in rss.values())} MB; "
-          f"simulator CPU {(child_cpu_seconds(sim_pid) or 0.0) - sim_cpu_before:.1f} s")
+          f"peak RSS per worker {', '.join(f'{v:.0f}' for v in rss.values())} MB; simulator CPU {sim_cpu:.1f} s")
+    if machine_before and bulk and bulk[0]:
+        busy, total = bulk[0][0] - machine_before[0], bulk[0][1] - machine_before[1]
+        print(f"  the machine's {os.cpu_count()} CPUs were {busy / total * 100:.0f} % busy in the {bulk[1]:.0f} s until all "
+              f"but the killed worker's claims were synced: {busy:.0f} CPU-s (workers {total_cpu:.0f} and simulator {sim_cpu:.0f} "
+              "in the whole interval)")
     line = (f"{kind:8} interval: {len(runs)} runs, exactly once {'yes' if not duplicates and not missing else 'NO'}, "
             f"p95 interval start -> synced {p95:.1f} s (p50 {p50:.1f}, max {max(to_synced, default=float('nan')):.1f}), "
             f"workers' CPU {per:.1f} ms per household" + (f", {len(orphaned)} claims of the killed worker taken over "

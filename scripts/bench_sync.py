@@ -178,6 +178,29 @@ def child_cpu_seconds(pid: int | None) -> float | None:
     return sum(int(f) for f in fields[11:15]) / os.sysconf("SC_CLK_TCK")
 
 
+def database_cpu_seconds(app) -> dict[int, float] | None:
+    """CPU seconds used so far by each PostgreSQL backend serving the app's database, when the server runs
+    on this machine (its processes readable in /proc); None on SQLite or a remote server."""
+    from sqlalchemy import text
+
+    from app.extensions import db
+
+    with app.app_context():
+        if db.engine.dialect.name != "postgresql":
+            return None
+        with db.engine.connect() as conn:
+            pids = conn.execute(text("SELECT pid FROM pg_stat_activity WHERE datname = current_database()")).scalars().all()
+    used = {pid: child_cpu_seconds(pid) for pid in pids}
+    return {pid: seconds for pid, seconds in used.items() if seconds is not None} or None
+
+
+def database_cpu_between(before: dict[int, float] | None, after: dict[int, float] | None) -> float | None:
+    """CPU the database's backends used between two readings (a backend opened meanwhile counts from 0)."""
+    if before is None or after is None:
+        return None
+    return sum(seconds - before.get(pid, 0.0) for pid, seconds in after.items())
+
+
 def own_cpu_seconds() -> float:
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return usage.ru_utime + usage.ru_stime
@@ -409,6 +432,7 @@ def run_ticks(app, clock: RunningClock, args, base: str, child_pid: int | None) 
         tick_at = clock()
         if tick == 2:
             pushing_at = tick_at
+        db_cpu_before = database_cpu_seconds(app)
         with app.app_context(), profiling(args.cprofile and tick == args.ticks, args.cprofile_out):
             cpu_before, sim_cpu_before = own_cpu_seconds(), child_cpu_seconds(child_pid)
             started = time.perf_counter()
@@ -416,6 +440,7 @@ def run_ticks(app, clock: RunningClock, args, base: str, child_pid: int | None) 
             wall = time.perf_counter() - started
             cpu = own_cpu_seconds() - cpu_before
             sim_cpu = (child_cpu_seconds(child_pid) or 0.0) - (sim_cpu_before or 0.0)
+        db_cpu = database_cpu_between(db_cpu_before, database_cpu_seconds(app))
         with app.app_context():
             runs = db.session.scalars(select(SyncRun).where(SyncRun.tick_at == tick_at)).all()
             durations = [(r.finished_at - r.started_at).total_seconds() for r in runs if r.finished_at]
@@ -443,6 +468,7 @@ def run_ticks(app, clock: RunningClock, args, base: str, child_pid: int | None) 
         print(
             f"  CPU during the tick: app {cpu:.1f} s ({cpu / max(len(results), 1) * 1000:.1f} ms per user)"
             + (f", simulator {sim_cpu:.1f} s" if child_pid else " (simulator included)")
+            + (f", PostgreSQL {db_cpu:.1f} s ({db_cpu / max(len(results), 1) * 1000:.1f} ms per user)" if db_cpu is not None else "")
         )
         print(f"  rows: {len(runs)} sync runs this tick, {pushes} tariff pushes, {prices} stored prices")
         print(
