@@ -12,8 +12,9 @@ the rows as a JSON array that `json_to_recordset` turns back into typed columns 
 CONFLICT. psycopg's executemany adapts every value of every row in Python and pipelines one statement per row;
 one JSON text written by orjson is several times cheaper, and PostgreSQL parses it in C. Only where that
 cannot change what is stored: columns of plain types (text, integers, floats, booleans, dates, UTC datetimes),
-finite floats (JSON has no NaN), and no key twice (one INSERT may not update a row twice; executemany would
-apply both rows one after the other). Anything else goes the executemany way."""
+each value in the Python type its column takes as it is, finite floats (JSON has no NaN), and no key twice
+(one INSERT may not update a row twice; executemany would apply both rows one after the other). Anything
+else goes the executemany way."""
 from __future__ import annotations
 
 import functools
