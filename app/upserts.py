@@ -20,7 +20,7 @@ from __future__ import annotations
 import functools
 import math
 from collections.abc import Sequence
-from datetime import date, datetime, timezone
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import Boolean, Date, Float, Integer, String, Table, bindparam, literal_column, or_, select, text
@@ -115,12 +115,14 @@ def _json_columns(table: Table, columns: tuple) -> tuple[tuple[str, frozenset], 
     return tuple(allowed)
 
 
+_UTC = UTCDateTime()
+
+
 def _utc_text(value: Any) -> str:
-    """orjson's hook for datetimes (OPT_PASSTHROUGH_DATETIME): what UTCDateTime binds, naive UTC, as text."""
+    """orjson's hook for datetimes (OPT_PASSTHROUGH_DATETIME): what UTCDateTime binds (naive UTC; a naive
+    datetime refused), as text."""
     if isinstance(value, datetime):
-        if value.tzinfo is None:
-            raise ValueError("naive datetime given to a UTC column")
-        return value.astimezone(timezone.utc).replace(tzinfo=None).isoformat()
+        return _UTC.process_bind_param(value, None).isoformat()
     if isinstance(value, date):
         return value.isoformat()
     raise TypeError(f"{type(value).__name__} is not JSON serialisable")
