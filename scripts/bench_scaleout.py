@@ -51,7 +51,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "scripts"))
 
 import bench_sync  # noqa: E402
-from bench_sync import DEFAULT_AT, child_cpu_seconds, child_peak_rss_mb, create_users, fresh_database, percentile, sim_post, site_ids  # noqa: E402
+from bench_sync import DEFAULT_AT, RunningClock, child_cpu_seconds, child_peak_rss_mb, create_users, fresh_database, percentile, sim_post, site_ids  # noqa: E402
 
 UTC = timezone.utc
 PERIOD_SECONDS = 3600
@@ -65,9 +65,9 @@ def run_worker_on_simulated_clock() -> int:
     from app.sync.worker import run_worker
 
     instant, epoch = os.environ["BENCH_CLOCK"].split("|")
-    start, origin = datetime.fromisoformat(instant), float(epoch)
     app = create_app()
-    app.extensions["clock"] = lambda: start + timedelta(seconds=time.time() - origin)
+    # The shared instant, moved on by the wall-clock time since `epoch`; from here on it runs in real time.
+    app.extensions["clock"] = RunningClock(datetime.fromisoformat(instant) + timedelta(seconds=time.time() - float(epoch)))
     return run_worker(app)
 
 
@@ -78,7 +78,9 @@ def worker_env(database_url: str, data_dir: Path, base: str, secret: str, fernet
     env.update(identity.app_settings(base))
     env.update(
         APP_ENV="production", DATA_DIR=str(data_dir), DATABASE_URL=database_url, SECRET_KEY=secret,
-        FERNET_ENCRYPTION_KEY=fernet, LOG_LEVEL="INFO",  # the workers' 'claimed N household(s)' lines are counted PYTHONUNBUFFERED="1", SCHEDULER="off",
+        FERNET_ENCRYPTION_KEY=fernet,
+        LOG_LEVEL="INFO",  # the workers' 'claimed N household(s)' lines are counted
+        PYTHONUNBUFFERED="1", SCHEDULER="off",
         SCHEDULER_TICK_SECONDS=str(PERIOD_SECONDS), SCHEDULER_TICK_DELAY_SECONDS="0",
         SYNC_MODE="claims", SYNC_MAX_WORKERS=str(args.threads), SYNC_CLAIM_BATCH=str(args.batch or args.threads),
         SYNC_WORKER_POLL_SECONDS="1",
