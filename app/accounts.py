@@ -49,8 +49,13 @@ def find_user(email: str) -> User | None:
     return db.session.scalar(select(User).where(User.email == normalised))
 
 
-def create_user(email: str, password: str, *, is_admin: bool = False) -> User:
-    """Create an account; the very first account is always an administrator."""
+SIGN_UP_CLOSED = "Sign-up is closed. Ask the administrator to create an account for you."
+
+
+def create_user(email: str, password: str, *, is_admin: bool = False, only_first: bool = False) -> User:
+    """Create an account; the very first account is always an administrator. `only_first`: refuse unless
+    it is the first (the "first-user" sign-up, whose earlier check may have seen no account a moment before
+    another sign-up committed one)."""
     try:
         email = clean_email(email)
     except ValueError as exc:
@@ -62,6 +67,8 @@ def create_user(email: str, password: str, *, is_admin: bool = False) -> User:
     if db.session.scalar(select(User.id).where(User.email == email)) is not None:
         raise AccountError("An account with that email already exists.", "email")
     first = user_count() == 0
+    if only_first and not first:
+        raise AccountError(SIGN_UP_CLOSED)
     user = User(
         email=email, password_hash=hash_password(password), is_admin=is_admin or first, founder=True if first else None
     )
@@ -91,8 +98,8 @@ def registration_open(policy: str) -> bool:
 def register(email: str, password: str, policy: str) -> User:
     """Self-service sign-up, subject to the registration policy."""
     if not registration_open(policy):
-        raise AccountError("Sign-up is closed. Ask the administrator to create an account for you.")
-    return create_user(email, password)
+        raise AccountError(SIGN_UP_CLOSED)
+    return create_user(email, password, only_first=policy == "first-user")
 
 
 def set_password(user: User, password: str) -> None:

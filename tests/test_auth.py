@@ -98,6 +98,20 @@ def test_a_sign_up_that_loses_the_race_is_told_to_try_again(app, client, admin_i
         assert [u.id for u in session.scalars(select(User).where(User.is_admin.is_(True)))] == [admin_id]
 
 
+def test_a_first_user_sign_up_whose_check_came_before_the_first_account_is_refused(app, client, admin_id, monkeypatch):
+    """Under "first-user", the policy check read no account a moment before another sign-up committed the
+    first: the second is refused, not made an ordinary account on an install that takes only one."""
+    from app import accounts
+
+    assert app.config["REGISTRATION"] == "first-user"
+    monkeypatch.setattr(accounts, "registration_open", lambda policy: True)  # read before the first commit
+    response = register(client, "second@example.com")
+    assert response.status_code == 400
+    assert "Sign-up is closed" in response.get_data(as_text=True)
+    with app.app_context():
+        assert [u.id for u in app.extensions["sqlalchemy"].session.scalars(select(User))] == [admin_id]
+
+
 def test_open_policy_allows_more_accounts_and_they_are_not_admins(app, client, admin_id):
     app.config["REGISTRATION"] = "open"
     assert register(client, "bob@example.com").status_code == 302
