@@ -118,6 +118,34 @@ def test_two_connections_never_claim_the_same_household(app):
             second.close()
 
 
+def test_a_site_another_worker_is_claiming_is_skipped_and_its_room_filled(app):
+    """The candidate sites are locked together; one that another claim holds is skipped, and the room it
+    leaves goes to the next sites under the same rule (whole sites, in order, a site never split)."""
+    pg_only(app)
+    a, b1, b2, c, d, e1, e2, e3, e4 = households(app, ["A", "B", "B", "C", "D", "E", "E", "E", "E"])
+    now = T0 + timedelta(seconds=10)
+    with app.app_context():
+        with _db.engine.begin() as conn:
+            claims.seed(conn, TICK)
+        holder = _db.engine.connect()
+        try:
+            holder.begin()
+            holder.execute(text("SELECT pg_advisory_xact_lock(:space, hashtext('A'))"), {"space": claims.SITE_LOCK_SPACE})
+            with _db.engine.begin() as conn:
+                assert claims.claim(conn, "w1", TICK, now, SETTINGS) == [b1, b2, c]  # A skipped, C fills its room
+            with _db.engine.begin() as conn:
+                assert claims.claim(conn, "w1", TICK, now, SETTINGS) == [d]  # E (4) would not fit after D
+            with _db.engine.begin() as conn:
+                assert claims.claim(conn, "w1", TICK, now, SETTINGS) == [e1, e2, e3, e4]  # larger than a batch: alone
+            with _db.engine.begin() as conn:
+                assert claims.claim(conn, "w1", TICK, now, SETTINGS) == []  # only A is left, and it is held
+            holder.rollback()
+            with _db.engine.begin() as conn:
+                assert claims.claim(conn, "w1", TICK, now, SETTINGS) == [a]
+        finally:
+            holder.close()
+
+
 def test_a_row_locked_elsewhere_is_skipped_not_waited_for(app):
     """FOR UPDATE SKIP LOCKED: a household whose claim row another transaction holds (e.g. a worker
     completing it) is left out of the batch at once; it comes in the next one."""

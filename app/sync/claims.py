@@ -125,17 +125,7 @@ def claim(conn: Connection, worker: str, tick_at: datetime, now: datetime, setti
         ),
         {**params, "limit": settings.batch * 4},
     ).all()
-    sites: list[str] = []
-    total = 0
-    for site, count, _ in candidates:
-        if total and total + count > settings.batch:
-            break
-        locked = conn.execute(
-            text("SELECT pg_try_advisory_xact_lock(:space, hashtext(:site))"), {"space": SITE_LOCK_SPACE, "site": site}
-        ).scalar()
-        if locked:
-            sites.append(site)
-            total += count
+    sites = _lock_sites(conn, [(site, count) for site, count, _ in candidates], settings.batch)
     if not sites:
         return []
     rows = conn.execute(
@@ -152,6 +142,40 @@ def claim(conn: Connection, worker: str, tick_at: datetime, now: datetime, setti
         {"worker": worker, "until": _naive(now + settings.ttl), "ids": list(rows)},
     )
     return list(rows)
+
+
+def _lock_sites(conn: Connection, candidates: list[tuple[str, int]], batch: int) -> list[str]:
+    """Lock candidate sites in order, skipping those another claim holds, while their households fit in the
+    batch (a site larger than the batch is taken alone, never split); return the locked ones.
+
+    The sites that would fit if every lock succeeds are tried in one statement (a round trip per site
+    was most of a claim's cost); only when some were taken by another worker does the next chunk fill
+    the room they left, under the same rule."""
+    locked: list[str] = []
+    total, position = 0, 0
+    while position < len(candidates):
+        chunk: dict[str, int] = {}
+        room = total
+        for site, count in candidates[position:]:
+            if room and room + count > batch:
+                break
+            chunk[site] = count
+            room += count
+        if not chunk:
+            break
+        position += len(chunk)
+        got = conn.execute(
+            text(
+                "SELECT site FROM unnest(CAST(:sites AS text[])) WITH ORDINALITY AS c(site, n) "
+                "WHERE pg_try_advisory_xact_lock(:space, hashtext(site)) ORDER BY n"
+            ),
+            {"space": SITE_LOCK_SPACE, "sites": list(chunk)},
+        ).scalars().all()
+        locked += got
+        total += sum(chunk[site] for site in got)
+        if len(got) == len(chunk):
+            break  # every site fitted and was locked: the next candidate did not fit
+    return locked
 
 
 def complete_in_session(household_id: int, worker: str, tick_at: datetime, next_due: datetime) -> bool:
