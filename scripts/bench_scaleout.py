@@ -24,7 +24,11 @@ the first is every household's first sync (each one pushes: the heaviest kind of
 deployment sees once), the second reads every Powerwall back once (due every SYNC_READBACK_HOURS), the
 third on are the steady state, what most intervals look like (Amber repeats itself within an interval, as
 the simulator does, so nothing is pushed). Before each, the claims are due again and both clocks are set
-back to a second after the previous interval's instant. The worker processes are `app.sync.worker`'s
+back to a second after the previous interval's instant. The simulator's clock stands still during an
+interval (Amber's answers stay those of its start, however long the interval takes: an interval that ran
+past a 5-minute boundary used to hand the late households the next interval's prices, and the same
+interval run again then pushed them back and forth), and the default instant is early in a 15-minute step
+(the tariff's own step, by the workers' running clocks), so that a long first interval stays inside it. The worker processes are `app.sync.worker`'s
 `run_worker` on the app of `create_app()`, started through this script (`--run-worker`) only to give them
 the simulator's clock (a chosen instant that runs on in real time from their start); `--kill-after` of the
 households synced in the LAST interval, one of them is SIGKILLed in the middle of its batch.
@@ -51,10 +55,12 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "scripts"))
 
 import bench_sync  # noqa: E402
-from bench_sync import DEFAULT_AT, RunningClock, child_cpu_seconds, child_peak_rss_mb, create_users, fresh_database, percentile, sim_post, site_ids  # noqa: E402
+from bench_sync import RunningClock, child_cpu_seconds, child_peak_rss_mb, create_users, fresh_database, percentile, sim_post, site_ids  # noqa: E402
 
 UTC = timezone.utc
 PERIOD_SECONDS = 3600
+# Early in a 15-minute step (the tariff builder's), in the evening peak of the simulator's prices.
+DEFAULT_SCALEOUT_AT = "2026-11-24T08:00:40+00:00"
 KINDS = ("first", "readback", "steady")
 
 
@@ -103,7 +109,7 @@ def main() -> int:
                         help="1 = every household's first sync, 2 = then each Powerwall read back, 3+ = then the steady state")
     parser.add_argument("--kill-after", type=float, default=0.3,
                         help="share of households synced in the last interval when one worker is killed (0: none)")
-    parser.add_argument("--at", default=DEFAULT_AT, help="simulated instant of the interval (ISO 8601 with offset)")
+    parser.add_argument("--at", default=DEFAULT_SCALEOUT_AT, help="simulated instant of the interval (ISO 8601 with offset)")
     parser.add_argument("--timeout", type=float, default=1800, help="seconds to wait for an interval")
     parser.add_argument("--database-url", help="PostgreSQL server to create a fresh database on (required)")
     parser.add_argument("--log-level", default="WARNING")
@@ -149,7 +155,7 @@ def main() -> int:
                         conn.execute(text("UPDATE sync_claims SET due_at = :tick, claimed_by = NULL, claimed_until = NULL"),
                                      {"tick": tick_at.replace(tzinfo=None)})
                 instant = at + timedelta(seconds=number - 1)
-                sim_post(base, "clock", {"set": instant.isoformat()})
+                sim_post(base, "clock", {"set": instant.isoformat(), "freeze": True})
                 kill_after = args.kill_after if number == args.intervals else 0
                 result = run_interval(engine, env, args, tmp, number, kind, instant, tick_at, kill_after, sim_pid)
                 failed = failed or result["failed"]
@@ -173,6 +179,23 @@ def machine_cpu() -> tuple[float, float] | None:
     return (sum(fields) - idle) / tick, sum(fields) / tick
 
 
+def postgres_cpu_seconds() -> float | None:
+    """CPU seconds used so far by the PostgreSQL server on this machine: every live `postgres` process, and
+    through the postmaster's children's time the backends that have exited (the workers' pools open and
+    close connections). None when no such process is readable (a remote server, or not Linux)."""
+    total, found = 0.0, False
+    for comm in Path("/proc").glob("[0-9]*/comm"):
+        try:
+            if comm.read_text().strip() != "postgres":
+                continue
+        except OSError:
+            continue
+        seconds = child_cpu_seconds(int(comm.parent.name))
+        if seconds is not None:
+            total, found = total + seconds, True
+    return total if found else None
+
+
 def run_interval(engine, env: dict[str, str], args, tmp: Path, number: int, kind: str, instant: datetime,
                  tick_at: datetime, kill_after: float, sim_pid: int | None) -> dict:
     """Start the workers on the simulator's clock at `instant`, kill one when `kill_after` are synced, wait
@@ -187,6 +210,7 @@ def run_interval(engine, env: dict[str, str], args, tmp: Path, number: int, kind
     logs = [tmp / f"interval-{number}-worker-{n}.log" for n in range(args.workers)]
     sim_cpu_before = child_cpu_seconds(sim_pid) or 0.0
     machine_before = machine_cpu()
+    pg_before = postgres_cpu_seconds()
     print(f"interval {number} ({kind}): starting {args.workers} workers, load {os.getloadavg()[0]:.1f}")
     interval_start = instant
     t0 = time.monotonic()
@@ -211,7 +235,7 @@ def run_interval(engine, env: dict[str, str], args, tmp: Path, number: int, kind
         while time.monotonic() - t0 < args.timeout:
             done = synced()
             if bulk is None and done >= args.households - len(orphaned):
-                bulk = machine_cpu(), time.monotonic() - t0
+                bulk = machine_cpu(), time.monotonic() - t0, postgres_cpu_seconds()
             if done >= args.households:
                 break
             if victim is None and kill_after and done >= kill_after * args.households:
@@ -268,6 +292,11 @@ def run_interval(engine, env: dict[str, str], args, tmp: Path, number: int, kind
         print(f"    {count} x {reason}")
     print(f"  interval start -> synced: p50 {p50:.1f} s, p95 {p95:.1f} s, "
           f"max {max(to_synced, default=float('nan')):.1f} s (target p95 <= 60 s)")
+    step_end = instant.replace(minute=instant.minute // 15 * 15, second=0, microsecond=0) + timedelta(minutes=15)
+    late = sum(1 for r in runs if r.finished_at >= step_end)
+    if late:
+        print(f"  WARNING: {late} household(s) synced after {step_end:%H:%M} UTC, in the next 15-minute step: their tariffs "
+              "differ from the others', so running the same interval again pushes them again (use an earlier --at)")
     if killed_at:
         print(f"  the killed worker's {len(orphaned)} unfinished household(s) were synced by the others "
               f"{min(taken_over, default=float('nan')):.1f}-{max(taken_over, default=float('nan')):.1f} s after the kill "
@@ -284,6 +313,10 @@ def run_interval(engine, env: dict[str, str], args, tmp: Path, number: int, kind
         print(f"  the machine's {os.cpu_count()} CPUs were {busy / total * 100:.0f} % busy in the {bulk[1]:.0f} s until all "
               f"but the killed worker's claims were synced: {busy:.0f} CPU-s (workers {total_cpu:.0f} and simulator {sim_cpu:.0f} "
               "in the whole interval)")
+        if pg_before is not None and bulk[2] is not None:
+            pg = bulk[2] - pg_before
+            print(f"  PostgreSQL's CPU in that time: {pg:.1f} s = {pg / max(len(runs), 1) * 1000:.1f} ms per household "
+                  "(every process of the server on this machine)")
     line = (f"{kind:8} interval: {len(runs)} runs, exactly once {'yes' if not duplicates and not missing else 'NO'}, "
             f"p95 interval start -> synced {p95:.1f} s (p50 {p50:.1f}, max {max(to_synced, default=float('nan')):.1f}), "
             f"workers' CPU {per:.1f} ms per household" + (f", {len(orphaned)} claims of the killed worker taken over "
