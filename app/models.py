@@ -188,6 +188,8 @@ class HouseholdSettings(db.Model):
     __tablename__ = "user_settings"
     __table_args__ = (
         UniqueConstraint("tesla_site_id", name="uq_user_settings_tesla_site_id"),
+        # The households of an Amber site (the claiming workers take whole sites at a time).
+        Index("ix_user_settings_amber_site_id", "amber_site_id"),
         CheckConstraint(
             "forecast_estimate IN ('low', 'predicted', 'high')", name="forecast_estimate_valid"
         ),
@@ -477,7 +479,8 @@ class SyncClaim(db.Model):
     on PostgreSQL: several workers share a tick, app/sync/claims.py). Unused in the single-leader mode."""
 
     __tablename__ = "sync_claims"
-    __table_args__ = (Index("ix_sync_claims_due_at", "due_at"),)
+    # The due households in claiming order: a claim reads the first few of them, not every due row.
+    __table_args__ = (Index("ix_sync_claims_due_at_household_id", "due_at", "household_id"),)
 
     household_id: Mapped[int] = mapped_column(ForeignKey("households.id", ondelete="CASCADE"), primary_key=True)
     # The interval (tick) at which the household is next due; moved to the next interval in the same

@@ -118,6 +118,19 @@ def test_two_connections_never_claim_the_same_household(app):
             second.close()
 
 
+def test_a_site_is_claimed_whole_even_when_its_households_lie_beyond_the_rows_a_claim_reads(app):
+    """A claim reads only the first due households (4 x the batch, in due then household order), but a site
+    among them comes with all its due households, however far down the order the others are."""
+    pg_only(app)
+    ids = households(app, ["X", *[None] * 12, "X", "X"])  # X's second and third households come last
+    x = [ids[0], ids[13], ids[14]]
+    now = T0 + timedelta(seconds=10)
+    first = claim_now(app, "w1", now, ClaimSettings(batch=2))  # reads 8 rows: X's first and 7 without a site
+    assert first == x  # the whole site, larger than the batch: alone, never split
+    second = claim_now(app, "w1", now, ClaimSettings(batch=2))
+    assert second == ids[1:3]
+
+
 def test_a_site_another_worker_is_claiming_is_skipped_and_its_room_filled(app):
     """The candidate sites are locked together; one that another claim holds is skipped, and the room it
     leaves goes to the next sites under the same rule (whole sites, in order, a site never split)."""

@@ -9,7 +9,9 @@ due at that interval) and pings the heartbeat; `flask sync worker` processes do 
   `pg_try_advisory_xact_lock` (a site another worker is claiming right now is skipped, not waited for),
   then their due rows are locked with `SELECT ... FOR UPDATE SKIP LOCKED` and stamped with the worker and
   `claimed_until` (now + SYNC_CLAIM_TTL_SECONDS). A site's households land in one batch, so the batch's
-  PriceFeed fetches each Amber site once per tick, as the single leader does.
+  PriceFeed fetches each Amber site once per tick, as the single leader does. Indexes on (due_at,
+  household_id) and on the settings' Amber site keep a claim to a batch's worth of rows, however many
+  households are due.
 - **complete**: the household's run is recorded in the same transaction that moves its `due_at` to the
   next interval, compare-and-set on (worker, due_at): no household is synced twice in one interval.
 - **takeover**: a worker that dies leaves claims that expire after the TTL (default 150 s, under one
@@ -107,7 +109,38 @@ def seed(conn: Connection, tick_at: datetime) -> int:
 _DUE = (
     "c.due_at <= :tick AND (c.claimed_until IS NULL OR c.claimed_until < :now) AND s.sync_enabled"
 )
-_SITE_KEY = "COALESCE(s.amber_site_id, 'household:' || c.household_id::text)"
+
+
+# The first due households in claiming order (oldest due first, then by household; an index walks them in
+# that order, so a claim reads a few rows, not every due one), grouped into their Amber sites in order of
+# first appearance; with each site, how many of its households are due (households without a site: one).
+_CANDIDATES = f"""
+WITH candidates AS (
+    SELECT c.household_id, c.due_at, s.amber_site_id FROM sync_claims c
+    JOIN {SETTINGS_TABLE} s ON s.household_id = c.household_id
+    WHERE {_DUE} ORDER BY c.due_at, c.household_id LIMIT :limit
+), sites AS (
+    SELECT amber_site_id, min(household_id) AS first, min(due_at) AS due FROM candidates
+    GROUP BY amber_site_id, CASE WHEN amber_site_id IS NULL THEN household_id END
+)
+SELECT COALESCE(sites.amber_site_id, 'household:' || sites.first::text) AS site,
+    CASE WHEN sites.amber_site_id IS NULL THEN 1 ELSE (
+        SELECT count(*) FROM {SETTINGS_TABLE} s JOIN sync_claims c ON c.household_id = s.household_id
+        WHERE s.amber_site_id = sites.amber_site_id AND {_DUE}
+    ) END AS n
+FROM sites ORDER BY sites.due, sites.first
+"""
+# The due households of the locked sites, read again under their locks (so a household of a site that
+# became due meanwhile comes with its site), their rows locked; a row another transaction holds is skipped.
+_LOCK_DUE = f"""
+SELECT c.household_id FROM sync_claims c JOIN {SETTINGS_TABLE} s ON s.household_id = c.household_id
+WHERE {_DUE} AND c.household_id = ANY(
+    ARRAY(SELECT o.household_id FROM {SETTINGS_TABLE} o WHERE o.amber_site_id = ANY(CAST(:sites AS text[])))
+    || CAST(:solo AS integer[])
+)
+ORDER BY c.household_id FOR UPDATE OF c SKIP LOCKED
+"""
+_SOLO_PREFIX = "household:"
 
 
 def claim(conn: Connection, worker: str, tick_at: datetime, now: datetime, settings: ClaimSettings) -> list[int]:
@@ -115,26 +148,14 @@ def claim(conn: Connection, worker: str, tick_at: datetime, now: datetime, setti
     ids (empty when nothing is due or every due site is being claimed by another worker). The caller's
     transaction holds the site locks until it commits."""
     params = {"tick": _naive(tick_at), "now": _naive(now)}
-    # Candidate sites with how many due households each, oldest due first; more than a batch's worth, so
-    # a worker whose first choices are locked by another claim moves on to the next sites.
-    candidates = conn.execute(
-        text(
-            f"SELECT {_SITE_KEY} AS site, count(*) AS n, min(c.due_at) AS due FROM sync_claims c "
-            f"JOIN {SETTINGS_TABLE} s ON s.household_id = c.household_id WHERE {_DUE} "
-            "GROUP BY 1 ORDER BY 3, 1 LIMIT :limit"
-        ),
-        {**params, "limit": settings.batch * 4},
-    ).all()
-    sites = _lock_sites(conn, [(site, count) for site, count, _ in candidates], settings.batch)
+    # More candidates than a batch, so a worker whose first choices are locked by another claim moves on.
+    candidates = conn.execute(text(_CANDIDATES), {**params, "limit": settings.batch * 4}).all()
+    sites = _lock_sites(conn, [(site, count) for site, count in candidates], settings.batch)
     if not sites:
         return []
-    rows = conn.execute(
-        text(
-            f"SELECT c.household_id FROM sync_claims c JOIN {SETTINGS_TABLE} s ON s.household_id = c.household_id "
-            f"WHERE {_DUE} AND {_SITE_KEY} = ANY(:sites) ORDER BY c.household_id FOR UPDATE OF c SKIP LOCKED"
-        ),
-        {**params, "sites": sites},
-    ).scalars().all()
+    solo = [int(site[len(_SOLO_PREFIX):]) for site in sites if site.startswith(_SOLO_PREFIX)]
+    amber = [site for site in sites if not site.startswith(_SOLO_PREFIX)]
+    rows = conn.execute(text(_LOCK_DUE), {**params, "sites": amber, "solo": solo}).scalars().all()
     if not rows:
         return []
     conn.execute(
