@@ -288,6 +288,63 @@ def test_a_worker_syncs_its_batch_for_real_fetching_a_shared_site_once(env, app,
     assert worker.step() == []  # nothing more due in this interval
 
 
+def test_a_worker_s_batches_run_on_its_threads_and_their_open_connections(env, app, household_id, monkeypatch):
+    """One thread pool for the worker's life: the next interval's batch runs on the same threads, with the
+    same HTTP sessions (open connections to Amber and Tesla), not on new ones for every batch."""
+    pg_only(app)
+    import threading
+
+    import app.connections as connections
+    from tests.conftest import create_user, household_id_for
+
+    other = household_id_for(app, create_user(app, "neighbour@example.com"))
+    configure(app, other, tesla_site_id=another_powerwall(1))
+    app.config["SYNC_MODE"] = "claims"
+    handed_out: list[tuple[threading.Thread, object]] = []  # strong references: no id is reused meanwhile
+    real_session = connections._session
+
+    def recording_session():
+        session = real_session()
+        handed_out.append((threading.current_thread(), session))
+        return session
+
+    monkeypatch.setattr(connections, "_session", recording_session)
+    worker = Worker(app, "w1", settings=ClaimSettings(batch=2, poll_seconds=0.1))
+    assert sorted(worker.step()) == sorted([household_id, other])
+    first = list(handed_out)
+    handed_out.clear()
+    SHARED.advance(seconds=300)  # the next interval: both due again
+    assert sorted(worker.step()) == sorted([household_id, other])
+    assert first and handed_out
+    assert all(any(thread is t and session is s for t, s in first) for thread, session in handed_out)
+    assert len(env.runs()) == 4
+
+
+def test_the_worker_s_pool_is_replaced_after_a_sync_that_overran_its_deadline(app, monkeypatch):
+    """A sync still running past the deadline keeps its thread: the batches after it get a fresh pool rather
+    than one thread fewer; batches that end normally keep the pool."""
+    import app.sync.engine as engine
+    from app.sync.claims import SyncBatches
+    from app.sync.engine import SyncResult
+
+    pools, overran = [], set()
+
+    def fake_run_tick(tick_at, *, household_ids, on_record, pool):
+        pools.append(pool)
+        return [SyncResult(h, "?", "failed", "", still_running=h in overran) for h in household_ids]
+
+    monkeypatch.setattr(engine, "run_tick", fake_run_tick)
+    job = SyncBatches()
+    with app.app_context():
+        job(TICK, [1], lambda h: True)
+        job(TICK, [2], lambda h: True)
+        overran.add(3)
+        job(TICK, [3], lambda h: True)
+        job(TICK, [4], lambda h: True)
+    assert pools[0] is pools[1] is pools[2] and pools[3] is not pools[2]
+    assert pools[2]._shutdown and not pools[3]._shutdown
+
+
 # -- real processes ---------------------------------------------------------------------------------------
 
 

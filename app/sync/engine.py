@@ -1017,10 +1017,14 @@ def run_tick(
     sleep: Callable[[float], None] | None = None,
     actor: str | None = None,
     on_record: Callable[[int], object] | None = None,
+    pool: ThreadPoolExecutor | None = None,
 ) -> list[SyncResult]:
     """Sync every household (or `household_ids`) over a bounded thread pool; one slow or failing household never
     delays or breaks another. Returns one result per household, in household order (the tariff and its
     explanation only on a dry run).
+
+    `pool` is the caller's, kept from one call to the next (a claiming worker's batches): its threads keep
+    their HTTP connections to Amber and Tesla open; without it the tick makes its own and lets it go.
 
     With SYNC_MODE=claims on PostgreSQL the scheduler's tick (every household, `tick_at` given) only opens
     the interval for the claiming workers (app/sync/claims.py), which call this with their batches."""
@@ -1045,7 +1049,9 @@ def run_tick(
     )
     results: dict[int, SyncResult] = {}
     if ids:
-        pool = ThreadPoolExecutor(max_workers=min(config["SYNC_MAX_WORKERS"], len(ids)), thread_name_prefix="sync")
+        own_pool = pool is None
+        if pool is None:
+            pool = ThreadPoolExecutor(max_workers=min(config["SYNC_MAX_WORKERS"], len(ids)), thread_name_prefix="sync")
         started: set[int] = set()  # households whose sync began
         running: dict[int, float] = {}  # households whose sync is under way -> when it began (monotonic)
         finished: queue.SimpleQueue[Future] = queue.SimpleQueue()
@@ -1110,7 +1116,11 @@ def run_tick(
                                           still_running=True)
             else:
                 results[uid] = SyncResult(uid, "?", "failed", "Not started: the syncs before it did not finish in time.")
-        pool.shutdown(wait=False, cancel_futures=True)
+        if own_pool:
+            pool.shutdown(wait=False, cancel_futures=True)
+        else:
+            for future in futures:
+                future.cancel()  # the ones not started: the caller's pool must not run them later
     summary = Counter(r.outcome for r in results.values())
     log.info("Tick %s: %s", tick_at.isoformat() if tick_at else "manual", dict(summary) or "no households")
     return [results[uid] for uid in ids if uid in results]
