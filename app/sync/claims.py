@@ -170,9 +170,9 @@ def _lock_sites(conn: Connection, candidates: list[tuple[str, int]], batch: int)
     """Lock candidate sites in order, skipping those another claim holds, while their households fit in the
     batch (a site larger than the batch is taken alone, never split); return the locked ones.
 
-    The sites that would fit if every lock succeeds are tried in one statement (a round trip per site
-    was most of a claim's cost); only when some were taken by another worker does the next chunk fill
-    the room they left, under the same rule."""
+    The sites that would fit if every lock succeeds are tried in one statement, not one round trip per
+    site; only when some were taken by another worker does the next chunk fill the room they left, under
+    the same rule."""
     locked: list[str] = []
     total, position = 0, 0
     while position < len(candidates):
