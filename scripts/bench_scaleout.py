@@ -297,7 +297,9 @@ def run_interval(engine, env: dict[str, str], args, tmp: Path, number: int, kind
     if late:
         print(f"  WARNING: {late} household(s) synced after {step_end:%H:%M} UTC, in the next 15-minute step: their tariffs "
               "differ from the others', so running the same interval again pushes them again (use an earlier --at)")
-    if killed_at:
+    if killed_at and not orphaned:
+        print("  the killed worker held no claim (the kill fell between two of its batches)")
+    elif killed_at:
         print(f"  the killed worker's {len(orphaned)} unfinished household(s) were synced by the others "
               f"{min(taken_over, default=float('nan')):.1f}-{max(taken_over, default=float('nan')):.1f} s after the kill "
               f"(claims expire after SYNC_CLAIM_TTL_SECONDS)")
@@ -320,7 +322,8 @@ def run_interval(engine, env: dict[str, str], args, tmp: Path, number: int, kind
     line = (f"{kind:8} interval: {len(runs)} runs, exactly once {'yes' if not duplicates and not missing else 'NO'}, "
             f"p95 interval start -> synced {p95:.1f} s (p50 {p50:.1f}, max {max(to_synced, default=float('nan')):.1f}), "
             f"workers' CPU {per:.1f} ms per household" + (f", {len(orphaned)} claims of the killed worker taken over "
-                                                           f"{min(taken_over, default=float('nan')):.1f} s after the kill" if killed_at else ""))
+                                                           f"{min(taken_over, default=float('nan')):.1f} s after the kill" if orphaned else
+                                                           ", the killed worker held no claim" if killed_at else ""))
     return {"failed": bool(duplicates or missing), "line": line}
 
 
