@@ -421,7 +421,7 @@ def profiling(enabled: bool, out: str | None) -> Iterator[None]:
 PHASES = (
     ("app.sync.engine", "_load", "load (one SELECT)"),
     ("app.sync.engine", "fetch_site_prices", "Amber fetch"),
-    ("app.clients.base", "HttpClient.request", "  HTTP (2 calls)"),
+    ("app.clients.base", "HttpClient.request", "  HTTP, every call"),  # Amber's 2 in the fetch; Tesla's in the rest
     ("app.clients.amber", "parse_prices", "  parse"),
     ("app.sync.engine", "screen_prices", "  screen"),
     ("app.sync.engine", "price_changes", "price signatures"),
