@@ -28,10 +28,11 @@ back to a second after the previous interval's instant. The simulator's clock st
 interval (Amber's answers stay those of its start, however long the interval takes: an interval that ran
 past a 5-minute boundary used to hand the late households the next interval's prices, and the same
 interval run again then pushed them back and forth), and the default instant is early in a 15-minute step
-(the tariff's own step, by the workers' running clocks), so that a long first interval stays inside it. The worker processes are `app.sync.worker`'s
-`run_worker` on the app of `create_app()`, started through this script (`--run-worker`) only to give them
-the simulator's clock (a chosen instant that runs on in real time from their start); `--kill-after` of the
-households synced in the LAST interval, one of them is SIGKILLed in the middle of its batch.
+(the tariff's own step, by the workers' running clocks), so that a long first interval stays inside it.
+The worker processes are `app.sync.worker`'s `run_worker` on the app of `create_app()`, started through
+this script (`--run-worker`) only to give them the simulator's clock (a chosen instant that runs on in real
+time from their start); `--kill-after` of the households synced in the LAST interval, one of them is
+SIGKILLed in the middle of its batch.
 
 The interval is an hour long here (SCHEDULER_TICK_SECONDS=3600) so that a slow run on a small machine
 does not roll into the next interval and sync everyone again; the claiming is the same. Not a test: it

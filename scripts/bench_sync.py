@@ -478,7 +478,7 @@ class PhaseTimers:
     def report(self, households: int) -> str:
         per = {label: self.seconds[label] / max(households, 1) * 1000 for _, _, label in PHASES}
         whole = self.seconds["whole sync"] / max(households, 1) * 1000
-        named = sum(v for (_, _, label), v in zip(PHASES, per.values()) if not label.startswith(" "))
+        named = sum(value for label, value in per.items() if not label.startswith(" "))  # the indented are inside these
         lines = [f"  where a household's sync CPU goes (ms, thread CPU, inclusive): whole sync {whole:.2f}"]
         lines += [f"    {label:<20} {value:6.2f}" for label, value in per.items()]
         lines.append(f"    {'the rest':<20} {whole - named:6.2f}  (app context, session, statuses, the sync's own steps)")

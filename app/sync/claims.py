@@ -115,6 +115,7 @@ _DUE = (
 # The first due households in claiming order (oldest due first, then by household; an index walks them in
 # that order, so a claim reads a few rows, not every due one), grouped into their Amber sites in order of
 # first appearance; with each site, how many of its households are due (households without a site: one).
+# `site` names what is locked: the Amber site, or a household without one on its own.
 _CANDIDATES = f"""
 WITH candidates AS (
     SELECT c.household_id, c.due_at, s.amber_site_id FROM sync_claims c
@@ -124,7 +125,7 @@ WITH candidates AS (
     SELECT amber_site_id, min(household_id) AS first, min(due_at) AS due FROM candidates
     GROUP BY amber_site_id, CASE WHEN amber_site_id IS NULL THEN household_id END
 )
-SELECT COALESCE(sites.amber_site_id, 'household:' || sites.first::text) AS site,
+SELECT COALESCE(sites.amber_site_id, 'household:' || sites.first::text) AS site, sites.amber_site_id, sites.first,
     CASE WHEN sites.amber_site_id IS NULL THEN 1 ELSE (
         SELECT count(*) FROM {SETTINGS_TABLE} s JOIN sync_claims c ON c.household_id = s.household_id
         WHERE s.amber_site_id = sites.amber_site_id AND {_DUE}
@@ -141,7 +142,6 @@ WHERE {_DUE} AND c.household_id = ANY(
 )
 ORDER BY c.household_id FOR UPDATE OF c SKIP LOCKED
 """
-_SOLO_PREFIX = "household:"
 
 
 def claim(conn: Connection, worker: str, tick_at: datetime, now: datetime, settings: ClaimSettings) -> list[int]:
@@ -151,11 +151,12 @@ def claim(conn: Connection, worker: str, tick_at: datetime, now: datetime, setti
     params = {"tick": _naive(tick_at), "now": _naive(now)}
     # More candidates than a batch, so a worker whose first choices are locked by another claim moves on.
     candidates = conn.execute(text(_CANDIDATES), {**params, "limit": settings.batch * 4}).all()
-    sites = _lock_sites(conn, [(site, count) for site, count in candidates], settings.batch)
-    if not sites:
+    locked = set(_lock_sites(conn, [(row.site, row.n) for row in candidates], settings.batch))
+    if not locked:
         return []
-    solo = [int(site[len(_SOLO_PREFIX):]) for site in sites if site.startswith(_SOLO_PREFIX)]
-    amber = [site for site in sites if not site.startswith(_SOLO_PREFIX)]
+    chosen = [row for row in candidates if row.site in locked]
+    amber = [row.amber_site_id for row in chosen if row.amber_site_id is not None]
+    solo = [row.first for row in chosen if row.amber_site_id is None]  # a household without a site is its own
     rows = conn.execute(text(_LOCK_DUE), {**params, "sites": amber, "solo": solo}).scalars().all()
     if not rows:
         return []
