@@ -345,6 +345,72 @@ def test_the_worker_s_pool_is_replaced_after_a_sync_that_overran_its_deadline(ap
     assert pools[2]._shutdown and not pools[3]._shutdown
 
 
+def test_a_worker_claims_its_next_batch_while_the_last_one_still_syncs(app, clock):
+    """A worker does not wait for the slowest household of a batch before claiming the next: while the
+    first batch's sync is still waiting (on Amber, say), the second batch is claimed and synced; each is
+    recorded once, and the worker stops cleanly with both loops."""
+    pg_only(app)
+    import threading
+
+    first, second = households(app, ["A", "B"])
+    clock.current = T0 + timedelta(seconds=10)
+    second_synced = threading.Event()
+    seen: dict[int, bool] = {}
+
+    def job(tick_at, batch, complete):
+        (household_id,) = batch
+        if household_id == first:
+            seen[first] = second_synced.wait(timeout=10)  # the slow one: it ends once the other got through
+        else:
+            seen[household_id] = True
+        assert complete(household_id)
+        _db.session.commit()
+        if household_id != first:
+            second_synced.set()
+
+    worker = Worker(app, "w1", settings=ClaimSettings(batch=1, ttl=timedelta(seconds=150), poll_seconds=0.05), job=job)
+    stop = threading.Event()
+    loop = threading.Thread(target=worker.run, args=(stop,))
+    loop.start()
+    try:
+        assert second_synced.wait(timeout=10), "the second batch was not claimed while the first one ran"
+        deadline = time.monotonic() + 10
+        while len(seen) < 2 and time.monotonic() < deadline:
+            time.sleep(0.01)
+    finally:
+        stop.set()
+        loop.join(timeout=15)
+    assert not loop.is_alive()
+    assert seen == {first: True, second: True}
+    rows = claim_rows(app)
+    assert {rows[h].due_at for h in (first, second)} == {TICK + timedelta(minutes=5)}
+
+
+def test_replacing_the_pool_after_an_overrun_lets_another_batch_s_queued_syncs_run(app, monkeypatch):
+    """Two batches in flight share the worker's threads: when one ends with a sync past its deadline, the
+    pool is replaced for the batches after it, but the syncs the other batch queued on it still run."""
+    import threading
+
+    import app.sync.engine as engine
+    from app.sync.claims import SyncBatches
+    from app.sync.engine import SyncResult
+
+    app.config["SYNC_MAX_WORKERS"] = 1
+    release = threading.Event()
+    queued = []
+
+    def fake_run_tick(tick_at, *, household_ids, on_record, pool):
+        pool.submit(release.wait, 10)  # the overrunning sync holds the only thread
+        queued.append(pool.submit(lambda: "synced"))  # another batch's sync, queued behind it
+        return [SyncResult(h, "?", "failed", "", still_running=True) for h in household_ids]
+
+    monkeypatch.setattr(engine, "run_tick", fake_run_tick)
+    with app.app_context():
+        SyncBatches()(TICK, [1], lambda h: True)
+    release.set()
+    assert queued[0].result(timeout=10) == "synced"
+
+
 # -- real processes ---------------------------------------------------------------------------------------
 
 

@@ -9,7 +9,8 @@ due at that interval) and pings the heartbeat; `flask sync worker` processes do 
   `pg_try_advisory_xact_lock` (a site another worker is claiming right now is skipped, not waited for),
   then their due rows are locked with `SELECT ... FOR UPDATE SKIP LOCKED` and stamped with the worker and
   `claimed_until` (now + SYNC_CLAIM_TTL_SECONDS). A site's households land in one batch, so the batch's
-  PriceFeed fetches each Amber site once per tick, as the single leader does. Indexes on (due_at,
+  PriceFeed fetches each Amber site once per tick, as the single leader does. A worker has up to two
+  batches in hand: it claims the next while the last syncs of the one before finish. Indexes on (due_at,
   household_id) and on the settings' Amber site keep a claim to a batch's worth of rows, however many
   households are due.
 - **complete**: the household's run is recorded in the same transaction that moves its `due_at` to the
@@ -59,9 +60,14 @@ BatchJob = Callable[[datetime, list[int], Callable[[int], bool]], object]
 
 @dataclass(frozen=True)
 class ClaimSettings:
-    """How a worker claims: batch size, how long a claim holds, how often an idle worker looks again."""
+    """How a worker claims: batch size, how many batches it has in hand at once, how long a claim holds,
+    how often an idle worker looks again."""
 
     batch: int = 32
+    # Batches a worker has claimed and not finished, at most: with two, the next batch is claimed and queued
+    # on the worker's threads while the last syncs of the one before still wait on Amber or Tesla, so no
+    # thread idles at the end of every batch waiting for its slowest household.
+    in_flight: int = 2
     ttl: timedelta = timedelta(seconds=150)
     poll_seconds: float = 5.0
     period: timedelta = timedelta(minutes=5)
@@ -269,17 +275,26 @@ class SyncBatches:
 
     def __init__(self) -> None:
         self._pool: ThreadPoolExecutor | None = None
+        self._lock = threading.Lock()  # the worker's batches in flight share the pool
+
+    def _current_pool(self) -> ThreadPoolExecutor:
+        with self._lock:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(max_workers=current_app.config["SYNC_MAX_WORKERS"], thread_name_prefix="sync")
+            return self._pool
 
     def __call__(self, tick_at: datetime, household_ids: list[int], complete: Callable[[int], bool]) -> object:
         from app.sync.engine import run_tick
 
-        if self._pool is None:
-            self._pool = ThreadPoolExecutor(max_workers=current_app.config["SYNC_MAX_WORKERS"], thread_name_prefix="sync")
-        results = run_tick(tick_at, household_ids=household_ids, on_record=complete, pool=self._pool)
+        pool = self._current_pool()
+        results = run_tick(tick_at, household_ids=household_ids, on_record=complete, pool=pool)
         if any(getattr(r, "still_running", False) for r in results):
-            # A sync ran past its deadline and still holds a thread: the next batches get a fresh pool.
-            self._pool.shutdown(wait=False, cancel_futures=True)
-            self._pool = None
+            # A sync ran past its deadline and still holds a thread: the next batches get a fresh pool. The
+            # old one is let go, not cancelled: another batch in flight still runs its queued syncs on it.
+            with self._lock:
+                if self._pool is pool:
+                    self._pool = None
+            pool.shutdown(wait=False)
         return results
 
 
@@ -290,7 +305,9 @@ def batch_job_from_config(config) -> BatchJob:
 
 
 class Worker:
-    """One worker process's claiming loop: claim a batch, sync it, repeat; idle until something is due."""
+    """One worker process's claiming: claim a batch, sync it, repeat, with up to `in_flight` batches in hand at
+    once (the next one queued on the threads while the last one's slowest households finish); idle until
+    something is due."""
 
     def __init__(self, app: Flask, worker_id: str, *, settings: ClaimSettings | None = None, job: BatchJob | None = None):
         self.app = app
@@ -338,12 +355,26 @@ class Worker:
             return ids
 
     def run(self, stop: threading.Event) -> None:
-        """Loop until `stop`: batches back to back while households are due, else look again after
-        SYNC_WORKER_POLL_SECONDS (expired claims) or at the next interval, whichever comes first."""
+        """Until `stop`, `in_flight` claiming loops side by side (this thread and helpers): each runs batches
+        back to back while households are due. A loop with nothing to claim looks again after
+        SYNC_WORKER_POLL_SECONDS (expired claims) or at the next interval, whichever comes first. On stop each
+        loop finishes the batch in hand and the worker returns once all have."""
+        log.info("Worker %s: claiming households (batch %d, %d in flight, claims hold %d s)", self.id, self.settings.batch,
+                 self.settings.in_flight, self.settings.ttl.total_seconds())
+        helpers = [threading.Thread(target=self._loop, args=(stop,), name=f"claims-{n}", daemon=True)
+                   for n in range(1, max(1, self.settings.in_flight))]
+        for helper in helpers:
+            helper.start()
+        try:
+            self._loop(stop)
+        finally:
+            stop.set()  # this loop ends only on stop, or on an error escaping it: the helpers end with it
+            for helper in helpers:
+                helper.join()
+
+    def _loop(self, stop: threading.Event) -> None:
         from app.sync.scheduler import next_tick
 
-        log.info("Worker %s: claiming households (batch %d, claims hold %d s)", self.id, self.settings.batch,
-                 self.settings.ttl.total_seconds())
         while not stop.is_set():
             try:
                 if self.step():
