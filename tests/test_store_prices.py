@@ -159,3 +159,42 @@ def test_storing_prices_outside_the_tick_drops_the_signatures(app):
         assert store_fetched_prices(SITE, far, T + timedelta(minutes=2)) == 2  # compared again in the database
         _db.session.commit()
     assert {per_kwh for _, per_kwh, _, _ in stored(app)} == {30.0, 31.0}
+
+
+SIGNATURES_ELSEWHERE = """
+import json, sys
+from datetime import datetime, timedelta, timezone
+from app.prices import AdvancedPrice, Channel, IntervalKind, PriceInterval
+from app.sync.engine import price_changes
+T = datetime(2026, 11, 24, 3, 0, tzinfo=timezone.utc)
+word = "".join(["neu", "tral"])  # equal to the test's "neutral", not the same object
+intervals = [PriceInterval(Channel.GENERAL, IntervalKind.FORECAST, T + timedelta(minutes=30 * i),
+                           T + timedelta(minutes=30 * i + 30), 30.0 + i / 3,
+                           advanced_price=AdvancedPrice(29.0 + i / 3, 30.0 + i / 3, 31.0 + i / 3), descriptor=word)
+             for i in range(4)]
+print(json.dumps(price_changes("site", intervals, T, None).signatures))
+"""
+
+
+def test_price_signatures_are_the_same_in_every_process(tmp_path):
+    """Worker processes compare the signatures other processes stored: the same prices must give the same
+    signatures in another process (another hash seed), or every tick would rewrite every interval."""
+    import json
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from app.sync.engine import price_changes
+
+    intervals = [PriceInterval(Channel.GENERAL, IntervalKind.FORECAST, T + timedelta(minutes=30 * i),
+                               T + timedelta(minutes=30 * i + 30), 30.0 + i / 3,
+                               advanced_price=AdvancedPrice(29.0 + i / 3, 30.0 + i / 3, 31.0 + i / 3), descriptor="neutral")
+                 for i in range(4)]
+    here = price_changes("site", intervals, T, None).signatures
+    root = Path(__file__).resolve().parents[1]
+    for seed in ("1", "2"):
+        out = subprocess.run([sys.executable, "-c", SIGNATURES_ELSEWHERE], cwd=root, capture_output=True, text=True, check=True,
+                             env={**os.environ, "PYTHONHASHSEED": seed})
+        assert json.loads(out.stdout) == here
+    assert len(set(here.values())) == 4  # and different prices give different signatures

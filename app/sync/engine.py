@@ -7,6 +7,7 @@ push if needed -> record. Every failure keeps the last good tariff on the Powerw
 from __future__ import annotations
 
 import logging
+import marshal
 import queue
 import threading
 import time
@@ -358,8 +359,12 @@ def price_changes(site_id: str, intervals: list[PriceInterval], now: datetime, s
         channel, start, minutes = key
         values = _price_values(interval)
         name = f"{channel}@{int(start.timestamp())}/{minutes}"
-        # A checksum of the stored values, stable across processes (hash() of a str or None is not).
-        signature = signatures[name] = zlib.crc32(repr(values).encode())
+        # A checksum of the stored values, stable across processes (hash() of a str or None is not). marshal's
+        # version 2 writes each value in full (no references to repeated objects, so equal values give equal
+        # bytes) and is 4-5x quicker than repr(): floats are written as their 8 bytes, not as shortest
+        # decimals. Signatures written by the repr() of earlier versions simply differ: the first fetch after
+        # an upgrade sends each site's intervals once.
+        signature = signatures[name] = zlib.crc32(marshal.dumps(values, 2))
         if known.get(name) != signature:
             rows.append(_price_row(site_id, key, values, now))
     return PriceChanges(site_id, rows, signatures, stored.stored_at if stored is not None else None)
