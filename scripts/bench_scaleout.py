@@ -34,6 +34,12 @@ this script (`--run-worker`) only to give them the simulator's clock (a chosen i
 time from their start); `--kill-after` of the households synced in the LAST interval, one of them is
 SIGKILLed in the middle of its batch.
 
+`--start` says when the workers start: `cold` (the default until this option; each interval's workers start with it,
+so their imports and app creation count in the interval, as on the first interval after a deployment) or
+`warm` (the workers start first, with nothing due, and the interval opens once all are waiting: its claims
+come due, as when the scheduler's leader opens an interval for workers that have been running for days; the
+start then is that moment, and the workers' CPU counts from it). Both print the same figures.
+
 The interval is an hour long here (SCHEDULER_TICK_SECONDS=3600) so that a slow run on a small machine
 does not roll into the next interval and sync everyone again; the claiming is the same. Not a test: it
 prints figures and exits 0 (1 if a household was synced twice or never).
@@ -110,6 +116,8 @@ def main() -> int:
                         help="1 = every household's first sync, 2 = then each Powerwall read back, 3+ = then the steady state")
     parser.add_argument("--kill-after", type=float, default=0.3,
                         help="share of households synced in the last interval when one worker is killed (0: none)")
+    parser.add_argument("--start", choices=("cold", "warm"), default="cold",
+                        help="cold: the workers start with each interval; warm: they are running (idle) when it opens")
     parser.add_argument("--at", default=DEFAULT_SCALEOUT_AT, help="simulated instant of the interval (ISO 8601 with offset)")
     parser.add_argument("--timeout", type=float, default=1800, help="seconds to wait for an interval")
     parser.add_argument("--database-url", help="PostgreSQL server to create a fresh database on (required)")
@@ -144,7 +152,7 @@ def main() -> int:
                 db.engine.dispose()
             print(f"{args.households} households (each its own Amber site and Powerwall) on PostgreSQL, created in "
                   f"{time.perf_counter() - started:.1f} s; {args.workers} worker processes x {args.threads} threads; "
-                  f"{args.latency_ms} ms per outside call; {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}")
+                  f"{args.latency_ms} ms per outside call; workers start {args.start}; {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}")
             engine = create_engine(app.config["SQLALCHEMY_DATABASE_URI"])
             env = worker_env(database_url, tmp / "data", base, secret, fernet, args)
             failed = False
@@ -159,9 +167,11 @@ def main() -> int:
                 sim_post(base, "clock", {"set": instant.isoformat(), "freeze": True})
                 kill_after = args.kill_after if number == args.intervals else 0
                 result = run_interval(engine, env, args, tmp, number, kind, instant, tick_at, kill_after, sim_pid)
+                if result["failed"] is None:
+                    return 1
                 failed = failed or result["failed"]
                 summary.append(result["line"])
-            print(f"summary ({args.households} households, {args.workers} workers x {args.threads} threads, PostgreSQL, "
+            print(f"summary ({args.households} households, {args.workers} workers x {args.threads} threads started {args.start}, PostgreSQL, "
                   f"{args.latency_ms} ms per call):")
             for line in summary:
                 print(f"  {line}")
@@ -209,18 +219,41 @@ def run_interval(engine, env: dict[str, str], args, tmp: Path, number: int, kind
         before = conn.execute(select(func.coalesce(func.max(SyncRun.id), 0))).scalar()
     this_interval = (SyncRun.tick_at == tick_at, SyncRun.id > before)
     logs = [tmp / f"interval-{number}-worker-{n}.log" for n in range(args.workers)]
-    sim_cpu_before = child_cpu_seconds(sim_pid) or 0.0
-    machine_before = machine_cpu()
-    pg_before = postgres_cpu_seconds()
-    print(f"interval {number} ({kind}): starting {args.workers} workers, load {os.getloadavg()[0]:.1f}")
-    interval_start = instant
-    t0 = time.monotonic()
-    interval_env = {**env, "BENCH_CLOCK": f"{instant.isoformat()}|{time.time()}"}
+    warm = args.start == "warm"
+    if warm:  # nothing due until every worker waits: due at the next interval, brought back below
+        with engine.begin() as conn:
+            conn.execute(text("UPDATE sync_claims SET due_at = :later"),
+                         {"later": (tick_at + timedelta(seconds=PERIOD_SECONDS)).replace(tzinfo=None)})
+    print(f"interval {number} ({kind}): starting {args.workers} workers{' before it opens' if warm else ''}, "
+          f"load {os.getloadavg()[0]:.1f}")
+    epoch = time.time()  # the workers' clocks read `instant` at this moment and run on from it
+    interval_env = {**env, "BENCH_CLOCK": f"{instant.isoformat()}|{epoch}"}
     procs = []
     for log_path in logs:
         with log_path.open("w") as out:
             procs.append(subprocess.Popen([sys.executable, str(Path(__file__).resolve()), "--run-worker"], cwd=ROOT,
                                           env=interval_env, stdout=out, stderr=subprocess.STDOUT))
+    cpu_at_start: dict[int, float] = {}
+    if warm:
+        deadline = time.monotonic() + 120
+        while not all("claiming households" in p.read_text() for p in logs):
+            if time.monotonic() > deadline or any(proc.poll() is not None for proc in procs):
+                print("  the workers did not all start; their logs: " + "; ".join(p.read_text()[-500:] for p in logs))
+                for proc in procs:
+                    proc.kill()
+                return {"failed": None, "line": ""}
+            time.sleep(0.2)
+        time.sleep(2.0)  # past their first (empty) claims, waiting to poll again
+        cpu_at_start = {proc.pid: child_cpu_seconds(proc.pid) or 0.0 for proc in procs}
+    sim_cpu_before = child_cpu_seconds(sim_pid) or 0.0
+    machine_before = machine_cpu()
+    pg_before = postgres_cpu_seconds()
+    t0 = time.monotonic()
+    # The interval's start on the workers' clocks (which stamp each run's finished_at).
+    interval_start = instant + timedelta(seconds=time.time() - epoch)
+    if warm:
+        with engine.begin() as conn:  # the interval opens: every claim is due
+            conn.execute(text("UPDATE sync_claims SET due_at = :tick"), {"tick": tick_at.replace(tzinfo=None)})
 
     def synced() -> int:
         with engine.connect() as conn:
@@ -241,7 +274,8 @@ def run_interval(engine, env: dict[str, str], args, tmp: Path, number: int, kind
                 break
             if victim is None and kill_after and done >= kill_after * args.households:
                 victim = procs[0]
-                cpu[victim.pid], rss[victim.pid] = child_cpu_seconds(victim.pid) or 0.0, child_peak_rss_mb(victim.pid) or 0.0
+                cpu[victim.pid] = (child_cpu_seconds(victim.pid) or 0.0) - cpu_at_start.get(victim.pid, 0.0)
+                rss[victim.pid] = child_peak_rss_mb(victim.pid) or 0.0
                 victim.send_signal(signal.SIGKILL)
                 victim.wait()
                 killed_after = time.monotonic() - t0
@@ -254,7 +288,8 @@ def run_interval(engine, env: dict[str, str], args, tmp: Path, number: int, kind
         wall = time.monotonic() - t0
         for proc in procs:
             if proc.poll() is None:
-                cpu[proc.pid], rss[proc.pid] = child_cpu_seconds(proc.pid) or 0.0, child_peak_rss_mb(proc.pid) or 0.0
+                cpu[proc.pid] = (child_cpu_seconds(proc.pid) or 0.0) - cpu_at_start.get(proc.pid, 0.0)
+                rss[proc.pid] = child_peak_rss_mb(proc.pid) or 0.0
                 proc.send_signal(signal.SIGTERM)
         for proc in procs:
             try:
