@@ -167,8 +167,6 @@ def main() -> int:
                 sim_post(base, "clock", {"set": instant.isoformat(), "freeze": True})
                 kill_after = args.kill_after if number == args.intervals else 0
                 result = run_interval(engine, env, args, tmp, number, kind, instant, tick_at, kill_after, sim_pid)
-                if result["failed"] is None:
-                    return 1
                 failed = failed or result["failed"]
                 summary.append(result["line"])
             print(f"summary ({args.households} households, {args.workers} workers x {args.threads} threads started {args.start}, PostgreSQL, "
@@ -238,10 +236,9 @@ def run_interval(engine, env: dict[str, str], args, tmp: Path, number: int, kind
         deadline = time.monotonic() + 120
         while not all("claiming households" in p.read_text() for p in logs):
             if time.monotonic() > deadline or any(proc.poll() is not None for proc in procs):
-                print("  the workers did not all start; their logs: " + "; ".join(p.read_text()[-500:] for p in logs))
                 for proc in procs:
                     proc.kill()
-                return {"failed": None, "line": ""}
+                raise SystemExit("the workers did not all start; their logs: " + "; ".join(p.read_text()[-500:] for p in logs))
             time.sleep(0.2)
         time.sleep(2.0)  # past their first (empty) claims, waiting to poll again
         cpu_at_start = {proc.pid: child_cpu_seconds(proc.pid) or 0.0 for proc in procs}
@@ -254,6 +251,11 @@ def run_interval(engine, env: dict[str, str], args, tmp: Path, number: int, kind
     if warm:
         with engine.begin() as conn:  # the interval opens: every claim is due
             conn.execute(text("UPDATE sync_claims SET due_at = :tick"), {"tick": tick_at.replace(tzinfo=None)})
+
+    def take_figures(proc: subprocess.Popen) -> None:
+        """A worker's CPU since the interval's start (since its own start when cold) and its peak RSS."""
+        cpu[proc.pid] = (child_cpu_seconds(proc.pid) or 0.0) - cpu_at_start.get(proc.pid, 0.0)
+        rss[proc.pid] = child_peak_rss_mb(proc.pid) or 0.0
 
     def synced() -> int:
         with engine.connect() as conn:
@@ -274,8 +276,7 @@ def run_interval(engine, env: dict[str, str], args, tmp: Path, number: int, kind
                 break
             if victim is None and kill_after and done >= kill_after * args.households:
                 victim = procs[0]
-                cpu[victim.pid] = (child_cpu_seconds(victim.pid) or 0.0) - cpu_at_start.get(victim.pid, 0.0)
-                rss[victim.pid] = child_peak_rss_mb(victim.pid) or 0.0
+                take_figures(victim)
                 victim.send_signal(signal.SIGKILL)
                 victim.wait()
                 killed_after = time.monotonic() - t0
@@ -288,8 +289,7 @@ def run_interval(engine, env: dict[str, str], args, tmp: Path, number: int, kind
         wall = time.monotonic() - t0
         for proc in procs:
             if proc.poll() is None:
-                cpu[proc.pid] = (child_cpu_seconds(proc.pid) or 0.0) - cpu_at_start.get(proc.pid, 0.0)
-                rss[proc.pid] = child_peak_rss_mb(proc.pid) or 0.0
+                take_figures(proc)
                 proc.send_signal(signal.SIGTERM)
         for proc in procs:
             try:
