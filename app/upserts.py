@@ -20,7 +20,7 @@ from __future__ import annotations
 import functools
 import math
 from collections.abc import Sequence
-from datetime import date, datetime
+from datetime import date, datetime, timezone
 from typing import Any
 
 from sqlalchemy import Boolean, Date, Float, Integer, String, Table, bindparam, literal_column, or_, select, text
@@ -131,20 +131,32 @@ def _utc_text(value: Any) -> str:
 def _json_rows(rows: list[dict[str, Any]], allowed: tuple[tuple[str, frozenset], ...], key: Sequence[str]) -> str | None:
     """The rows as one JSON array, or None where that could store something else than executemany would: a
     value of another Python type than its column takes as it is, a float that is not finite, a key given
-    twice, a row with other columns than the first."""
+    twice, a row with other columns than the first.
+
+    Datetimes whose zone is `timezone.utc` itself (what the app's clock and parsers give) are written by
+    orjson as `2026-11-24T08:10:00+00:00`, which PostgreSQL reads into a `timestamp` column as that UTC wall
+    time (it ignores the offset there): the same as UTCDateTime binds, without a Python call per value (two a
+    price row). Only when a datetime in the rows has another zone, or none, do they all go through
+    `_utc_text`, which converts to UTC, or refuses a naive one as UTCDateTime does."""
     names = rows[0].keys()
     keys = set()
+    convert = False
     for row in rows:
         if row.keys() != names:
             return None
         for name, types in allowed:
             value = row[name]
-            if type(value) not in types or (type(value) is float and not math.isfinite(value)):
+            kind = type(value)
+            if kind not in types or (kind is float and not math.isfinite(value)):
                 return None
+            if kind is datetime and value.tzinfo is not timezone.utc:
+                convert = True
         keys.add(tuple(row[name] for name in key))
     if len(keys) != len(rows):
         return None
-    return json_codec.dumps_bytes(rows, default=_utc_text, passthrough_datetime=True).decode()
+    if convert:
+        return json_codec.dumps_bytes(rows, default=_utc_text, passthrough_datetime=True).decode()
+    return json_codec.dumps_bytes(rows).decode()
 
 
 @functools.cache

@@ -4,7 +4,8 @@ on PostgreSQL go as one JSON parameter and are stored exactly as row-by-row stat
 from __future__ import annotations
 
 import math
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone, tzinfo
+from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import event, select
@@ -71,13 +72,17 @@ PRICE_VALUES = ["kind", "per_kwh", "spot_per_kwh", "advanced_low", "advanced_pre
                 "spike_status", "descriptor", "renewables"]
 
 
-def price_rows(site: str, shift: float = 0.0) -> list[dict]:
+AEST = timezone(timedelta(hours=10))
+
+
+def price_rows(site: str, shift: float = 0.0, zone: tzinfo = AEST) -> list[dict]:
     """Awkward but valid values: floats without a short decimal form, huge and tiny ones, an int in a float
-    column, nulls, both booleans, quotes and non-ASCII text, a start given in another zone, microseconds."""
+    column, nulls, both booleans, quotes and non-ASCII text, a start given in `zone` (another than UTC by
+    default), microseconds."""
     awkward = [0.1 + 0.2, 1e-7, -123.456789012345, 1e300, 5, -0.0, 2.5e-310]
     rows = []
     for i, per_kwh in enumerate(awkward):
-        start = (T0 + timedelta(minutes=30 * i)).astimezone(timezone(timedelta(hours=10)))  # an AEST clock
+        start = (T0 + timedelta(minutes=30 * i)).astimezone(zone)
         rows.append({
             "amber_site_id": site, "channel": "general" if i % 2 else "feedIn", "start_at": start, "duration_minutes": 30,
             "kind": "forecast", "per_kwh": per_kwh + shift, "spot_per_kwh": None if i % 3 == 0 else per_kwh / 3,
@@ -113,17 +118,22 @@ def upsert_prices(rows: list[dict]) -> int:
     return upsert(StoredPrice, rows, PRICE_KEY, PRICE_VALUES + ["updated_at"], compare=PRICE_VALUES)
 
 
-def test_many_rows_at_once_store_exactly_what_one_row_at_a_time_stores(app):
+# The clock's and the parsers' UTC (written by orjson itself), UTC under another name, an Australian clock
+# (both converted in Python first).
+@pytest.mark.parametrize("zone", [timezone.utc, ZoneInfo("UTC"), AEST, ZoneInfo("Australia/Adelaide")],
+                         ids=["utc", "zoneinfo-utc", "aest", "adelaide"])
+def test_many_rows_at_once_store_exactly_what_one_row_at_a_time_stores(app, zone):
     with app.app_context():
         engine = _db.engine
-        sent = statements_of(engine, lambda: upsert_prices(price_rows("together")))
-        for row in price_rows("one-by-one"):
+        sent = statements_of(engine, lambda: upsert_prices(price_rows("together", zone=zone)))
+        for row in price_rows("one-by-one", zone=zone):
             upsert_prices([row])  # a single row always goes as a plain statement
         _db.session.commit()
         together, one_by_one = stored_prices("together"), stored_prices("one-by-one")
         assert len(together) == 7 and together == one_by_one
         first = together[0]
-        assert first[1] == T0 and first[-1] == T0 + timedelta(microseconds=123456)  # the AEST start stored as UTC
+        assert first[1] == T0 and first[-1] == T0 + timedelta(microseconds=123456)  # the start stored as UTC
+        assert [row[1] for row in together] == [T0 + timedelta(minutes=30 * i) for i in range(7)]
         assert [row[4] for row in together][:4] == [0.1 + 0.2, 1e-7, -123.456789012345, 1e300]  # to the last bit
         assert together[3][11] == 'caf\u00e9 "q" \'s'
         # PostgreSQL gets the rows as one JSON parameter, SQLite as one executemany.
