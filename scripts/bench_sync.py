@@ -439,8 +439,36 @@ class PhaseTimers:
 
     def __init__(self) -> None:
         self.seconds: Counter[str] = Counter()
+        self.statements: Counter[str] = Counter()  # database round trips by kind (SELECT, INSERT, COMMIT, ...)
         self._lock = threading.Lock()
         self._originals: list[tuple[object, str, object]] = []
+        self._listeners: list[tuple[object, str, object]] = []
+
+    def clear(self) -> None:
+        self.seconds.clear()
+        self.statements.clear()
+
+    def listen(self, engine) -> None:
+        """Count the engine's round trips: each statement by its first word, and each BEGIN / COMMIT /
+        ROLLBACK (SQLAlchemy sends those without a cursor; SQLite's driver sends no BEGIN before a read)."""
+        from sqlalchemy import event
+
+        def statement(conn, cursor, sql, parameters, context, executemany):
+            words = sql.lstrip().split(None, 1)
+            self._count(words[0].upper() if words else "?")
+
+        for name, listener in (
+            ("before_cursor_execute", statement),
+            ("begin", lambda conn: self._count("BEGIN")),
+            ("commit", lambda conn: self._count("COMMIT")),
+            ("rollback", lambda conn: self._count("ROLLBACK")),
+        ):
+            event.listen(engine, name, listener)
+            self._listeners.append((engine, name, listener))
+
+    def _count(self, kind: str) -> None:
+        with self._lock:
+            self.statements[kind] += 1
 
     def install(self) -> None:
         import importlib
@@ -456,9 +484,14 @@ class PhaseTimers:
             setattr(owner, name, self._timed(real, label))
 
     def uninstall(self) -> None:
+        from sqlalchemy import event
+
         for owner, name, real in reversed(self._originals):
             setattr(owner, name, real)
         self._originals.clear()
+        for engine, name, listener in self._listeners:
+            event.remove(engine, name, listener)
+        self._listeners.clear()
 
     def _timed(self, real, label: str):
         seconds, lock = self.seconds, self._lock
@@ -482,6 +515,9 @@ class PhaseTimers:
         lines = [f"  where a household's sync CPU goes (ms, thread CPU, inclusive): whole sync {whole:.2f}"]
         lines += [f"    {label:<20} {value:6.2f}" for label, value in per.items()]
         lines.append(f"    {'the rest':<20} {whole - named:6.2f}  (app context, session, statuses, the sync's own steps)")
+        n = max(households, 1)
+        trips = ", ".join(f"{kind} {count / n:.2f}" for kind, count in self.statements.most_common())
+        lines.append(f"  database round trips per household: {sum(self.statements.values()) / n:.2f} ({trips or 'none'})")
         return "\n".join(lines)
 
 
@@ -496,6 +532,8 @@ def run_ticks(app, clock: RunningClock, args, base: str, child_pid: int | None) 
     phases = PhaseTimers() if args.phases else None
     if phases is not None:
         phases.install()
+        with app.app_context():
+            phases.listen(db.engine)
     pushing_at: datetime | None = None
     for tick in range(1, args.ticks + 1):
         if tick >= 3 and pushing_at is not None:
@@ -508,7 +546,7 @@ def run_ticks(app, clock: RunningClock, args, base: str, child_pid: int | None) 
             pushing_at = tick_at
         db_cpu_before = database_cpu_seconds(app)
         if phases is not None:
-            phases.seconds.clear()
+            phases.clear()
         with app.app_context(), profiling(args.cprofile and tick == args.ticks, args.cprofile_out):
             cpu_before, sim_cpu_before = own_cpu_seconds(), child_cpu_seconds(child_pid)
             started = time.perf_counter()
