@@ -427,8 +427,10 @@ PHASES = (
     ("app.sync.engine", "price_changes", "price signatures"),
     ("app.sync.engine", "build_tariff", "build tariff"),
     ("app.sync.engine", "decide_push", "decide"),
+    ("app.sync.engine", "_HouseholdSync._push", "push (a pushing sync)"),
     ("app.sync.engine", "_record_run", "record the run"),
     ("app.sync.engine", "record_call_counts", "  call counts"),
+    ("app.sync.engine", "write_price_changes", "  changed prices"),
     ("app.sync.engine", "after_sync", "notifications"),
 )
 
@@ -513,8 +515,8 @@ class PhaseTimers:
         whole = self.seconds["whole sync"] / max(households, 1) * 1000
         named = sum(value for label, value in per.items() if not label.startswith(" "))  # the indented are inside these
         lines = [f"  where a household's sync CPU goes (ms, thread CPU, inclusive): whole sync {whole:.2f}"]
-        lines += [f"    {label:<20} {value:6.2f}" for label, value in per.items()]
-        lines.append(f"    {'the rest':<20} {whole - named:6.2f}  (app context, session, statuses, the sync's own steps)")
+        lines += [f"    {label:<22} {value:6.2f}" for label, value in per.items()]
+        lines.append(f"    {'the rest':<22} {whole - named:6.2f}  (app context, session, statuses, the sync's own steps)")
         n = max(households, 1)
         trips = ", ".join(f"{kind} {count / n:.2f}" for kind, count in self.statements.most_common())
         lines.append(f"  database round trips per household: {sum(self.statements.values()) / n:.2f} ({trips or 'none'})")
