@@ -153,6 +153,7 @@ def main() -> int:
             print(f"{args.households} households (each its own Amber site and Powerwall) on PostgreSQL, created in "
                   f"{time.perf_counter() - started:.1f} s; {args.workers} worker processes x {args.threads} threads; "
                   f"{args.latency_ms} ms per outside call; workers start {args.start}; {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}")
+            speed_before = bench_sync.host_speed_ms()
             engine = create_engine(app.config["SQLALCHEMY_DATABASE_URI"])
             env = worker_env(database_url, tmp / "data", base, secret, fernet, args)
             failed = False
@@ -173,6 +174,8 @@ def main() -> int:
                   f"{args.latency_ms} ms per call):")
             for line in summary:
                 print(f"  {line}")
+            print(f"host speed: reference workload {speed_before:.1f} ms before the intervals, {bench_sync.host_speed_ms():.1f} ms "
+                  "after (thread CPU, lower is faster: compare figures only between runs with similar values)")
             engine.dispose()
             return 1 if failed else 0
 

@@ -208,6 +208,25 @@ def own_cpu_seconds() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
+def host_speed_ms() -> float:
+    """This thread's CPU for a fixed pure-Python workload (dict, float and int work, none of the app's code),
+    the best of five: the host's speed at that moment. The shared VMs these benchmarks run on change speed
+    by up to 2x from one hour to the next, so a figure means something only next to this one."""
+    def work() -> float:
+        totals: dict[int, float] = {}
+        for i in range(200_000):
+            key = i % 997
+            totals[key] = totals.get(key, 0.0) + i * 0.5
+        return sum(totals.values())
+
+    best = float("inf")
+    for _ in range(5):
+        started = time.thread_time()
+        work()
+        best = min(best, time.thread_time() - started)
+    return best * 1000
+
+
 def sim_post(base: str, path: str, body: object) -> dict:
     response = requests.post(f"{base}/_sim/{path}", json=body, timeout=10)
     response.raise_for_status()
@@ -679,7 +698,10 @@ def main() -> int:
             )
             print(f"  pool: {pool}; {os.cpu_count()} CPUs; tick at {at.isoformat()} (simulated)")
             print(f"  load average before: {' '.join(f'{v:.1f}' for v in os.getloadavg())} (other work on the machine skews the figures)")
+            speed_before = host_speed_ms()
             run_ticks(app, clock, args, base, child_pid)
+            print(f"host speed: reference workload {speed_before:.1f} ms before the ticks, {host_speed_ms():.1f} ms after "
+                  "(thread CPU, lower is faster: compare figures only between runs with similar values)")
             with app.app_context():
                 from app.extensions import db
 
