@@ -470,8 +470,9 @@ class PhaseTimers:
         self.statements.clear()
 
     def listen(self, engine) -> None:
-        """Count the engine's round trips: each statement by its first word, and each BEGIN / COMMIT /
-        ROLLBACK (SQLAlchemy sends those without a cursor; SQLite's driver sends no BEGIN before a read)."""
+        """Count the engine's statements by their first word, and its BEGIN / COMMIT / ROLLBACK events (sent
+        without a cursor). These are SQLAlchemy's: in autocommit (the household's read on PostgreSQL) its
+        BEGIN and COMMIT reach no server, and SQLite's driver sends no BEGIN before a read."""
         from sqlalchemy import event
 
         def statement(conn, cursor, sql, parameters, context, executemany):
