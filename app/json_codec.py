@@ -15,12 +15,16 @@ from typing import Any
 import orjson
 
 
-def dumps_bytes(value: Any, *, default: Callable[[Any], Any] | None = None, passthrough_datetime: bool = False) -> bytes:
+def dumps_bytes(
+    value: Any, *, default: Callable[[Any], Any] | None = None, passthrough_datetime: bool = False, sort_keys: bool = False
+) -> bytes:
     """`value` as compact UTF-8 JSON (keys that are not strings written as strings, as Python's json does);
     `default` turns what orjson cannot write into what it can, and with `passthrough_datetime` it is given the
-    datetimes, dates and times too (orjson writes them as ISO 8601 itself otherwise). What `default` raises
-    reaches the caller as itself (orjson would wrap it in a TypeError of its own)."""
-    option = orjson.OPT_NON_STR_KEYS | (orjson.OPT_PASSTHROUGH_DATETIME if passthrough_datetime else 0)
+    datetimes, dates and times too (orjson writes them as ISO 8601 itself otherwise); `sort_keys` writes every
+    object's keys in order, so equal documents give equal bytes whatever order their dicts were built in. What
+    `default` raises reaches the caller as itself (orjson would wrap it in a TypeError of its own)."""
+    option = (orjson.OPT_NON_STR_KEYS | (orjson.OPT_PASSTHROUGH_DATETIME if passthrough_datetime else 0)
+              | (orjson.OPT_SORT_KEYS if sort_keys else 0))
     try:
         return orjson.dumps(value, default=default, option=option)
     except orjson.JSONEncodeError as error:

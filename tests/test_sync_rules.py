@@ -1,9 +1,13 @@
 """The sync's pure decisions, table-driven: when to push, the stale fallback, export protection."""
 from __future__ import annotations
 
+import hashlib
+import json
 from datetime import datetime, timedelta, timezone
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from app.sync.rules import (
     after_lost_answer,
@@ -62,6 +66,37 @@ def test_decide_push(new, last, kwargs, push, reason_part):
 def test_tariff_hash_is_stable_and_sensitive():
     assert tariff_hash(tariff()) == tariff_hash(tariff())
     assert tariff_hash(tariff()) != tariff_hash(tariff(PERIOD_00_00=(0.3001, 0.08)))
+
+
+def _reordered(value):
+    """The same document with every object's keys in the opposite order."""
+    if isinstance(value, dict):
+        return {key: _reordered(value[key]) for key in reversed(list(value))}
+    if isinstance(value, list):
+        return [_reordered(item) for item in value]
+    return value
+
+
+def test_tariff_hash_does_not_depend_on_the_order_keys_were_added_in():
+    document = tariff(PERIOD_18_00=(1.2345, -0.05))
+    reordered = _reordered(document)
+    assert list(reordered) != list(document) and reordered == document
+    assert tariff_hash(reordered) == tariff_hash(document)
+
+
+# Rates as the builder writes them: dollars rounded to 4 decimals, from Amber's range (negative to spikes).
+_RATES = st.integers(min_value=-200_000, max_value=200_000).map(lambda hundredths_of_a_cent: round(hundredths_of_a_cent / 10_000, 4))
+
+
+@settings(max_examples=60, deadline=None, derandomize=True, database=None)
+@given(st.lists(_RATES, min_size=2 * len(PERIOD_NAMES), max_size=2 * len(PERIOD_NAMES)))
+def test_tariff_hash_is_the_one_earlier_versions_stored(rates):
+    # Earlier versions hashed Python's json.dumps of the tariff; the same tariff still gets the same hash.
+    buys = dict(zip(PERIOD_NAMES, rates[: len(PERIOD_NAMES)]))
+    sells = dict(zip(PERIOD_NAMES, rates[len(PERIOD_NAMES):]))
+    document = tariff_from_rates(POLICY, buys, sells)
+    earlier = hashlib.sha256(json.dumps(document, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+    assert tariff_hash(document) == earlier
 
 
 def test_read_back_comparison_ignores_tesla_normalisation_but_not_rates():
