@@ -136,7 +136,7 @@ def _json_rows(rows: list[dict[str, Any]], allowed: tuple[tuple[str, frozenset],
     Datetimes whose zone is `timezone.utc` itself (what the app's clock and parsers give) are written by
     orjson as `2026-11-24T08:10:00+00:00`, which PostgreSQL reads into a `timestamp` column as that UTC wall
     time (it ignores the offset there): the same as UTCDateTime binds, without a Python call per value (two a
-    price row). Only when a datetime in the rows has another zone, or none, do they all go through
+    price row). Only when a datetime in the rows has another zone, or none, are they all passed through to
     `_utc_text`, which converts to UTC, or refuses a naive one as UTCDateTime does."""
     names = rows[0].keys()
     keys = set()
@@ -154,9 +154,7 @@ def _json_rows(rows: list[dict[str, Any]], allowed: tuple[tuple[str, frozenset],
         keys.add(tuple(row[name] for name in key))
     if len(keys) != len(rows):
         return None
-    if convert:
-        return json_codec.dumps_bytes(rows, default=_utc_text, passthrough_datetime=True).decode()
-    return json_codec.dumps_bytes(rows).decode()
+    return json_codec.dumps_bytes(rows, default=_utc_text, passthrough_datetime=convert).decode()
 
 
 @functools.cache
