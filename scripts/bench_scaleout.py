@@ -336,6 +336,9 @@ def run_interval(engine, env: dict[str, str], args, tmp: Path, number: int, kind
     if late:
         print(f"  WARNING: {late} household(s) synced after {step_end:%H:%M} UTC, in the next 15-minute step: their tariffs "
               "differ from the others', so running the same interval again pushes them again (use an earlier --at)")
+    if kill_after and not killed_at:
+        print(f"  no worker was killed: the interval ended before the benchmark saw {kill_after:.0%} of the households synced "
+              "(it looks twice a second; more households or --latency-ms make the interval longer)")
     if killed_at and not orphaned:
         print("  the killed worker held no claim (the kill fell between two of its batches)")
     elif killed_at:
