@@ -548,8 +548,19 @@ def run_ticks(app, clock: RunningClock, args, base: str, child_pid: int | None) 
 
     from app.extensions import db
     from app.models import StoredPrice, SyncRun, TariffPush
+    from app.sync import engine as sync_engine
     from app.sync import run_tick
 
+    # Price rows the syncs send to the database (only new or changed intervals are meant to be): counted at
+    # the one function every price write goes through. list.append is atomic, so the threads can share it.
+    written: list[int] = []
+    write_rows = sync_engine._write_price_rows
+
+    def counting_write(rows):
+        written.append(len(rows))
+        write_rows(rows)
+
+    sync_engine._write_price_rows = counting_write
     summary: dict[str, dict[str, float]] = {}
     phases = PhaseTimers() if args.phases else None
     if phases is not None:
@@ -567,6 +578,7 @@ def run_ticks(app, clock: RunningClock, args, base: str, child_pid: int | None) 
         if tick == 2:
             pushing_at = tick_at
         db_cpu_before = database_cpu_seconds(app)
+        written.clear()
         if phases is not None:
             phases.clear()
         with app.app_context(), profiling(args.cprofile and tick == args.ticks, args.cprofile_out):
@@ -608,7 +620,8 @@ def run_ticks(app, clock: RunningClock, args, base: str, child_pid: int | None) 
         )
         if phases is not None:
             print(phases.report(len(results)))
-        print(f"  rows: {len(runs)} sync runs this tick, {pushes} tariff pushes, {prices} stored prices")
+        print(f"  rows: {len(runs)} sync runs this tick, {sum(written)} price rows written this tick (new or changed), "
+              f"{pushes} tariff pushes, {prices} stored prices")
         print(
             f"  tick start -> synced p50 {percentile(to_synced, 0.5):.1f} s, p95 {percentile(to_synced, 0.95):.1f} s"
             + (f"; -> push accepted p95 {percentile(to_pushed, 0.95):.1f} s ({len(to_pushed)} pushes)" if to_pushed else "")

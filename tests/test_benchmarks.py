@@ -45,6 +45,14 @@ def test_bench_sync_runs_every_tick_it_reports(backend):
     assert list(blocks) == ["first", "pushing", "readback", "steady"], out
     assert "outcomes {'pushed': 6}" in blocks["first"] and "outcomes {'pushed': 6}" in blocks["pushing"]
     assert blocks["steady"].count("outcomes {'unchanged': 6}; Amber calls 6, Tesla calls 0") == 2, blocks["steady"]
+    # Only new or changed price intervals are written: all of each site's in the first tick, the moved ones
+    # five minutes later, none when the same interval is synced again.
+    rows = re.compile(r"(\d+) price rows written this tick \(new or changed\), \d+ tariff pushes, (\d+) stored prices")
+    written = {name: [(int(w), int(stored)) for w, stored in rows.findall(block)] for name, block in blocks.items()}
+    (first, stored_first), = written["first"]
+    (pushing, stored_pushing), = written["pushing"]
+    assert first == stored_first > 0 and 0 < pushing < first and stored_pushing >= stored_first, written
+    assert [w for w, _ in written["readback"] + written["steady"]] == [0, 0, 0], written
     summary = out[out.index("summary (6 households, 3 Amber sites"):]
     for name in ("first", "pushing", "readback", "steady"):
         assert re.search(rf"^  {name} +tick: app CPU [\d.]+ ms per household, tick [\d.]+ s, p95", summary, re.M), summary
