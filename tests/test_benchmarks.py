@@ -1,9 +1,9 @@
 """The scale benchmarks that docs/performance.md quotes still run on a clone and still count what they claim.
 
-Tiny runs (a handful of households, 0-20 ms per outside call): the figures themselves are the scripts' job
-and not asserted; what is asserted is that every tick or interval the docs quote is run and reported, that
-the pushing tick pushes and the steady one calls Tesla no more, and that with real worker processes, one of
-them SIGKILLed, every household is synced exactly once per interval."""
+Tiny runs (a handful of households): the figures themselves are the scripts' job and not asserted; what is
+asserted is that every tick or interval the docs quote is run and reported, that the pushing tick pushes and
+the steady one calls Tesla no more, that only new or changed price rows are written, and that with real
+worker processes, one of them SIGKILLed, every household is synced exactly once per interval."""
 from __future__ import annotations
 
 import re
