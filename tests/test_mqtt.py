@@ -234,9 +234,11 @@ def run_mosquitto(tmp_path, settings: str):
             if process.poll() is not None or time.monotonic() > deadline:
                 process.kill()
                 pytest.fail(f"mosquitto did not start: {process.stderr.read().decode(errors='replace')}")
-    yield port
-    process.terminate()
-    process.wait(timeout=10)
+    try:
+        yield port
+    finally:  # also when the generator is closed (a test's own brokers.close() raises GeneratorExit at the yield)
+        process.terminate()
+        process.wait(timeout=10)
 
 
 class Watcher:
