@@ -6,7 +6,9 @@ the steady one calls Tesla no more, that only new or changed price rows are writ
 worker processes, one of them SIGKILLed, every household is synced exactly once per interval."""
 from __future__ import annotations
 
+import os
 import re
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -19,10 +21,21 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def _run(script: str, *args: str, timeout: float) -> str:
-    done = subprocess.run([sys.executable, str(ROOT / "scripts" / script), *args], cwd=ROOT, capture_output=True,
-                          text=True, timeout=timeout)
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    return done.stdout
+    # In a session of its own, so that a run that overstays is stopped with its simulator and worker processes.
+    process = subprocess.Popen([sys.executable, str(ROOT / "scripts" / script), *args], cwd=ROOT, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        stdout, stderr = process.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGINT)  # the benchmark drops its database on the way out
+        try:
+            stdout, stderr = process.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            stdout, stderr = process.communicate()
+        pytest.fail(f"{script} did not finish in {timeout:.0f} s:\n{stdout[-3000:]}{stderr[-3000:]}")
+    assert process.returncode == 0, stdout[-3000:] + stderr[-3000:]
+    return stdout
 
 
 def _tick_blocks(out: str) -> dict[str, str]:
