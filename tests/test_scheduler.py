@@ -6,10 +6,12 @@ from __future__ import annotations
 import logging
 import runpy
 import threading
+import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
+from apscheduler.schedulers.base import STATE_RUNNING
 from flask import current_app
 
 from app.sync import lease
@@ -429,6 +431,47 @@ def test_embedded_scheduler_starts_once_per_process(app, monkeypatch):
         sched.stop_embedded()
     assert first._aps is None and sched._embedded is None
     sched.stop_embedded()  # nothing left to stop
+
+
+def test_stopping_while_a_one_shot_job_is_handed_out_kills_no_thread(app, monkeypatch):
+    """APScheduler's shutdown marks the scheduler stopped before it takes its job stores' lock. A one-shot job
+    (a leader job run at takeover) being handed to the executor at that moment was then looked for among the
+    never-started jobs only, and the scheduler's thread died with JobLookupError (seen in CI). Stopping
+    waits for the hand-out instead, and the job still runs."""
+    from apscheduler.executors.pool import ThreadPoolExecutor
+
+    handing_out, release, ran = threading.Event(), threading.Event(), threading.Event()
+    submit = ThreadPoolExecutor.submit_job
+
+    def held_submit(self, job, run_times):
+        if job.id == "held":
+            handing_out.set()
+            release.wait(10)
+        return submit(self, job, run_times)
+
+    errors: list[BaseException] = []
+    monkeypatch.setattr(ThreadPoolExecutor, "submit_job", held_submit)
+    monkeypatch.setattr(threading, "excepthook", lambda args: errors.append(args.exc_value))
+    recorder = Recorder()
+    scheduler = Scheduler(app, tick_job=recorder, leader_jobs=())
+    scheduler.start()
+    aps = scheduler._aps
+    # The start-up lease job makes this process the leader and queues the interval's tick (holding the
+    # scheduler's own lock meanwhile); once that tick has run, nothing else is queued for minutes.
+    deadline = time.monotonic() + 10
+    while not recorder.ticks and time.monotonic() < deadline:
+        handing_out.wait(0.01)
+    assert recorder.ticks
+    scheduler.run_soon(ran.set, "held")
+    assert handing_out.wait(10)
+    stopper = threading.Thread(target=scheduler.stop)
+    stopper.start()
+    while aps.state == STATE_RUNNING and stopper.is_alive():  # until stop() has begun shutting down
+        stopper.join(0.01)
+    release.set()
+    stopper.join(10)
+    assert not stopper.is_alive() and scheduler._aps is None  # shutdown joined the scheduler's thread
+    assert errors == [] and ran.is_set()
 
 
 @pytest.mark.parametrize(

@@ -269,6 +269,12 @@ class Scheduler:
             aps, self._aps = self._aps, None
         if aps is None:
             return
+        # APScheduler's shutdown marks the scheduler stopped before it takes its job stores' lock: a one-shot
+        # job (run_soon) being handed out at that moment is then looked for among the never-started jobs only,
+        # and the scheduler's thread dies with JobLookupError. Paused, nothing new is handed out; get_jobs()
+        # takes that lock, so it returns once a hand-out in progress has finished.
+        aps.pause()
+        aps.get_jobs()
         aps.shutdown(wait=True)
         try:
             with self.app.app_context():
