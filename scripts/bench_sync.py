@@ -644,6 +644,7 @@ def run_ticks(app, clock: RunningClock, args, base: str, child_pid: int | None) 
             clock.start += timedelta(seconds=300)
             sim_post(base, "clock", {"advance_seconds": 300})
 
+    sync_engine._write_price_rows = write_rows
     if phases is not None:
         phases.uninstall()
     print(f"load average after: {' '.join(f'{v:.1f}' for v in os.getloadavg())}")
